@@ -1,0 +1,73 @@
+"""One exception hierarchy for the whole package.
+
+Third-party errors are translated at the boundary (``raise X(...) from exc``), so callers
+and the CLI only ever need to catch :class:`NewsletterError`::
+
+    NewsletterError
+    ├── ConfigError            config.toml missing, malformed, unknown key, wrong type
+    ├── StoreError             database unreachable, migration failed
+    │   └── DuplicateEditionError   (segment, period) already has an edition
+    ├── SourceError            one source could not be gathered (it is skipped, others go on)
+    ├── ImportRowError         one CSV row is invalid (line number and reason)
+    ├── SubscriberError        bad address, unknown subscriber
+    ├── TemplateError          template missing or with a syntax error (name and line)
+    ├── LocaleError            a configured locale has no catalog
+    ├── RenderError            a digest cannot be rendered (over the size budget, ...)
+    ├── ProviderError          an email provider failed as a whole (not one recipient)
+    └── EditionError           unknown edition, wrong state for the requested action
+"""
+
+from __future__ import annotations
+
+
+class NewsletterError(Exception):
+    """Base of every error this package raises on purpose; its text is one line for a user."""
+
+
+class ConfigError(NewsletterError):
+    """The configuration is missing, malformed or invalid."""
+
+
+class StoreError(NewsletterError):
+    """The database cannot be reached, migrated or written."""
+
+
+class DuplicateEditionError(StoreError):
+    """An edition for this (segment, period) exists already."""
+
+
+class SourceError(NewsletterError):
+    """One source could not be gathered."""
+
+
+class ImportRowError(NewsletterError):
+    """One row of a subscriber CSV file is invalid."""
+
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(f"line {line}: {reason}")
+        self.line = line
+        self.reason = reason
+
+
+class SubscriberError(NewsletterError):
+    """A subscriber operation failed (invalid address, unknown subscriber)."""
+
+
+class TemplateError(NewsletterError):
+    """A template is missing or cannot be compiled."""
+
+
+class LocaleError(NewsletterError):
+    """A configured locale has no usable message catalog."""
+
+
+class RenderError(NewsletterError):
+    """A digest cannot be rendered."""
+
+
+class ProviderError(NewsletterError):
+    """An email provider failed as a whole."""
+
+
+class EditionError(NewsletterError):
+    """An edition is unknown or in the wrong state."""

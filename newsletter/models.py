@@ -1,0 +1,221 @@
+"""Plain dataclasses passed between the stages. No I/O happens here."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class SourceItem:
+    """One item as a source produced it, before sanitizing and storing.
+
+    ``body_html`` may be raw, untrusted HTML; ``gather`` sanitizes it. ``published`` is
+    timezone-aware when the source knows the date, else ``None`` (gather uses the time of
+    first sight). ``lang`` is the declared language, if any.
+    """
+
+    source: str
+    guid: str
+    title: str
+    body_html: str
+    link: str | None = None
+    summary_html: str | None = None
+    published: datetime | None = None
+    lang: str | None = None
+    translation_key: str | None = None
+    tags: tuple[str, ...] = ()
+    image: str | None = None
+
+
+@dataclass(frozen=True)
+class Item:
+    """A stored, sanitized news item."""
+
+    id: int
+    source: str
+    guid: str
+    title: str
+    body_html: str
+    summary_html: str
+    link: str | None
+    published_at: datetime
+    lang: str
+    translation_key: str | None
+    tags: tuple[str, ...]
+    image: str | None
+    content_hash: str
+    first_seen_at: datetime
+    updated_at: datetime
+
+    @property
+    def group_key(self) -> str:
+        """Key shared by all language variants of one story."""
+        return self.translation_key or f"item:{self.id}"
+
+
+class SubscriberStatus(enum.StrEnum):
+    """Lifecycle of a subscriber; only ``active`` ones receive editions."""
+
+    ACTIVE = "active"
+    PENDING = "pending"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """One person on one or more lists."""
+
+    id: int
+    email: str
+    name: str
+    locale: str
+    organisation: str = ""
+    country: str = ""
+    lists: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    status: SubscriberStatus = SubscriberStatus.ACTIVE
+    consent_at: datetime | None = None
+    consent_source: str = ""
+
+
+@dataclass(frozen=True)
+class NewSubscriber:
+    """A subscriber not stored yet (from a CSV row or ``subscribers add``)."""
+
+    email: str
+    name: str = ""
+    locale: str = ""
+    organisation: str = ""
+    country: str = ""
+    lists: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    status: SubscriberStatus = SubscriberStatus.ACTIVE
+    consent_at: datetime | None = None
+    consent_source: str = ""
+
+
+class EditionStatus(enum.StrEnum):
+    """Lifecycle of an edition."""
+
+    PLANNED = "planned"
+    SENDING = "sending"
+    PAUSED = "paused"
+    FINISHED = "finished"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class Edition:
+    """One digest for one segment and period, with its item set frozen at creation."""
+
+    id: int
+    segment: str
+    period: str
+    status: EditionStatus
+    created_at: datetime
+    item_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class DigestEntry:
+    """One story as shown to a reader of one locale."""
+
+    item: Item
+    #: language of the variant shown; differs from the reader's locale when none existed
+    shown_lang: str
+    #: True when ``item`` is not in the reader's language (the template labels it)
+    is_fallback: bool
+
+
+@dataclass(frozen=True)
+class RenderedVariant:
+    """A digest rendered and CSS-inlined once for one (edition, locale).
+
+    ``html`` and ``text`` still hold per-recipient placeholders (see ``render.PLACEHOLDERS``).
+    """
+
+    locale: str
+    subject: str
+    preheader: str
+    from_name: str
+    html: str
+    text: str
+    item_count: int
+
+    @property
+    def html_bytes(self) -> int:
+        """Size of the HTML part in bytes (Gmail clips beyond ~102 KB)."""
+        return len(self.html.encode("utf-8"))
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """A provider-neutral, fully personalized message for one recipient."""
+
+    delivery_id: int
+    to_email: str
+    to_name: str
+    from_email: str
+    from_name: str
+    subject: str
+    html: str
+    text: str
+    locale: str
+    message_id: str
+    #: extra headers: List-Unsubscribe, List-Unsubscribe-Post, List-Id, ...
+    headers: dict[str, str] = field(default_factory=dict)
+    #: stable per (edition, subscriber); providers that support it send it as idempotency key
+    idempotency_key: str = ""
+    #: opaque values for the provider's metadata/tags (edition id, subscriber id)
+    metadata: dict[str, str] = field(default_factory=dict)
+    reply_to: str | None = None
+
+
+class ResultStatus(enum.StrEnum):
+    """What a provider said about one message."""
+
+    ACCEPTED = "accepted"
+    RETRYABLE = "retryable"
+    PERMANENT = "permanent"
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """The provider's answer for one message."""
+
+    delivery_id: int
+    status: ResultStatus
+    provider_message_id: str | None = None
+    error: str | None = None
+    #: seconds to wait before retrying, when the provider said so
+    retry_after: float | None = None
+
+
+class DeliveryStatus(enum.StrEnum):
+    """State of one (edition, subscriber) delivery row."""
+
+    QUEUED = "queued"
+    CLAIMED = "claimed"
+    SENT = "sent"
+    RETRY = "retry"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One delivery row as read from the store."""
+
+    id: int
+    edition_id: int
+    subscriber_id: int
+    locale: str
+    status: DeliveryStatus
+    attempts: int = 0
+    provider_message_id: str | None = None
+    error: str | None = None

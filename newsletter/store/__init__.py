@@ -1,0 +1,54 @@
+"""The store: items, subscribers, editions and deliveries in one SQL database.
+
+SQLite (WAL) is the embedded default; PostgreSQL works the same. The schema is created and
+upgraded by Alembic migrations, applied automatically when a store is opened.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+import sqlalchemy as sa
+
+from newsletter.store import db
+from newsletter.store.deliveries import DeliveryStore
+from newsletter.store.editions import EditionStore
+from newsletter.store.items import ItemStore
+from newsletter.store.subscribers import SubscriberStore
+
+
+class Store:
+    """One database, with a repository per kind of record."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.items = ItemStore(engine)
+        self.subscribers = SubscriberStore(engine)
+        self.editions = EditionStore(engine)
+        self.deliveries = DeliveryStore(engine)
+
+    @classmethod
+    def open(cls, url: str, *, migrate: bool = True) -> Store:
+        """Connect to ``url`` and (by default) bring the schema up to date."""
+        engine = db.create_engine(url)
+        if migrate:
+            db.upgrade(engine)
+        return cls(engine)
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+__all__ = ["Store"]

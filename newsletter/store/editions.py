@@ -1,0 +1,160 @@
+"""Editions, their frozen item sets and their rendered variants."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from newsletter.errors import DuplicateEditionError, EditionError
+from newsletter.models import Edition, EditionStatus, RenderedVariant
+from newsletter.store.tables import UTCDateTime, edition_items, editions, variants
+
+
+class EditionStore:
+    """Queries over ``editions``, ``edition_items`` and ``variants``."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def create(
+        self, segment: str, period: str, items: Sequence[tuple[int, str]], now: datetime
+    ) -> Edition:
+        """Create the edition for (segment, period) with ``items`` as (item id, group key).
+
+        The unique key on (segment, period) refuses a second edition, whoever races for it.
+        """
+        try:
+            with self.engine.begin() as conn:
+                pk = conn.execute(
+                    sa.insert(editions).values(
+                        segment=segment,
+                        period=period,
+                        status=EditionStatus.PLANNED.value,
+                        created_at=now,
+                    )
+                ).inserted_primary_key
+                assert pk is not None
+                edition_id = int(pk[0])
+                if items:
+                    conn.execute(
+                        sa.insert(edition_items),
+                        [
+                            {"edition_id": edition_id, "item_id": i, "position": n, "group_key": g}
+                            for n, (i, g) in enumerate(items)
+                        ],
+                    )
+        except sa.exc.IntegrityError as exc:
+            raise DuplicateEditionError(
+                f"an edition for segment {segment!r} and period {period} exists already"
+            ) from exc
+        return self.get(edition_id)
+
+    def _edition(self, conn: sa.Connection, row: Any) -> Edition:
+        ids = conn.execute(
+            sa.select(edition_items.c.item_id)
+            .where(edition_items.c.edition_id == row.id)
+            .order_by(edition_items.c.position)
+        ).scalars()
+        return Edition(
+            id=row.id,
+            segment=row.segment,
+            period=row.period,
+            status=EditionStatus(row.status),
+            created_at=row.created_at,
+            item_ids=tuple(ids),
+        )
+
+    def get(self, edition_id: int) -> Edition:
+        """The edition with this id."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(editions).where(editions.c.id == edition_id)).first()
+            if row is None:
+                raise EditionError(f"no edition with id {edition_id}")
+            return self._edition(conn, row)
+
+    def find(self, segment: str, period: str) -> Edition | None:
+        """The edition for (segment, period), if one was created."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(editions).where(editions.c.segment == segment, editions.c.period == period)
+            ).first()
+            return None if row is None else self._edition(conn, row)
+
+    def list(self, *, segment: str | None = None, limit: int = 50) -> list[Edition]:
+        """Newest editions first."""
+        query = sa.select(editions).order_by(editions.c.id.desc()).limit(limit)
+        if segment is not None:
+            query = query.where(editions.c.segment == segment)
+        with self.engine.connect() as conn:
+            return [self._edition(conn, row) for row in conn.execute(query).all()]
+
+    def set_status(self, edition_id: int, status: EditionStatus, now: datetime) -> None:
+        """Move an edition to ``status`` (``finished`` also stamps the time)."""
+        values: dict[str, Any] = {"status": status.value}
+        if status is EditionStatus.FINISHED:
+            values["finished_at"] = now
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(editions).where(editions.c.id == edition_id).values(**values))
+
+    def sent_group_keys(self, segment: str) -> set[str]:
+        """Stories already given to ``segment`` by any edition that was not cancelled."""
+        query = (
+            sa.select(edition_items.c.group_key)
+            .join(editions, editions.c.id == edition_items.c.edition_id)
+            .where(
+                editions.c.segment == segment,
+                editions.c.status != EditionStatus.CANCELLED.value,
+            )
+        )
+        with self.engine.connect() as conn:
+            return set(conn.execute(query).scalars())
+
+    def last_created(self, segment: str) -> datetime | None:
+        """When the newest edition of ``segment`` was created."""
+        query = sa.select(sa.func.max(editions.c.created_at)).where(editions.c.segment == segment)
+        with self.engine.connect() as conn:
+            value = conn.execute(query).scalar()
+        if value is None:
+            return None
+        # max() bypasses the column type on SQLite; normalise through the same decorator
+        return UTCDateTime().process_result_value(value, self.engine.dialect)
+
+    def save_variant(self, edition_id: int, variant: RenderedVariant) -> None:
+        """Store the rendered variant of one locale (replacing an earlier one)."""
+        values = {
+            "edition_id": edition_id,
+            "locale": variant.locale,
+            "subject": variant.subject,
+            "preheader": variant.preheader,
+            "from_name": variant.from_name,
+            "html": variant.html,
+            "text": variant.text,
+            "item_count": variant.item_count,
+        }
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.delete(variants).where(
+                    variants.c.edition_id == edition_id, variants.c.locale == variant.locale
+                )
+            )
+            conn.execute(sa.insert(variants).values(**values))
+
+    def variants(self, edition_id: int) -> dict[str, RenderedVariant]:
+        """Every stored variant of an edition, by locale."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(variants).where(variants.c.edition_id == edition_id))
+            return {
+                row.locale: RenderedVariant(
+                    locale=row.locale,
+                    subject=row.subject,
+                    preheader=row.preheader,
+                    from_name=row.from_name,
+                    html=row.html,
+                    text=row.text,
+                    item_count=row.item_count,
+                )
+                for row in rows
+            }

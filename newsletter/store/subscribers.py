@@ -1,0 +1,176 @@
+"""Subscriber records: add, import-merge, stream, change status."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+import sqlalchemy as sa
+
+from newsletter.errors import SubscriberError
+from newsletter.models import NewSubscriber, Subscriber, SubscriberStatus
+from newsletter.store.tables import subscribers as t
+
+MergeOutcome = Literal["added", "updated", "unchanged"]
+
+
+def _row(row: Any) -> Subscriber:
+    return Subscriber(
+        id=row.id,
+        email=row.email,
+        name=row.name,
+        locale=row.locale,
+        organisation=row.organisation,
+        country=row.country,
+        lists=tuple(row.lists),
+        tags=tuple(row.tags),
+        status=SubscriberStatus(row.status),
+        consent_at=row.consent_at,
+        consent_source=row.consent_source,
+    )
+
+
+class SubscriberStore:
+    """Queries over the ``subscribers`` table."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def add(self, new: NewSubscriber, now: datetime) -> Subscriber:
+        """Insert a subscriber; an address already stored is refused."""
+        with self.engine.begin() as conn:
+            if conn.execute(sa.select(t.c.id).where(t.c.email == new.email)).first():
+                raise SubscriberError(f"{new.email} is already a subscriber")
+            new_id = conn.execute(sa.insert(t).values(**self._values(new, now))).inserted_primary_key
+        assert new_id is not None
+        return self.get(int(new_id[0]))
+
+    @staticmethod
+    def _values(new: NewSubscriber, now: datetime) -> dict[str, Any]:
+        return {
+            "email": new.email,
+            "name": new.name,
+            "locale": new.locale,
+            "organisation": new.organisation,
+            "country": new.country,
+            "lists": sorted(set(new.lists)),
+            "tags": sorted(set(new.tags)),
+            "status": new.status.value,
+            "consent_at": new.consent_at,
+            "consent_source": new.consent_source,
+            "created_at": now,
+            "updated_at": now,
+        }
+
+    def merge(self, new: NewSubscriber, now: datetime) -> MergeOutcome:
+        """Add ``new``, or merge it into the stored subscriber with the same address.
+
+        A merge only adds lists and tags and fills empty fields: it never changes a status
+        (an unsubscribed person stays unsubscribed whatever a later import says).
+        """
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(t).where(t.c.email == new.email)).first()
+            if row is None:
+                conn.execute(sa.insert(t).values(**self._values(new, now)))
+                return "added"
+            changes: dict[str, Any] = {}
+            lists = sorted(set(row.lists) | set(new.lists))
+            tags = sorted(set(row.tags) | set(new.tags))
+            if lists != sorted(row.lists):
+                changes["lists"] = lists
+            if tags != sorted(row.tags):
+                changes["tags"] = tags
+            for field in ("name", "locale", "organisation", "country", "consent_source"):
+                if not getattr(row, field) and getattr(new, field):
+                    changes[field] = getattr(new, field)
+            if row.consent_at is None and new.consent_at is not None:
+                changes["consent_at"] = new.consent_at
+            if not changes:
+                return "unchanged"
+            conn.execute(sa.update(t).where(t.c.id == row.id).values(**changes, updated_at=now))
+            return "updated"
+
+    def get(self, subscriber_id: int) -> Subscriber:
+        """The subscriber with this id."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(t).where(t.c.id == subscriber_id)).first()
+        if row is None:
+            raise SubscriberError(f"no subscriber with id {subscriber_id}")
+        return _row(row)
+
+    def get_many(self, ids: Sequence[int]) -> dict[int, Subscriber]:
+        """Subscribers by id (missing ids are absent from the result)."""
+        if not ids:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(t).where(t.c.id.in_(list(ids)))).all()
+        return {row.id: _row(row) for row in rows}
+
+    def find(self, email: str) -> Subscriber | None:
+        """The subscriber with this (normalized) address, if any."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(t).where(t.c.email == email)).first()
+        return None if row is None else _row(row)
+
+    def iter(
+        self,
+        *,
+        status: SubscriberStatus | None = None,
+        list_name: str | None = None,
+        batch_size: int = 1000,
+    ) -> Iterator[Subscriber]:
+        """Stream subscribers in id order, ``batch_size`` rows per query (never all at once)."""
+        last_id = 0
+        while True:
+            query = sa.select(t).where(t.c.id > last_id).order_by(t.c.id).limit(batch_size)
+            if status is not None:
+                query = query.where(t.c.status == status.value)
+            with self.engine.connect() as conn:
+                rows = conn.execute(query).all()
+            if not rows:
+                return
+            for row in rows:
+                sub = _row(row)
+                if list_name is None or list_name in sub.lists:
+                    yield sub
+            last_id = rows[-1].id
+
+    def set_status(
+        self, email: str, status: SubscriberStatus, *, source: str, now: datetime
+    ) -> Subscriber:
+        """Change a subscriber's status, recording when and why."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                sa.update(t)
+                .where(t.c.email == email)
+                .values(
+                    status=status.value, status_changed_at=now, status_source=source, updated_at=now
+                )
+            )
+        if result.rowcount == 0:
+            raise SubscriberError(f"{email} is not a subscriber")
+        found = self.find(email)
+        assert found is not None
+        return found
+
+    def remove_from_list(self, email: str, list_name: str, now: datetime) -> Subscriber:
+        """Take a subscriber off one list (the record and its history stay)."""
+        sub = self.find(email)
+        if sub is None:
+            raise SubscriberError(f"{email} is not a subscriber")
+        if list_name not in sub.lists:
+            raise SubscriberError(f"{email} is not on the list {list_name!r}")
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.update(t)
+                .where(t.c.id == sub.id)
+                .values(lists=sorted(set(sub.lists) - {list_name}), updated_at=now)
+            )
+        return self.get(sub.id)
+
+    def count(self) -> dict[str, int]:
+        """Number of subscribers per status."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(t.c.status, sa.func.count()).group_by(t.c.status)).all()
+        return {row[0]: int(row[1]) for row in rows}

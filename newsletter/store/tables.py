@@ -1,0 +1,160 @@
+"""SQLAlchemy table definitions: the one schema, used by queries and by the migrations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+items = sa.Table(
+    "items",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("source", sa.String(100), nullable=False),
+    sa.Column("guid", sa.String(1000), nullable=False),
+    sa.Column("link", sa.String(2000)),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("summary_html", sa.Text, nullable=False),
+    sa.Column("body_html", sa.Text, nullable=False),
+    sa.Column("published_at", UTCDateTime, nullable=False),
+    sa.Column("lang", sa.String(16), nullable=False),
+    sa.Column("translation_key", sa.String(500)),
+    sa.Column("tags", sa.JSON, nullable=False),
+    sa.Column("image", sa.String(2000)),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("first_seen_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("source", "guid", name="uq_items_source_guid"),
+    sa.Index("ix_items_link", "link"),
+    sa.Index("ix_items_content_hash", "content_hash"),
+    sa.Index("ix_items_translation_key", "translation_key"),
+    sa.Index("ix_items_published_at", "published_at"),
+)
+
+source_state = sa.Table(
+    "source_state",
+    metadata,
+    sa.Column("source", sa.String(100), primary_key=True),
+    sa.Column("etag", sa.String(500)),
+    sa.Column("last_modified", sa.String(100)),
+    sa.Column("last_gathered_at", UTCDateTime),
+    sa.Column("last_error", sa.Text),
+    sa.Column("last_count", sa.Integer),
+)
+
+subscribers = sa.Table(
+    "subscribers",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("email", sa.String(320), nullable=False, unique=True),
+    sa.Column("name", sa.String(300), nullable=False),
+    sa.Column("locale", sa.String(16), nullable=False),
+    sa.Column("organisation", sa.String(300), nullable=False),
+    sa.Column("country", sa.String(2), nullable=False),
+    sa.Column("lists", sa.JSON, nullable=False),
+    sa.Column("tags", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("consent_at", UTCDateTime),
+    sa.Column("consent_source", sa.String(300), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("status_changed_at", UTCDateTime),
+    sa.Column("status_source", sa.String(300)),
+)
+
+editions = sa.Table(
+    "editions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("segment", sa.String(100), nullable=False),
+    sa.Column("period", sa.String(50), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime),
+    sa.UniqueConstraint("segment", "period", name="uq_editions_segment_period"),
+)
+
+edition_items = sa.Table(
+    "edition_items",
+    metadata,
+    sa.Column(
+        "edition_id", sa.Integer, sa.ForeignKey("editions.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("item_id", sa.Integer, sa.ForeignKey("items.id"), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    # the story, not the variant: a segment never gets the same story twice
+    sa.Column("group_key", sa.String(500), nullable=False),
+    sa.Index("ix_edition_items_group_key", "group_key"),
+)
+
+variants = sa.Table(
+    "variants",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "edition_id", sa.Integer, sa.ForeignKey("editions.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("locale", sa.String(16), nullable=False),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("preheader", sa.Text, nullable=False),
+    sa.Column("from_name", sa.Text, nullable=False),
+    sa.Column("html", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("item_count", sa.Integer, nullable=False),
+    sa.UniqueConstraint("edition_id", "locale", name="uq_variants_edition_locale"),
+)
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "edition_id", sa.Integer, sa.ForeignKey("editions.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id"), nullable=False),
+    sa.Column("locale", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("claimed_by", sa.String(200)),
+    sa.Column("lease_until", UTCDateTime),
+    sa.Column("next_attempt_at", UTCDateTime),
+    sa.Column("provider_message_id", sa.String(500)),
+    sa.Column("error", sa.Text),
+    sa.Column("sent_at", UTCDateTime),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("edition_id", "subscriber_id", name="uq_deliveries_edition_subscriber"),
+    sa.Index("ix_deliveries_edition_status", "edition_id", "status"),
+)
