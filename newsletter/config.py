@@ -225,6 +225,8 @@ class Segment(_Model):
     rules: list[Rule] = Field(default_factory=list)
     period: Literal["week", "month", "day"] = "week"
     timezone: str = "Europe/Sofia"
+    #: how far back an item may be published to count as new (default: one period)
+    lookback_days: int | None = Field(default=None, gt=0)
     #: only items from these sources (empty: all)
     sources: list[str] = Field(default_factory=list)
     #: fewer new items than this: the segment is skipped this period
@@ -246,6 +248,17 @@ class Segment(_Model):
     def tz(self) -> ZoneInfo:
         """The segment's time zone."""
         return ZoneInfo(self.timezone)
+
+
+class ListConfig(_Model):
+    """A mailing list; with ``file``, that CSV is merged into the store before each digest.
+
+    Merging only adds people and fills empty fields: it never resubscribes anyone.
+    """
+
+    name: str
+    description: str = ""
+    file: RelPath | None = None
 
 
 class OutboxProviderConfig(_Model):
@@ -291,6 +304,7 @@ class Settings(_Model):
     render: Render = Render()
     provider: ProviderConfig = OutboxProviderConfig()
     sources: list[SourceConfig] = Field(default_factory=list)
+    lists: list[ListConfig] = Field(default_factory=list)
     segments: list[Segment] = Field(default_factory=list)
     schedule: list[ScheduleJob] = Field(default_factory=list)
     #: where this config was read from (set by :func:`load`)
@@ -303,6 +317,7 @@ class Settings(_Model):
         for label, names in (
             ("sources", [s.name for s in self.sources]),
             ("segments", [s.name for s in self.segments]),
+            ("lists", [x.name for x in self.lists]),
             ("schedule", [j.id for j in self.schedule]),
         ):
             dupes = sorted({n for n in names if names.count(n) > 1})

@@ -17,6 +17,13 @@ from newsletter.models import DigestEntry, Item
 LOOKBACK = {"day": timedelta(days=1), "week": timedelta(days=7), "month": timedelta(days=31)}
 
 
+def lookback(segment: Segment) -> timedelta:
+    """How old an item may be and still be new for ``segment``."""
+    if segment.lookback_days is not None:
+        return timedelta(days=segment.lookback_days)
+    return LOOKBACK[segment.period]
+
+
 @dataclass(frozen=True)
 class Story:
     """One piece of news with all its language variants."""

@@ -12,6 +12,7 @@ from typing import TextIO
 from babel import Locale, UnknownLocaleError
 from email_validator import EmailNotValidError, validate_email
 
+from newsletter.config import Settings
 from newsletter.errors import ImportRowError, SubscriberError
 from newsletter.models import NewSubscriber, Subscriber, SubscriberStatus
 from newsletter.store import Store
@@ -178,3 +179,14 @@ def export_csv(subscribers: Iterable[Subscriber], out: TextIO) -> int:
         )
         n += 1
     return n
+
+
+def sync_lists(settings: Settings, store: Store, now: datetime) -> dict[str, ImportReport]:
+    """Merge every list's configured CSV file into the store; reports by list name."""
+    return {
+        lst.name: import_csv(
+            store, lst.file, list_name=lst.name, default_locale=settings.locales.default, now=now
+        )
+        for lst in settings.lists
+        if lst.file is not None
+    }

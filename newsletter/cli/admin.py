@@ -1,0 +1,220 @@
+"""Commands that manage data: subscribers, editions, items, the database."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from newsletter.cli.app import (
+    db_app,
+    editions_app,
+    err,
+    items_app,
+    now,
+    opened,
+    out,
+    settings,
+    subscribers_app,
+)
+from newsletter.compose import edition_label
+from newsletter.models import DeliveryStatus, NewSubscriber, SubscriberStatus
+from newsletter.store import Store, db
+from newsletter.subscribers import export_csv, import_csv, normalize_email, normalize_locale
+
+ListOpt = Annotated[str | None, typer.Option("--list", help="Only subscribers on this list.")]
+
+
+@subscribers_app.command("import")
+def import_cmd(
+    file: Annotated[Path, typer.Argument(help="CSV file with an 'email' column.")],
+    list_name: Annotated[
+        str | None, typer.Option("--list", help="Add every imported row to this list.")
+    ] = None,
+) -> None:
+    """Import subscribers from CSV: good rows are stored, bad rows reported with their line."""
+    cfg = settings()
+    with opened(cfg) as store:
+        report = import_csv(
+            store, file, list_name=list_name, default_locale=cfg.locales.default, now=now()
+        )
+    out.print(
+        f"{file}: {report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
+        f"{len(report.errors)} bad row(s)"
+    )
+    for e in report.errors:
+        err.print(f"{file}: {e}", highlight=False, soft_wrap=True)
+    if report.errors:
+        raise typer.Exit(1)
+
+
+@subscribers_app.command("export")
+def export_cmd(
+    list_name: ListOpt = None,
+    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+    output: Annotated[Path | None, typer.Option("--out", help="File (default: stdout).")] = None,
+) -> None:
+    """Write subscribers as CSV (the same columns the import reads)."""
+    cfg = settings()
+    st = SubscriberStatus(status) if status else None
+    with opened(cfg) as store:
+        subs = store.subscribers.iter(status=st, list_name=list_name)
+        if output is None:
+            n = export_csv(subs, sys.stdout)
+        else:
+            with output.open("w", encoding="utf-8", newline="") as fh:
+                n = export_csv(subs, fh)
+    err.print(f"{n} subscriber(s) exported")
+
+
+@subscribers_app.command("add")
+def add_cmd(
+    email: str,
+    name: Annotated[str, typer.Option(help="Display name.")] = "",
+    locale: Annotated[str, typer.Option(help="Language (default: the config's default).")] = "",
+    list_name: Annotated[
+        list[str] | None, typer.Option("--list", help="List to join (repeatable).")
+    ] = None,
+    organisation: Annotated[str, typer.Option()] = "",
+    country: Annotated[str, typer.Option(help="Two-letter ISO code.")] = "",
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="Tag (repeatable).")] = None,
+    consent_source: Annotated[str, typer.Option(help="Where consent was given.")] = "cli",
+) -> None:
+    """Add one subscriber (active, consent recorded now)."""
+    cfg = settings()
+    when = now()
+    new = NewSubscriber(
+        email=normalize_email(email),
+        name=name,
+        locale=normalize_locale(locale, cfg.locales.default),
+        organisation=organisation,
+        country=country.upper(),
+        lists=tuple(list_name or ()),
+        tags=tuple(tag or ()),
+        consent_at=when,
+        consent_source=consent_source,
+    )
+    with opened(cfg) as store:
+        sub = store.subscribers.add(new, when)
+    out.print(f"added {sub.email} (id {sub.id}, {sub.locale}, lists: {', '.join(sub.lists) or '-'})")
+
+
+@subscribers_app.command("list")
+def list_cmd(
+    list_name: ListOpt = None,
+    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+) -> None:
+    """Print subscribers as a table."""
+    cfg = settings()
+    table = Table("id", "email", "name", "locale", "country", "lists", "status")
+    with opened(cfg) as store:
+        st = SubscriberStatus(status) if status else None
+        for s in store.subscribers.iter(status=st, list_name=list_name):
+            table.add_row(
+                str(s.id), s.email, s.name, s.locale, s.country, ",".join(s.lists), s.status.value
+            )
+    out.print(table)
+
+
+@subscribers_app.command("remove")
+def remove_cmd(
+    email: str,
+    list_name: Annotated[
+        str | None, typer.Option("--list", help="Only take them off this list.")
+    ] = None,
+) -> None:
+    """Unsubscribe someone (or take them off one list); their record and history stay."""
+    cfg = settings()
+    address = normalize_email(email)
+    with opened(cfg) as store:
+        if list_name:
+            sub = store.subscribers.remove_from_list(address, list_name, now())
+            out.print(f"{sub.email} removed from {list_name}")
+        else:
+            store.subscribers.set_status(
+                address, SubscriberStatus.UNSUBSCRIBED, source="cli", now=now()
+            )
+            out.print(f"{address} unsubscribed")
+
+
+@editions_app.command("list")
+def editions_list(
+    segment: Annotated[str | None, typer.Option(help="Only this segment.")] = None,
+) -> None:
+    """Print recent editions with their delivery counts."""
+    cfg = settings()
+    table = Table("id", "segment", "period", "status", "created", "items", "deliveries")
+    with opened(cfg) as store:
+        for e in store.editions.list(segment=segment):
+            counts = store.deliveries.counts(e.id)
+            table.add_row(
+                str(e.id), e.segment, e.period, e.status.value,
+                f"{e.created_at:%Y-%m-%d %H:%M}", str(len(e.item_ids)),
+                ", ".join(f"{k.value} {v}" for k, v in sorted(counts.items())),
+            )
+    out.print(table)
+
+
+def _show(store: Store, edition_id: int) -> None:
+    e = store.editions.get(edition_id)
+    out.print(
+        f"Edition {e.id}: {e.segment} {e.period} — {e.status.value}, {len(e.item_ids)} item(s), "
+        f"created {e.created_at:%Y-%m-%d %H:%M} UTC ({edition_label(e.id, e.segment, e.period)})"
+    )
+    table = Table("locale", "subject", "HTML", "queued", "sent", "retry", "failed", "skipped",
+                  "unknown")
+    variants = store.editions.variants(e.id)
+    for loc, counts in sorted(store.deliveries.counts_by_locale(e.id).items()):
+        v = variants.get(loc)
+        table.add_row(
+            loc, v.subject if v else "-", f"{v.html_bytes / 1024:.1f} KB" if v else "-",
+            *(str(counts.get(DeliveryStatus(s), 0)) for s in
+              ("queued", "sent", "retry", "failed", "skipped", "unknown")),
+        )
+    out.print(table)
+    for reason, n in store.deliveries.errors(e.id):
+        out.print(f"  {n} × {reason}", highlight=False)
+
+
+@editions_app.command("show")
+def editions_show(edition_id: int) -> None:
+    """Print one edition: counts per locale and status, and error reasons."""
+    cfg = settings()
+    with opened(cfg) as store:
+        _show(store, edition_id)
+
+
+@items_app.command("list")
+def items_list(
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 30,
+    source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
+) -> None:
+    """Print gathered items, newest first, with their language and translation key."""
+    cfg = settings()
+    table = Table("id", "published", "source", "lang", "translation key", "title")
+    with opened(cfg) as store:
+        for i in store.items.list(sources=[source] if source else None, limit=limit):
+            table.add_row(
+                str(i.id), f"{i.published_at:%Y-%m-%d}", i.source, i.lang,
+                i.translation_key or "", i.title,
+            )
+    out.print(table)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the database schema to the newest version."""
+    cfg = settings()
+    engine = db.create_engine(cfg.database_url())
+    try:
+        before, after = db.upgrade(engine)
+    finally:
+        engine.dispose()
+    if before == after:
+        out.print(f"{db.redact(cfg.database_url())}: already at {after}")
+    else:
+        out.print(f"{db.redact(cfg.database_url())}: migrated {before or 'empty'} -> {after}")
+

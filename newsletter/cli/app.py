@@ -1,0 +1,116 @@
+"""Shared parts of the CLI: the typer apps, global options, store and progress helpers.
+
+Every ``NewsletterError`` becomes one line on stderr and exit code 1 (2 for configuration
+errors); ``--debug`` shows the traceback instead. Usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from newsletter import config as config_mod
+from newsletter.config import Settings
+from newsletter.errors import ConfigError, NewsletterError
+from newsletter.store import Store
+
+app = typer.Typer(
+    help="Gather cluster news and send localized digests.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+subscribers_app = typer.Typer(help="Manage subscribers.", no_args_is_help=True)
+editions_app = typer.Typer(help="Inspect editions.", no_args_is_help=True)
+items_app = typer.Typer(help="Inspect gathered items.", no_args_is_help=True)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+app.add_typer(subscribers_app, name="subscribers")
+app.add_typer(editions_app, name="editions")
+app.add_typer(items_app, name="items")
+app.add_typer(db_app, name="db")
+
+out = Console()
+err = Console(stderr=True)
+
+
+class _State:
+    config_path: Path | None = None
+    debug: bool = False
+
+
+state = _State()
+
+
+@app.callback()
+def _main(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Config file (default: $NEWSLETTER_CONFIG or ./config.toml)."),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show info logs.")] = False,
+) -> None:
+    state.config_path = config
+    state.debug = debug
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(
+        level=level,
+        format="%(message)s",
+        handlers=[RichHandler(console=err, show_path=False, show_time=False)],
+        force=True,
+    )
+
+
+def settings() -> Settings:
+    """The validated configuration for this invocation."""
+    return config_mod.load(state.config_path)
+
+
+@contextmanager
+def opened(cfg: Settings) -> Iterator[Store]:
+    """The store of ``cfg``, migrated, closed afterwards."""
+    store = Store.open(cfg.database_url())
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def now() -> datetime:
+    """The current time (UTC)."""
+    return datetime.now(UTC)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+
+
+def _ids(values: list[str] | None) -> list[int]:
+    ids: list[int] = []
+    for value in values or []:
+        for part in value.split(","):
+            if part.strip():
+                try:
+                    ids.append(int(part))
+                except ValueError as exc:
+                    raise typer.BadParameter(f"{part!r} is not an item id") from exc
+    return ids

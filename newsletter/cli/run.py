@@ -1,0 +1,147 @@
+"""Commands that do the work: gather, digest, preview."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from newsletter.cli.app import _ids, _progress, app, opened, out, settings
+from newsletter.digest import DigestReport, preview, run_digest
+from newsletter.gather import GatherReport, gather
+
+
+def _print_gather(report: GatherReport) -> None:
+    table = Table("source", "new", "updated", "unchanged", "problem", title="Gathered")
+    for s in report.sources:
+        table.add_row(s.name, str(s.new), str(s.updated), str(s.unchanged), s.error or "")
+    out.print(table)
+
+
+@app.command("gather")
+def gather_cmd(
+    source: Annotated[
+        list[str] | None, typer.Option("--source", "-s", help="Only this source (repeatable).")
+    ] = None,
+) -> None:
+    """Fetch every configured source and store new or changed items."""
+    cfg = settings()
+    with opened(cfg) as store:
+        report = gather(cfg, store, only=source or None)
+    _print_gather(report)
+    if report.sources and all(s.error for s in report.sources):
+        raise typer.Exit(1)
+
+
+def _print_digest(report: DigestReport, *, dry_run: bool) -> None:
+    for name, imp in report.lists.items():
+        if imp.added or imp.updated or imp.errors:
+            out.print(
+                f"List {name}: {imp.added} added, {imp.updated} updated from its file"
+                + (f", {len(imp.errors)} bad row(s):" if imp.errors else "")
+            )
+        for e in imp.errors:
+            out.print(f"  [yellow]line {e.line}[/]: {e.reason}", highlight=False)
+    if report.gathered is not None:
+        g = report.gathered
+        failed = [s for s in g.sources if s.error]
+        out.print(
+            f"Gathered {g.new} new and {g.updated} updated item(s) from "
+            f"{len(g.sources)} source(s)" + (f"; {len(failed)} failed:" if failed else ".")
+        )
+        for s in failed:
+            out.print(f"  [yellow]{s.name}[/]: {s.error}", highlight=False)
+    table = Table("segment", "period", "edition", "items", "recipients per locale", "result")
+    for r in report.segments:
+        per_locale = ", ".join(f"{loc} {n}" for loc, n in sorted(r.recipients.items()))
+        if r.skipped:
+            result = f"skipped: {r.skipped}"
+        elif dry_run:
+            result = "dry run: " + ", ".join(
+                f"{loc} {v.html_bytes / 1024:.0f} KB" for loc, v in sorted(r.variants.items())
+            )
+        elif r.sent is not None:
+            c = r.sent.counts
+            done = ", ".join(f"{k.value} {v}" for k, v in sorted(c.items()) if v)
+            result = ("resumed; " if r.resumed else "") + done
+            if r.sent.next_retry_at:
+                result += f"; retries due {r.sent.next_retry_at:%Y-%m-%d %H:%M} UTC"
+        else:
+            result = "sent to test address"
+        table.add_row(
+            r.segment, r.period, str(r.edition_id or "-"), str(r.items), per_locale or "-", result
+        )
+    out.print(table)
+    if report.outbox is not None:
+        out.print(f"Outbox: {report.outbox.parent}  (index: {report.outbox})")
+
+
+@app.command("digest")
+def digest_cmd(
+    segment: Annotated[
+        list[str] | None, typer.Option("--segment", "-s", help="Only this segment (repeatable).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Select and render, store and send nothing.")
+    ] = False,
+    test_to: Annotated[
+        str | None,
+        typer.Option("--test-to", help="Send one message per locale to this address only."),
+    ] = None,
+    items: Annotated[
+        list[str] | None,
+        typer.Option("--items", help="Send exactly these item ids (comma-separated or repeated)."),
+    ] = None,
+    no_gather: Annotated[bool, typer.Option("--no-gather", help="Skip gathering first.")] = False,
+) -> None:
+    """Gather, then build and send this period's edition for each segment."""
+    cfg = settings()
+    with opened(cfg) as store, _progress() as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(seg: str, n: int, total: int) -> None:
+            if seg not in tasks:
+                tasks[seg] = bar.add_task(f"sending {seg}", total=total)
+            bar.advance(tasks[seg], n)
+
+        report = run_digest(
+            cfg,
+            store=store,
+            segments=segment or None,
+            item_ids=_ids(items) or None,
+            dry_run=dry_run,
+            test_to=test_to,
+            do_gather=not no_gather,
+            on_progress=progress,
+        )
+    _print_digest(report, dry_run=dry_run)
+
+
+@app.command("preview")
+def preview_cmd(
+    segment: Annotated[
+        list[str] | None, typer.Option("--segment", "-s", help="Only this segment (repeatable).")
+    ] = None,
+    locale: Annotated[
+        list[str] | None, typer.Option("--locale", "-l", help="Only this locale (repeatable).")
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Folder to write to (default: paths.preview).")
+    ] = None,
+) -> None:
+    """Render this period's digest for every (segment, locale) into HTML files and an index."""
+    cfg = settings()
+    with opened(cfg) as store:
+        index, entries = preview(
+            cfg, store, segments=segment or None, locales=locale or None, out=out_dir
+        )
+    table = Table("segment", "locale", "subject", "HTML", "items")
+    for e in entries:
+        table.add_row(
+            e.group, e.variant.locale, e.variant.subject, f"{e.variant.html_bytes / 1024:.1f} KB",
+            str(e.variant.item_count),
+        )
+    out.print(table)
+    out.print(f"Preview index: {index}")

@@ -1,0 +1,99 @@
+"""Personalize: one rendered variant + one subscriber -> one provider-neutral message.
+
+This is the only per-recipient step, so it does plain string work: token signing and
+placeholder substitution. Rendering and CSS inlining happened once per variant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from newsletter.config import Settings
+from newsletter.message import make_message_id
+from newsletter.models import OutgoingMessage, RenderedVariant
+from newsletter.render import personalize
+from newsletter.tokens import TokenSigner
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Who a message goes to; ``subscriber_id`` 0 means a test address, not a subscriber."""
+
+    delivery_id: int
+    subscriber_id: int
+    email: str
+    name: str
+
+
+def edition_label(edition_id: int, segment: str, period: str) -> str:
+    """A filesystem- and header-safe name for an edition: ``0003-members-2026-W48``."""
+    return f"{edition_id:04d}-{segment}-{period}".replace(":", "")
+
+
+def view_url(settings: Settings, edition_id: int, locale: str) -> str:
+    """The public "view in browser" page of one variant."""
+    return f"{settings.web.base_url}/archive/{edition_id}/{locale}"
+
+
+class Composer:
+    """Builds the messages of one edition; holds what is the same for every recipient."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        signer: TokenSigner,
+        *,
+        edition_id: int,
+        segment: str,
+        period: str,
+        subject_prefix: str = "",
+    ) -> None:
+        self.settings = settings
+        self.signer = signer
+        self.edition_id = edition_id
+        self.segment = segment
+        self.subject_prefix = subject_prefix
+        self.label = edition_label(edition_id, segment, period)
+        self.domain = settings.organisation.from_email.rpartition("@")[2]
+        list_host = settings.web.base_url.split("://", 1)[1].split("/")[0].split(":")[0]
+        self.list_id = f"{segment} <{segment}.{list_host}>"
+
+    def compose(self, variant: RenderedVariant, to: Recipient) -> OutgoingMessage:
+        """The personalized message for one recipient of one variant."""
+        base = self.settings.web.base_url
+        unsubscribe = f"{base}/unsubscribe/{self.signer.sign('unsubscribe', to.subscriber_id, self.edition_id)}"
+        preferences = f"{base}/preferences/{self.signer.sign('preferences', to.subscriber_id)}"
+        html, text = personalize(
+            variant,
+            {
+                "name": to.name,
+                "email": to.email,
+                "unsubscribe_url": unsubscribe,
+                "preferences_url": preferences,
+            },
+        )
+        return OutgoingMessage(
+            delivery_id=to.delivery_id,
+            to_email=to.email,
+            to_name=to.name,
+            from_email=self.settings.organisation.from_email,
+            from_name=variant.from_name,
+            subject=self.subject_prefix + variant.subject,
+            html=html,
+            text=text,
+            locale=variant.locale,
+            message_id=make_message_id(self.domain, self.edition_id, to.subscriber_id or to.delivery_id),
+            headers={
+                "List-Unsubscribe": f"<{unsubscribe}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                "List-Id": self.list_id,
+            },
+            idempotency_key=f"nl-{self.edition_id}-{to.subscriber_id}",
+            metadata={
+                "edition_id": str(self.edition_id),
+                "subscriber_id": str(to.subscriber_id),
+                "segment": self.segment,
+                "edition_label": self.label,
+            },
+            reply_to=self.settings.organisation.reply_to,
+        )

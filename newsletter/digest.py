@@ -1,0 +1,395 @@
+"""The digest pipeline: gather -> select -> edition -> render per locale -> plan -> send.
+
+The functions here only call the stages in order; each stage lives in its own module.
+Running ``run_digest`` twice in a period does not send twice: the edition is keyed by
+(segment, period) in the store, and an unfinished edition is resumed from its rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from newsletter.compose import Composer, Recipient, view_url
+from newsletter.config import Segment, Settings
+from newsletter.delivery import SendReport, Sender, utcnow
+from newsletter.errors import DuplicateEditionError, EditionError, NewsletterError
+from newsletter.gather import GatherReport, gather
+from newsletter.models import Edition, EditionStatus, Item, RenderedVariant, ResultStatus
+from newsletter.preview import PageEntry, write_index, write_variant, write_variant_pages
+from newsletter.providers import build_provider
+from newsletter.providers.base import Provider
+from newsletter.providers.outbox import OutboxProvider
+from newsletter.render import Renderer
+from newsletter.segments import recipients
+from newsletter.select import (
+    Story,
+    entries_for,
+    group_stories,
+    lookback,
+    new_stories,
+    period_key,
+    period_label,
+)
+from newsletter.store import Store
+from newsletter.subscribers import ImportReport, sync_lists
+from newsletter.tokens import TokenSigner, load_secrets
+
+log = logging.getLogger("newsletter.digest")
+
+
+@dataclass
+class SegmentResult:
+    """What happened to one segment in one run."""
+
+    segment: str
+    period: str
+    edition_id: int | None = None
+    items: int = 0
+    recipients: dict[str, int] = field(default_factory=dict)
+    variants: dict[str, RenderedVariant] = field(default_factory=dict)
+    skipped: str | None = None
+    sent: SendReport | None = None
+    resumed: bool = False
+
+
+@dataclass
+class DigestReport:
+    """What one ``digest`` run did."""
+
+    gathered: GatherReport | None
+    segments: list[SegmentResult]
+    outbox: Path | None = None
+    lists: dict[str, ImportReport] = field(default_factory=dict)
+
+
+def signer_for(settings: Settings) -> TokenSigner:
+    """The token signer with the keys named in config (or the development key in var/)."""
+    return TokenSigner(load_secrets(settings.security.secret_key_env, settings.paths.var))
+
+
+def stories_of(store: Store, items: Sequence[Item], default_lang: str) -> list[Story]:
+    """Stories for ``items`` with every stored language variant, in the given order."""
+    keys = {i.translation_key for i in items if i.translation_key}
+    siblings = store.items.by_translation_keys(keys) if keys else {}
+    pool = {i.id: i for i in items}
+    for group in siblings.values():
+        pool.update({i.id: i for i in group})
+    by_key = {s.key: s for s in group_stories(pool.values(), default_lang)}
+    order = list(dict.fromkeys(i.group_key for i in items))
+    return [by_key[k] for k in order]
+
+
+def select_stories(
+    settings: Settings,
+    store: Store,
+    segment: Segment,
+    now: datetime,
+    item_ids: Sequence[int] | None = None,
+) -> list[Story]:
+    """This period's new stories for ``segment`` (or exactly ``item_ids`` when given)."""
+    default = settings.locales.default
+    if item_ids:
+        return stories_of(store, store.items.get_many(item_ids), default)
+    since = now - lookback(segment)
+    candidates = store.items.list(since=since - timedelta(days=1))
+    stories = stories_of(store, candidates, default)
+    return new_stories(
+        stories,
+        sent=store.editions.sent_group_keys(segment.name),
+        since=since,
+        sources=segment.sources,
+        limit=settings.render.max_items,
+    )
+
+
+def render_variants(
+    settings: Settings,
+    renderer: Renderer,
+    segment: Segment,
+    stories: Sequence[Story],
+    locales: Sequence[str],
+    now: datetime,
+    edition_id: int,
+) -> dict[str, RenderedVariant]:
+    """Render and inline each locale's variant once."""
+    out = {}
+    for locale in locales:
+        out[locale] = renderer.render(
+            segment=segment,
+            period_label=period_label(segment, now, locale),
+            edition_date=now.astimezone(segment.tz).date(),
+            entries=entries_for(stories, settings.locales.chain(locale)),
+            locale=locale,
+            view_url=view_url(settings, edition_id, locale),
+        )
+    return out
+
+
+def _recipient_locales(settings: Settings, store: Store, segment: Segment) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for sub in recipients(store, segment):
+        loc = settings.locales.resolve(sub.locale)
+        counts[loc] = counts.get(loc, 0) + 1
+    return counts
+
+
+class Digest:
+    """Runs the pipeline for the configured segments with injected parts."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        provider: Provider | None = None,
+        renderer: Renderer | None = None,
+        signer: TokenSigner | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        on_progress: Callable[[str, int, int], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.renderer = renderer or Renderer(settings)
+        self._provider = provider
+        self.signer = signer or signer_for(settings)
+        self.clock = clock
+        self.on_progress = on_progress
+
+    @property
+    def provider(self) -> Provider:
+        """The injected provider, or the configured one built on first use."""
+        if self._provider is None:
+            self._provider = build_provider(self.settings)
+        return self._provider
+
+    def preview_segment(self, segment: Segment, locale: str) -> RenderedVariant | None:
+        """This period's variant of ``segment`` in ``locale``, or None when nothing is new."""
+        now = self.clock()
+        stories = select_stories(self.settings, self.store, segment, now)
+        if not stories:
+            return None
+        return render_variants(
+            self.settings, self.renderer, segment, stories, [locale], now, 0
+        )[locale]
+
+    def dry_run(self, segment: Segment, item_ids: Sequence[int] | None = None) -> SegmentResult:
+        """Select and render as a real run would, but store and send nothing."""
+        now = self.clock()
+        res = SegmentResult(segment.name, period_key(segment, now))
+        stories = select_stories(self.settings, self.store, segment, now, item_ids)
+        res.items = len(stories)
+        res.recipients = _recipient_locales(self.settings, self.store, segment)
+        if len(stories) < max(segment.min_items, 1):
+            res.skipped = "nothing new"
+            return res
+        res.variants = render_variants(
+            self.settings, self.renderer, segment, stories, sorted(res.recipients), now, 0
+        )
+        return res
+
+    async def test_send(
+        self, segment: Segment, to: str, item_ids: Sequence[int] | None = None
+    ) -> SegmentResult:
+        """Send one message per locale to ``to``; no edition is created, nothing is recorded."""
+        res = self.dry_run(segment, item_ids)
+        if res.skipped:
+            return res
+        if not res.variants:
+            res.variants = render_variants(
+                self.settings, self.renderer, segment,
+                select_stories(self.settings, self.store, segment, self.clock(), item_ids),
+                self.settings.locales.available, self.clock(), 0,
+            )
+        composer = Composer(
+            self.settings, self.signer, edition_id=0, segment=segment.name,
+            period=f"test-{res.period}", subject_prefix="[TEST] ",
+        )
+        msgs = [
+            composer.compose(v, Recipient(n, 0, to, ""))
+            for n, v in enumerate(res.variants.values(), start=1)
+        ]
+        results = await self.provider.send_batch(msgs)
+        bad = [r for r in results if r.status is not ResultStatus.ACCEPTED]
+        if bad:
+            raise NewsletterError(f"test send to {to} failed: {bad[0].error}")
+        return res
+
+    async def run_segment(
+        self, segment: Segment, item_ids: Sequence[int] | None = None
+    ) -> SegmentResult:
+        """Create (or resume) this period's edition of ``segment`` and send it."""
+        now = self.clock()
+        period = period_key(segment, now)
+        if item_ids:
+            period = f"manual-{now:%Y%m%dT%H%M%S}"
+        res = SegmentResult(segment.name, period)
+        edition = self.store.editions.find(segment.name, period)
+        if edition is not None and edition.status is EditionStatus.FINISHED:
+            res.edition_id = edition.id
+            res.skipped = f"already sent as edition {edition.id}"
+            return res
+        if edition is not None and edition.status is EditionStatus.CANCELLED:
+            res.edition_id = edition.id
+            res.skipped = f"edition {edition.id} was cancelled"
+            return res
+        if edition is None:
+            stories = select_stories(self.settings, self.store, segment, now, item_ids)
+            res.items = len(stories)
+            if len(stories) < max(segment.min_items, 1):
+                res.skipped = (
+                    "nothing new" if not stories
+                    else f"{len(stories)} new item(s), fewer than min_items={segment.min_items}"
+                )
+                return res
+            try:
+                edition = self.store.editions.create(
+                    segment.name, period, [(s.original.id, s.key) for s in stories], now
+                )
+            except DuplicateEditionError as exc:
+                res.skipped = str(exc)
+                return res
+        else:
+            res.resumed = True
+            stories = stories_of(
+                self.store, self.store.items.get_many(edition.item_ids), self.settings.locales.default
+            )
+            res.items = len(stories)
+        res.edition_id = edition.id
+        return await self._deliver(segment, edition, stories, res, now)
+
+    async def _deliver(
+        self, segment: Segment, edition: Edition, stories: list[Story], res: SegmentResult,
+        now: datetime,
+    ) -> SegmentResult:
+        if edition.status is EditionStatus.PLANNED:
+            # planning is idempotent: a crash half-way through is completed here
+            rows = (
+                (sub.id, self.settings.locales.resolve(sub.locale))
+                for sub in recipients(self.store, segment)
+            )
+            self.store.deliveries.plan(edition.id, rows, now)
+        by_locale = self.store.deliveries.counts_by_locale(edition.id)
+        res.recipients = {loc: sum(c.values()) for loc, c in sorted(by_locale.items())}
+        variants = self.store.editions.variants(edition.id)
+        missing = [loc for loc in res.recipients if loc not in variants]
+        if missing:
+            fresh = render_variants(
+                self.settings, self.renderer, segment, stories, missing, edition.created_at,
+                edition.id,
+            )
+            for variant in fresh.values():
+                self.store.editions.save_variant(edition.id, variant)
+            variants.update(fresh)
+        res.variants = variants
+        if edition.status is EditionStatus.PAUSED:
+            res.skipped = f"edition {edition.id} is paused"
+            return res
+        total = sum(res.recipients.values())
+        sender = Sender(self.settings, self.store, self.provider, self.signer, clock=self.clock)
+
+        def progress(n: int) -> None:
+            if self.on_progress:
+                self.on_progress(segment.name, n, total)
+
+        res.sent = await sender.send(
+            self.store.editions.get(edition.id), variants=variants, on_progress=progress
+        )
+        return res
+
+    async def run(
+        self,
+        segments: Sequence[str] | None = None,
+        *,
+        item_ids: Sequence[int] | None = None,
+        dry_run: bool = False,
+        test_to: str | None = None,
+    ) -> list[SegmentResult]:
+        """Run every named segment (all configured ones when ``segments`` is empty)."""
+        chosen = [self.settings.segment(n) for n in segments] if segments else self.settings.segments
+        if not chosen:
+            raise EditionError("no segments configured: add [[segments]] to config.toml")
+        results = []
+        for segment in chosen:
+            if test_to:
+                results.append(await self.test_send(segment, test_to, item_ids))
+            elif dry_run:
+                results.append(self.dry_run(segment, item_ids))
+            else:
+                results.append(await self.run_segment(segment, item_ids))
+        return results
+
+    def write_outbox_index(self) -> Path | None:
+        """With the outbox provider: every edition's variants as HTML beside the .eml files."""
+        if not isinstance(self._provider, OutboxProvider):
+            return None
+        return write_variant_pages(self.settings, self.store, self._provider.folder)
+
+    async def aclose(self) -> None:
+        """Close the provider if this object built it."""
+        if self._provider is not None:
+            await self._provider.aclose()
+
+
+def run_digest(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    provider: Provider | None = None,
+    segments: Sequence[str] | None = None,
+    item_ids: Sequence[int] | None = None,
+    dry_run: bool = False,
+    test_to: str | None = None,
+    do_gather: bool = True,
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> DigestReport:
+    """Gather, then build and send this period's edition for each segment."""
+    own_store = store is None
+    store = store or Store.open(settings.database_url())
+    try:
+        lists = sync_lists(settings, store, utcnow()) if not dry_run else {}
+        gathered = gather(settings, store) if do_gather and not item_ids else None
+        digest = Digest(settings, store, provider=provider, on_progress=on_progress)
+
+        async def go() -> list[SegmentResult]:
+            try:
+                return await digest.run(
+                    segments, item_ids=item_ids, dry_run=dry_run, test_to=test_to
+                )
+            finally:
+                if provider is None:
+                    await digest.aclose()
+
+        results = asyncio.run(go())
+        outbox = None if dry_run else digest.write_outbox_index()
+        return DigestReport(gathered, results, outbox, lists)
+    finally:
+        if own_store:
+            store.close()
+
+
+def preview(
+    settings: Settings,
+    store: Store,
+    *,
+    segments: list[str] | None = None,
+    locales: list[str] | None = None,
+    out: Path | None = None,
+) -> tuple[Path, list[PageEntry]]:
+    """Render this period's selection for each (segment, locale); store and send nothing."""
+    folder = out or settings.paths.preview
+    digest = Digest(settings, store)
+    chosen = [settings.segment(n) for n in segments] if segments else settings.segments
+    entries = []
+    for segment in chosen:
+        for locale in locales or settings.locales.available:
+            res = digest.preview_segment(segment, locale)
+            if res is None:
+                continue
+            path = write_variant(settings, res, folder / segment.name / f"{locale}.html")
+            entries.append(PageEntry(segment.name, res, path))
+    return write_index(folder, "Preview", entries), entries

@@ -1,0 +1,92 @@
+"""Write rendered variants as HTML files with an index page, for editors to look at.
+
+Used by the outbox (an index of every edition's variants beside the .eml files) and by
+``newsletter preview`` (this period's selection for each segment and locale, nothing stored).
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from newsletter.compose import edition_label
+from newsletter.config import Settings
+from newsletter.models import RenderedVariant
+from newsletter.render import personalize
+from newsletter.store import Store
+
+
+@dataclass(frozen=True)
+class PageEntry:
+    """One variant written to disk."""
+
+    group: str
+    variant: RenderedVariant
+    path: Path
+    messages: int | None = None
+
+
+def _sample_values(settings: Settings) -> dict[str, str]:
+    # the archive copy: no subscriber's data, links to the public pages
+    base = settings.web.base_url
+    return {
+        "name": "",
+        "email": "",
+        "unsubscribe_url": f"{base}/unsubscribe",
+        "preferences_url": f"{base}/preferences",
+    }
+
+
+def write_variant(settings: Settings, variant: RenderedVariant, path: Path) -> Path:
+    """Write one variant's HTML (and its plain text beside it) with neutral placeholders."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page, text = personalize(variant, _sample_values(settings))
+    path.write_text(page, encoding="utf-8")
+    path.with_suffix(".txt").write_text(text, encoding="utf-8")
+    return path
+
+
+def write_index(folder: Path, title: str, entries: Iterable[PageEntry]) -> Path:
+    """An index.html with one row per variant: locale, subject, size, items, link."""
+    entries = list(entries)
+    rows = []
+    for e in entries:
+        rel = e.path.relative_to(folder).as_posix()
+        msgs = "" if e.messages is None else f"<td>{e.messages}</td>"
+        rows.append(
+            f"<tr><td>{html.escape(e.group)}</td><td lang=\"{e.variant.locale}\">"
+            f"{e.variant.locale}</td><td><a href=\"{html.escape(rel)}\">"
+            f"{html.escape(e.variant.subject)}</a></td><td>{e.variant.html_bytes / 1024:.1f} KB"
+            f"</td><td>{e.variant.item_count}</td>{msgs}</tr>"
+        )
+    has_msgs = any(e.messages is not None for e in entries)
+    head = "<th>messages (.eml)</th>" if has_msgs else ""
+    page = (
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{html.escape(title)}</title><style>body{{font-family:sans-serif;margin:2em}}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em;"
+        "text-align:left}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1><table><thead><tr><th>edition</th><th>locale</th>"
+        f"<th>subject</th><th>HTML size</th><th>items</th>{head}</tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table></body></html>"
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    index = folder / "index.html"
+    index.write_text(page, encoding="utf-8")
+    return index
+
+
+def write_variant_pages(settings: Settings, store: Store, folder: Path) -> Path:
+    """Write every stored edition's variants under ``folder/<edition>/`` and an index."""
+    entries = []
+    for edition in store.editions.list(limit=200):
+        label = edition_label(edition.id, edition.segment, edition.period)
+        emls = len(list((folder / label).glob("*.eml")))
+        for locale, variant in sorted(store.editions.variants(edition.id).items()):
+            path = write_variant(settings, variant, folder / label / f"{locale}.html")
+            entries.append(PageEntry(label, variant, path, emls))
+    return write_index(folder, "Outbox: rendered variants", entries)
+
