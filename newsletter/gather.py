@@ -1,0 +1,233 @@
+"""Gather: run the sources, sanitize what they return, dedup and store it.
+
+One failing source is reported (name and a one-line reason) and skipped; the others still
+gather, and nothing a failing source stored before is touched, because a source's items
+are only written after its whole fetch succeeded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from newsletter.config import Settings
+from newsletter.errors import ConfigError, NewsletterError
+from newsletter.models import SourceItem
+from newsletter.sanitize import clean_html, clean_url, http_base, summarize
+from newsletter.sources import build_source
+from newsletter.sources.base import FetchResult, SourceState, default_client
+from newsletter.store import Store
+from newsletter.store.items import ItemRecord
+
+log = logging.getLogger("newsletter.gather")
+
+
+@dataclass
+class SourceReport:
+    """What gathering one source did."""
+
+    name: str
+    kind: str
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    #: one line saying why the source failed; ``None`` when it worked
+    error: str | None = None
+    #: the server answered 304: nothing changed since the last gather
+    not_modified: bool = False
+    #: parts that were skipped while the rest loaded (a bad file, a failing article)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when the source was gathered."""
+        return self.error is None
+
+
+@dataclass
+class GatherReport:
+    """Per-source reports and their totals."""
+
+    sources: list[SourceReport] = field(default_factory=list)
+
+    @property
+    def new(self) -> int:
+        """Items stored for the first time."""
+        return sum(s.new for s in self.sources)
+
+    @property
+    def updated(self) -> int:
+        """Stored items that changed at their source."""
+        return sum(s.updated for s in self.sources)
+
+    @property
+    def unchanged(self) -> int:
+        """Items seen again without changes (or duplicates of stored ones)."""
+        return sum(s.unchanged for s in self.sources)
+
+    @property
+    def failed(self) -> list[SourceReport]:
+        """Sources that could not be gathered."""
+        return [s for s in self.sources if s.error is not None]
+
+    @property
+    def ok(self) -> bool:
+        """True when every source was gathered."""
+        return not self.failed
+
+
+def gather(
+    settings: Settings,
+    store: Store,
+    *,
+    client: httpx.Client | None = None,
+    only: Sequence[str] | None = None,
+    now: datetime | None = None,
+    on_source: Callable[[SourceReport], None] | None = None,
+) -> GatherReport:
+    """Gather every enabled source (or only the named ones, enabled or not)."""
+    configs = _selected(settings, only)
+    now = now or datetime.now(UTC)
+    own_client = client is None
+    http = client if client is not None else default_client()
+    report = GatherReport()
+    try:
+        for config in configs:
+            source_report = _gather_one(settings, store, config, http, now)
+            report.sources.append(source_report)
+            if on_source is not None:
+                on_source(source_report)
+    finally:
+        if own_client:
+            http.close()
+    log.info(
+        "gathered %d sources: %d new, %d updated, %d unchanged, %d failed",
+        len(report.sources),
+        report.new,
+        report.updated,
+        report.unchanged,
+        len(report.failed),
+    )
+    return report
+
+
+def _selected(settings: Settings, only: Sequence[str] | None) -> list[Any]:
+    if not only:
+        return [s for s in settings.sources if s.enabled]
+    by_name = {s.name: s for s in settings.sources}
+    unknown = [name for name in only if name not in by_name]
+    if unknown:
+        known = ", ".join(by_name) or "none configured"
+        raise ConfigError(f"unknown source {unknown[0]!r} (known: {known})")
+    return [by_name[name] for name in dict.fromkeys(only)]
+
+
+def _gather_one(
+    settings: Settings, store: Store, config: Any, client: httpx.Client, now: datetime
+) -> SourceReport:
+    report = SourceReport(name=config.name, kind=config.kind)
+    state = store.items.state(config.name)
+    try:
+        with build_source(config, client) as source:
+            result: FetchResult = source.fetch(state)
+    except NewsletterError as exc:
+        return _failed(store, report, str(exc), now)
+    except Exception as exc:  # a parser bug in one source must not stop the others
+        log.exception("source %r crashed", config.name)
+        return _failed(store, report, f"unexpected {type(exc).__name__}: {exc}", now)
+
+    report.warnings = list(result.warnings)
+    for warning in result.warnings:
+        log.warning("source %r: %s", config.name, warning)
+    if result.not_modified:
+        report.not_modified = True
+        log.info("source %r: not modified", config.name)
+    else:
+        records = _dedup(
+            [prepare(settings, config, item) for item in result.items], config.name, report
+        )
+        for record in records:
+            outcome = store.items.upsert(record, now)
+            setattr(report, outcome, getattr(report, outcome) + 1)
+    store.items.record_gather(
+        config.name,
+        state=SourceState(etag=result.etag, last_modified=result.last_modified),
+        count=None if result.not_modified else len(result.items),
+        error=None,
+        at=now,
+    )
+    log.info(
+        "source %r: %d new, %d updated, %d unchanged",
+        config.name,
+        report.new,
+        report.updated,
+        report.unchanged,
+    )
+    return report
+
+
+def _failed(store: Store, report: SourceReport, reason: str, now: datetime) -> SourceReport:
+    report.error = " ".join(reason.split())
+    log.warning("source %r skipped: %s", report.name, report.error)
+    store.items.record_gather(report.name, state=None, count=None, error=report.error, at=now)
+    return report
+
+
+def _dedup(records: list[ItemRecord], name: str, report: SourceReport) -> list[ItemRecord]:
+    """Drop repeats inside one fetch, so two entries never fight over one stored row."""
+    seen: set[tuple[str, ...]] = set()
+    out: list[ItemRecord] = []
+    for record in records:
+        keys: set[tuple[str, ...]] = {("guid", record.guid), ("hash", record.content_hash)}
+        if record.link:
+            keys.add(("link", record.link, record.lang))
+        if keys & seen:
+            report.warnings.append(f"duplicate entry {record.guid!r} in one fetch, ignored")
+            log.warning("source %r: duplicate entry %r ignored", name, record.guid)
+            continue
+        seen |= keys
+        out.append(record)
+    return out
+
+
+def prepare(settings: Settings, config: Any, item: SourceItem) -> ItemRecord:
+    """Sanitize one source item and fill the fields a stored item must have."""
+    link = clean_url(item.link)
+    base = http_base(link)
+    body = clean_html(item.body_html, base)
+    summary = summarize(item.summary_html or body, settings.render.summary_chars)
+    title = " ".join(item.title.split())
+    tags = tuple(dict.fromkeys(t.strip() for t in (*item.tags, *config.tags) if t.strip()))
+    return ItemRecord(
+        source=item.source,
+        guid=item.guid,
+        title=title,
+        body_html=body,
+        summary_html=summary,
+        link=link,
+        published_at=item.published,
+        lang=normalize_lang(item.lang or config.lang or settings.locales.default, settings),
+        translation_key=item.translation_key,
+        tags=tags,
+        image=clean_url(item.image, base),
+        content_hash=content_hash(title, body),
+    )
+
+
+def content_hash(title: str, body_html: str) -> str:
+    """sha256 of the title and sanitized body: what "the same content" means for dedup."""
+    return hashlib.sha256(f"{title}\n{body_html}".encode()).hexdigest()
+
+
+def normalize_lang(lang: str, settings: Settings) -> str:
+    """``bg-BG`` -> ``bg`` unless the full tag is itself a configured locale."""
+    tag = lang.strip().replace("_", "-")
+    if tag in settings.locales.available:
+        return tag
+    return tag.split("-", 1)[0].lower()

@@ -1,0 +1,48 @@
+"""Sources of news items, picked from a registry by the config's ``kind``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from newsletter.config import FeedSourceConfig, FolderSourceConfig, PageSourceConfig
+from newsletter.errors import ConfigError
+from newsletter.sources.base import FetchResult, Source, SourceState
+from newsletter.sources.feed import FeedSource
+from newsletter.sources.folder import FolderSource
+from newsletter.sources.page import PageSource
+
+#: kind (as written in config.toml) -> adapter class
+SOURCES: dict[str, type[Source[Any]]] = {
+    "folder": FolderSource,
+    "feed": FeedSource,
+    "page": PageSource,
+}
+
+
+def build_source(
+    config: FolderSourceConfig | FeedSourceConfig | PageSourceConfig,
+    client: httpx.Client | None = None,
+) -> Source[Any]:
+    """The adapter for ``config.kind``, sharing ``client`` (its own one if ``None``)."""
+    try:
+        cls = SOURCES[config.kind]
+    except KeyError as exc:
+        known = ", ".join(sorted(SOURCES))
+        raise ConfigError(
+            f"source {config.name!r}: unknown kind {config.kind!r} ({known})"
+        ) from exc
+    return cls(config, client)
+
+
+__all__ = [
+    "SOURCES",
+    "FeedSource",
+    "FetchResult",
+    "FolderSource",
+    "PageSource",
+    "Source",
+    "SourceState",
+    "build_source",
+]

@@ -1,0 +1,286 @@
+"""Stored news items and per-source gather state.
+
+Dedup order on :meth:`ItemStore.upsert`: (source, guid), then link (same language), then
+content hash. A match from the same source is the same item, updated in place (its guid
+re-keyed if the source changed it); a match from another source is a duplicate story that
+the first source owns, so it is left alone.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import sqlalchemy as sa
+
+from newsletter.errors import StoreError
+from newsletter.models import Item
+from newsletter.sources.base import SourceState
+from newsletter.store.tables import items, source_state
+
+UpsertOutcome = Literal["new", "updated", "unchanged"]
+
+# stays under SQLite's and PostgreSQL's bound-parameter limits
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class ItemRecord:
+    """A sanitized item ready to store (what ``gather`` produces).
+
+    ``published_at`` ``None`` means the source gave no date: a new item gets the time it
+    was first seen, an existing one keeps the date it has.
+    """
+
+    source: str
+    guid: str
+    title: str
+    body_html: str
+    summary_html: str
+    link: str | None
+    published_at: datetime | None
+    lang: str
+    translation_key: str | None
+    tags: tuple[str, ...]
+    image: str | None
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    """What ``newsletter status`` shows per source.
+
+    ``last_gathered_at`` is the last attempt, ``last_error`` its error (``None`` when it
+    succeeded), ``last_count`` the items the last successful attempt returned.
+    """
+
+    source: str
+    etag: str | None
+    last_modified: str | None
+    last_gathered_at: datetime | None
+    last_error: str | None
+    last_count: int | None
+
+
+class ItemStore:
+    """Items and source state in the ``items`` and ``source_state`` tables."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    # -- writing ----------------------------------------------------------------------
+
+    def upsert(self, item: ItemRecord, now: datetime) -> UpsertOutcome:
+        """Insert ``item``, or update the stored item it duplicates; says which happened."""
+        try:
+            with self.engine.begin() as conn:
+                return self._upsert(conn, item, now)
+        except sa.exc.IntegrityError:
+            # another gatherer inserted the same (source, guid) in between: now it matches
+            with self.engine.begin() as conn:
+                return self._upsert(conn, item, now)
+
+    def _upsert(self, conn: sa.Connection, item: ItemRecord, now: datetime) -> UpsertOutcome:
+        row = self._find(conn, item)
+        if row is None:
+            values = _values(item)
+            values["published_at"] = item.published_at or now
+            conn.execute(items.insert().values(**values, first_seen_at=now, updated_at=now))
+            return "new"
+        if row.source != item.source:
+            return "unchanged"
+        values = _values(item)
+        if item.published_at is None:
+            del values["published_at"]
+        changed = {
+            key: value for key, value in values.items() if _differs(key, getattr(row, key), value)
+        }
+        if not changed:
+            return "unchanged"
+        conn.execute(items.update().where(items.c.id == row.id).values(**changed, updated_at=now))
+        return "updated"
+
+    def _find(self, conn: sa.Connection, item: ItemRecord) -> sa.Row[Any] | None:
+        by_guid = conn.execute(
+            sa.select(items).where(items.c.source == item.source, items.c.guid == item.guid)
+        ).first()
+        if by_guid is not None:
+            return by_guid
+        # prefer the same source's row, so an item whose guid changed is re-keyed
+        same_source_first = sa.case((items.c.source == item.source, 0), else_=1)
+        if item.link:
+            by_link = conn.execute(
+                sa.select(items)
+                .where(items.c.link == item.link, items.c.lang == item.lang)
+                .order_by(same_source_first, items.c.id)
+                .limit(1)
+            ).first()
+            if by_link is not None:
+                return by_link
+        return conn.execute(
+            sa.select(items)
+            .where(items.c.content_hash == item.content_hash)
+            .order_by(same_source_first, items.c.id)
+            .limit(1)
+        ).first()
+
+    def record_gather(
+        self,
+        source: str,
+        *,
+        state: SourceState | None,
+        count: int | None,
+        error: str | None,
+        at: datetime,
+    ) -> None:
+        """Remember one gather attempt; ``None`` state or count keeps the stored values."""
+        values: dict[str, Any] = {"last_gathered_at": at, "last_error": error}
+        if state is not None:
+            values.update(etag=state.etag, last_modified=state.last_modified)
+        if count is not None:
+            values["last_count"] = count
+        with self.engine.begin() as conn:
+            updated = conn.execute(
+                source_state.update().where(source_state.c.source == source).values(**values)
+            )
+            if updated.rowcount == 0:
+                conn.execute(source_state.insert().values(source=source, **values))
+
+    # -- reading ----------------------------------------------------------------------
+
+    def get(self, id: int) -> Item:
+        """The item with ``id``; :class:`StoreError` if there is none."""
+        return self.get_many([id])[0]
+
+    def get_many(self, ids: Sequence[int]) -> builtins.list[Item]:
+        """The items with ``ids``, in the given order; :class:`StoreError` names missing ids."""
+        found: dict[int, Item] = {}
+        unique = list(dict.fromkeys(ids))
+        with self.engine.connect() as conn:
+            for start in range(0, len(unique), _CHUNK):
+                chunk = unique[start : start + _CHUNK]
+                for row in conn.execute(sa.select(items).where(items.c.id.in_(chunk))):
+                    found[row.id] = _item(row)
+        missing = [i for i in unique if i not in found]
+        if missing:
+            raise StoreError(f"no item with id {', '.join(map(str, missing))}")
+        return [found[i] for i in ids]
+
+    def list(
+        self,
+        *,
+        since: datetime | None = None,
+        seen_since: datetime | None = None,
+        sources: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> builtins.list[Item]:
+        """Items newest first by ``published_at``.
+
+        ``since`` keeps items published at or after it, ``seen_since`` items first seen at
+        or after it, ``sources`` items from those sources only.
+        """
+        query = sa.select(items).order_by(items.c.published_at.desc(), items.c.id.desc())
+        if since is not None:
+            query = query.where(items.c.published_at >= since)
+        if seen_since is not None:
+            query = query.where(items.c.first_seen_at >= seen_since)
+        if sources is not None:
+            query = query.where(items.c.source.in_(list(sources)))
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [_item(row) for row in conn.execute(query)]
+
+    def by_translation_keys(self, keys: Collection[str]) -> dict[str, builtins.list[Item]]:
+        """Every stored variant per translation key (keys without items are left out)."""
+        out: dict[str, builtins.list[Item]] = {}
+        wanted = sorted(set(keys))
+        with self.engine.connect() as conn:
+            for start in range(0, len(wanted), _CHUNK):
+                query = (
+                    sa.select(items)
+                    .where(items.c.translation_key.in_(wanted[start : start + _CHUNK]))
+                    .order_by(items.c.id)
+                )
+                for row in conn.execute(query):
+                    out.setdefault(row.translation_key, []).append(_item(row))
+        return out
+
+    def count(self) -> int:
+        """How many items are stored."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(items)).scalar_one())
+
+    def state(self, source: str) -> SourceState:
+        """The conditional-GET validators stored for ``source`` (empty if never gathered)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(source_state.c.etag, source_state.c.last_modified).where(
+                    source_state.c.source == source
+                )
+            ).first()
+        if row is None:
+            return SourceState()
+        return SourceState(etag=row.etag, last_modified=row.last_modified)
+
+    def states(self) -> builtins.list[SourceStatus]:
+        """Gather status of every source ever gathered, by name."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(source_state).order_by(source_state.c.source))
+            return [
+                SourceStatus(
+                    source=row.source,
+                    etag=row.etag,
+                    last_modified=row.last_modified,
+                    last_gathered_at=row.last_gathered_at,
+                    last_error=row.last_error,
+                    last_count=row.last_count,
+                )
+                for row in rows
+            ]
+
+
+def _values(item: ItemRecord) -> dict[str, Any]:
+    return {
+        "source": item.source,
+        "guid": item.guid,
+        "link": item.link,
+        "title": item.title,
+        "summary_html": item.summary_html,
+        "body_html": item.body_html,
+        "published_at": item.published_at,
+        "lang": item.lang,
+        "translation_key": item.translation_key,
+        "tags": list(item.tags),
+        "image": item.image,
+        "content_hash": item.content_hash,
+    }
+
+
+def _differs(key: str, stored: Any, new: Any) -> bool:
+    if key == "tags":
+        return list(stored or []) != list(new)
+    return bool(stored != new)
+
+
+def _item(row: sa.Row[Any]) -> Item:
+    return Item(
+        id=row.id,
+        source=row.source,
+        guid=row.guid,
+        title=row.title,
+        body_html=row.body_html,
+        summary_html=row.summary_html,
+        link=row.link,
+        published_at=row.published_at,
+        lang=row.lang,
+        translation_key=row.translation_key,
+        tags=tuple(row.tags or ()),
+        image=row.image,
+        content_hash=row.content_hash,
+        first_seen_at=row.first_seen_at,
+        updated_at=row.updated_at,
+    )
