@@ -1,0 +1,30 @@
+"""Email providers behind one interface, picked by ``[provider] name`` from a registry."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from newsletter.errors import ProviderError
+from newsletter.providers.base import Provider
+from newsletter.providers.outbox import OutboxProvider
+
+if TYPE_CHECKING:
+    from newsletter.config import Settings
+
+__all__ = ["PROVIDERS", "OutboxProvider", "Provider", "build_provider"]
+
+#: every provider by its config name; a new provider adds one entry here
+PROVIDERS: dict[str, type[Provider]] = {
+    "outbox": OutboxProvider,
+}
+
+
+def build_provider(settings: Settings) -> Provider:
+    """The provider that ``settings.provider`` names, built from its config table."""
+    config = settings.provider
+    try:
+        cls = PROVIDERS[config.name]
+    except KeyError:
+        known = ", ".join(sorted(PROVIDERS))
+        raise ProviderError(f"unknown provider {config.name!r} (known: {known})") from None
+    return cls.from_config(config, settings)

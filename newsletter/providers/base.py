@@ -1,0 +1,84 @@
+"""The one interface every email provider implements (like httpx's ``BaseTransport``)."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+from newsletter.models import OutgoingMessage, SendResult
+
+if TYPE_CHECKING:
+    from newsletter.config import Settings
+
+__all__ = ["Provider"]
+
+
+class Provider(abc.ABC):
+    """Sends batches of personalized messages; one required method, :meth:`send_batch`.
+
+    Contract (``tests/test_provider_contract.py`` checks it for every registered provider):
+
+    - :meth:`send_batch` returns exactly one :class:`SendResult` per message, in the order
+      given, each carrying that message's ``delivery_id``. ``ACCEPTED`` means the provider
+      took responsibility for the message and has a ``provider_message_id`` for it;
+      ``RETRYABLE`` means try the same message later (``retry_after`` when the provider
+      said how long); ``PERMANENT`` means this message will never be accepted (invalid
+      recipient, rejected content).
+    - It never raises for a problem of one recipient or one message: that is a result.
+      It raises :class:`~newsletter.errors.ProviderError` only when the provider as a
+      whole cannot be used (bad credentials, account suspended, unwritable folder), so the
+      caller stops sending instead of marking every message failed.
+    - Batches hold at most :attr:`max_batch` messages; a larger one is a programming error
+      (``ValueError``). Callers split with ``min(configured batch size, max_batch)``.
+    - When :attr:`supports_idempotency` is true, sending a message again with the same
+      ``idempotency_key`` does not deliver it twice.
+    - Use it as ``async with provider: ...``; :meth:`aclose` releases connections and
+      files. Subclasses that override :meth:`aclose` call ``await super().aclose()``.
+    """
+
+    #: registry name, as written in ``[provider] name = ...``
+    name: ClassVar[str]
+    #: the largest batch :meth:`send_batch` accepts
+    max_batch: ClassVar[int] = 1
+    #: whether resending with the same ``idempotency_key`` is deduplicated
+    supports_idempotency: ClassVar[bool] = False
+
+    _closed: bool = False
+
+    @classmethod
+    def from_config(cls, config: Any, settings: Settings) -> Self:
+        """Build the provider from its ``[provider]`` table and the whole settings."""
+        raise NotImplementedError(f"{cls.__name__} does not implement from_config")
+
+    @abc.abstractmethod
+    async def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
+        """Send ``messages``; one result per message, in order (see the class docstring)."""
+
+    async def aclose(self) -> None:
+        """Release what the provider holds; safe to call twice."""
+        self._closed = True
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`aclose` ran."""
+        return self._closed
+
+    def check_batch(self, messages: Sequence[OutgoingMessage]) -> None:
+        """Refuse a batch larger than :attr:`max_batch` (a caller bug, not a send failure)."""
+        if len(messages) > self.max_batch:
+            raise ValueError(
+                f"{self.name}: batch of {len(messages)} exceeds max_batch {self.max_batch}"
+            )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

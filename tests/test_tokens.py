@@ -1,0 +1,121 @@
+"""Signed tokens: purpose-bound, tamper-proof, rotatable, expiring; secrets loading."""
+
+from __future__ import annotations
+
+import logging
+import stat
+from pathlib import Path
+
+import pytest
+
+from newsletter.errors import ConfigError
+from newsletter.tokens import TokenError, TokenSigner, load_secrets
+
+T0 = 1_790_000_000.0
+
+
+def test_round_trip_with_and_without_edition() -> None:
+    signer = TokenSigner(["k1-secret"], clock=lambda: T0)
+    data = signer.verify("unsubscribe", signer.sign("unsubscribe", 42, 7))
+    assert (data.purpose, data.subscriber_id, data.edition_id) == ("unsubscribe", 42, 7)
+    assert data.issued_at.timestamp() == T0
+    plain = signer.verify("confirm", signer.sign("confirm", 5))
+    assert (plain.subscriber_id, plain.edition_id) == (5, None)
+
+
+def test_token_is_url_safe() -> None:
+    token = TokenSigner(["k"]).sign("preferences", 123456, 99)
+    assert all(c.isalnum() or c in "-_." for c in token)
+
+
+@pytest.mark.parametrize("other", ["preferences", "confirm"])
+def test_wrong_purpose_rejected(other: str) -> None:
+    signer = TokenSigner(["k1-secret"])
+    token = signer.sign("unsubscribe", 42)
+    with pytest.raises(TokenError, match=f"invalid {other} token"):
+        signer.verify(other, token)
+
+
+@pytest.mark.parametrize("position", [0, 5, -3])
+def test_tampered_token_rejected(position: int) -> None:
+    signer = TokenSigner(["k1-secret"])
+    token = signer.sign("unsubscribe", 42, 3)
+    # not the last character: its low bits may be base64 padding that decodes the same
+    i = position % len(token)
+    tampered = token[:i] + ("B" if token[i] != "B" else "C") + token[i + 1 :]
+    with pytest.raises(TokenError):
+        signer.verify("unsubscribe", tampered)
+
+
+def test_garbage_and_foreign_key_rejected() -> None:
+    signer = TokenSigner(["k1-secret"])
+    with pytest.raises(TokenError):
+        signer.verify("unsubscribe", "not-a-token")
+    foreign = TokenSigner(["someone-elses-key"]).sign("unsubscribe", 42)
+    with pytest.raises(TokenError):
+        signer.verify("unsubscribe", foreign)
+
+
+def test_key_rotation_old_key_verifies_new_key_signs() -> None:
+    old = TokenSigner(["old-key"])
+    issued_before = old.sign("unsubscribe", 42, 1)
+    rotated = TokenSigner(["new-key", "old-key"])
+    assert rotated.verify("unsubscribe", issued_before).subscriber_id == 42
+    issued_after = rotated.sign("unsubscribe", 43, 2)
+    # signed with the new key: the new key alone verifies it, the old one does not
+    assert TokenSigner(["new-key"]).verify("unsubscribe", issued_after).subscriber_id == 43
+    with pytest.raises(TokenError):
+        old.verify("unsubscribe", issued_after)
+
+
+def test_expiry() -> None:
+    now = [T0]
+    signer = TokenSigner(["k"], clock=lambda: now[0])
+    token = signer.sign("confirm", 42)
+    now[0] = T0 + 3600
+    assert signer.verify("confirm", token, max_age=3600).subscriber_id == 42
+    now[0] = T0 + 3601
+    with pytest.raises(TokenError, match="expired"):
+        signer.verify("confirm", token, max_age=3600)
+    # without max_age a token does not expire (unsubscribe links must keep working)
+    assert signer.verify("confirm", token).subscriber_id == 42
+
+
+def test_unknown_purpose_and_empty_secrets() -> None:
+    with pytest.raises(ValueError, match="unknown token purpose"):
+        TokenSigner(["k"]).sign("login", 1)
+    with pytest.raises(ConfigError):
+        TokenSigner([])
+
+
+def test_load_secrets_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("NL_TEST_SECRET", " new-key , old-key,, ")
+    assert load_secrets("NL_TEST_SECRET", tmp_path / "var") == ["new-key", "old-key"]
+    assert not (tmp_path / "var").exists()
+
+
+def test_load_secrets_creates_development_key_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv("NL_TEST_SECRET", raising=False)
+    var = tmp_path / "var"
+    with caplog.at_level(logging.WARNING, logger="newsletter.tokens"):
+        first = load_secrets("NL_TEST_SECRET", var)
+    assert "development signing key" in caplog.text
+    key_file = var / "secret.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert len(first) == 1 and len(first[0]) >= 32
+    assert load_secrets("NL_TEST_SECRET", var) == first
+    monkeypatch.setenv("NL_TEST_SECRET", "")
+    assert load_secrets("NL_TEST_SECRET", var) == first
+
+
+def test_load_secrets_errors_name_the_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("NL_TEST_SECRET", raising=False)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "secret.key").write_text("\n")
+    with pytest.raises(ConfigError, match=r"secret\.key: development key file is empty"):
+        load_secrets("NL_TEST_SECRET", tmp_path / "empty")
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(ConfigError, match="a-file"):
+        load_secrets("NL_TEST_SECRET", tmp_path / "a-file" / "var")
