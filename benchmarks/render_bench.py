@@ -36,12 +36,21 @@ def items(n: int) -> list[Item]:
     body = "<p>" + "Клъстерът организира обучение за енергийни мениджъри в общините. " * 12 + "</p>"
     return [
         Item(
-            id=i, source="bench", guid=f"g{i}", title=f"Новина номер {i}: соларен парк и водород",
-            body_html=body, summary_html=body[:400] + "…</p>",
-            link=f"https://cluster.example.org/news/{i}", published_at=NOW - timedelta(hours=i),
-            lang="bg", translation_key=None, tags=("energy",),
+            id=i,
+            source="bench",
+            guid=f"g{i}",
+            title=f"Новина номер {i}: соларен парк и водород",
+            body_html=body,
+            summary_html=body[:400] + "…</p>",
+            link=f"https://cluster.example.org/news/{i}",
+            published_at=NOW - timedelta(hours=i),
+            lang="bg",
+            translation_key=None,
+            tags=("energy",),
             image="https://cluster.example.org/img/lead.jpg" if i == 0 else None,
-            content_hash=f"h{i}", first_seen_at=NOW, updated_at=NOW,
+            content_hash=f"h{i}",
+            first_seen_at=NOW,
+            updated_at=NOW,
         )
         for i in range(n)
     ]
@@ -67,22 +76,31 @@ def main() -> None:
             for locale in LOCALES:
                 entries = [DigestEntry(i, "bg", locale != "bg") for i in stories]
                 variant = renderer.render(
-                    segment=segment, period_label="23–29.11.2026", edition_date=date(2026, 11, 28),
-                    entries=entries, locale=locale, view_url="https://news.example.org/archive/1/bg",
+                    segment=segment,
+                    period_label="23–29.11.2026",
+                    edition_date=date(2026, 11, 28),
+                    entries=entries,
+                    locale=locale,
+                    view_url="https://news.example.org/archive/1/bg",
                 )
         totals.append(time.perf_counter() - start)
     assert variant is not None
     n_variants = len(segments) * len(LOCALES)
     med = statistics.median(totals)
-    print(f"render+inline {n_variants} variants (15 items each): median {med:.2f} s "
-          f"over {args.repeat} runs ({med / n_variants * 1000:.0f} ms per variant); "
-          f"largest HTML {variant.html_bytes / 1024:.1f} KB")
+    print(
+        f"render+inline {n_variants} variants (15 items each): median {med:.2f} s "
+        f"over {args.repeat} runs ({med / n_variants * 1000:.0f} ms per variant); "
+        f"largest HTML {variant.html_bytes / 1024:.1f} KB"
+    )
 
     signer = TokenSigner(["benchmark-secret"])
     composer = Composer(settings, signer, edition_id=1, segment="members", period="2026-W48")
-    values = {"name": "Иван Петров", "email": "ivan@example.org",
-              "unsubscribe_url": "https://news.example.org/unsubscribe/x",
-              "preferences_url": "https://news.example.org/preferences/x"}
+    values = {
+        "name": "Иван Петров",
+        "email": "ivan@example.org",
+        "unsubscribe_url": "https://news.example.org/unsubscribe/x",
+        "preferences_url": "https://news.example.org/preferences/x",
+    }
     subst, comp, mime = [], [], []
     n = args.recipients
     for _ in range(args.repeat):
@@ -98,10 +116,12 @@ def main() -> None:
         for i in range(n // 10):
             to_bytes(composer.compose(variant, Recipient(i, i, f"p{i}@example.org", "Иван")))
         mime.append((time.perf_counter() - start) / (n // 10))
-    print(f"per recipient: placeholder substitution {statistics.median(subst) * 1e6:.0f} µs, "
-          f"compose (2 signed tokens + substitution) {statistics.median(comp) * 1e6:.0f} µs, "
-          f"compose + MIME bytes (outbox) {statistics.median(mime) * 1e6:.0f} µs; "
-          f"render-once / per-recipient ratio {med / n_variants / statistics.median(comp):.0f}x")
+    print(
+        f"per recipient: placeholder substitution {statistics.median(subst) * 1e6:.0f} µs, "
+        f"compose (2 signed tokens + substitution) {statistics.median(comp) * 1e6:.0f} µs, "
+        f"compose + MIME bytes (outbox) {statistics.median(mime) * 1e6:.0f} µs; "
+        f"render-once / per-recipient ratio {med / n_variants / statistics.median(comp):.0f}x"
+    )
 
 
 if __name__ == "__main__":

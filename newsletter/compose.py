@@ -61,7 +61,8 @@ class Composer:
     def compose(self, variant: RenderedVariant, to: Recipient) -> OutgoingMessage:
         """The personalized message for one recipient of one variant."""
         base = self.settings.web.base_url
-        unsubscribe = f"{base}/unsubscribe/{self.signer.sign('unsubscribe', to.subscriber_id, self.edition_id)}"
+        token = self.signer.sign("unsubscribe", to.subscriber_id, self.edition_id)
+        unsubscribe = f"{base}/unsubscribe/{token}"
         preferences = f"{base}/preferences/{self.signer.sign('preferences', to.subscriber_id)}"
         html, text = personalize(
             variant,
@@ -82,7 +83,9 @@ class Composer:
             html=html,
             text=text,
             locale=variant.locale,
-            message_id=make_message_id(self.domain, self.edition_id, to.subscriber_id or to.delivery_id),
+            message_id=make_message_id(
+                self.domain, self.edition_id, to.subscriber_id or to.delivery_id
+            ),
             headers={
                 "List-Unsubscribe": f"<{unsubscribe}>",
                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",

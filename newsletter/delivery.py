@@ -44,8 +44,9 @@ def backoff(attempts: int, retry_after: float | None) -> float:
     """Seconds before the next try: the provider's Retry-After, else exponential with jitter."""
     if retry_after is not None:
         return max(retry_after, 1.0)
-    base = min(30.0 * 2 ** (attempts - 1), 3600.0)
-    return base * random.uniform(0.8, 1.2)
+    base = min(30.0 * 2.0 ** (attempts - 1), 3600.0)
+    jitter: float = random.uniform(0.8, 1.2)
+    return base * jitter
 
 
 def worker_id() -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from newsletter.compose import Composer, Recipient, view_url
 from newsletter.config import Segment, Settings
-from newsletter.delivery import SendReport, Sender, utcnow
+from newsletter.delivery import Sender, SendReport, utcnow
 from newsletter.errors import DuplicateEditionError, EditionError, NewsletterError
 from newsletter.gather import GatherReport, gather
 from newsletter.models import Edition, EditionStatus, Item, RenderedVariant, ResultStatus
@@ -173,9 +173,9 @@ class Digest:
         stories = select_stories(self.settings, self.store, segment, now)
         if not stories:
             return None
-        return render_variants(
-            self.settings, self.renderer, segment, stories, [locale], now, 0
-        )[locale]
+        return render_variants(self.settings, self.renderer, segment, stories, [locale], now, 0)[
+            locale
+        ]
 
     def dry_run(self, segment: Segment, item_ids: Sequence[int] | None = None) -> SegmentResult:
         """Select and render as a real run would, but store and send nothing."""
@@ -201,13 +201,21 @@ class Digest:
             return res
         if not res.variants:
             res.variants = render_variants(
-                self.settings, self.renderer, segment,
+                self.settings,
+                self.renderer,
+                segment,
                 select_stories(self.settings, self.store, segment, self.clock(), item_ids),
-                self.settings.locales.available, self.clock(), 0,
+                self.settings.locales.available,
+                self.clock(),
+                0,
             )
         composer = Composer(
-            self.settings, self.signer, edition_id=0, segment=segment.name,
-            period=f"test-{res.period}", subject_prefix="[TEST] ",
+            self.settings,
+            self.signer,
+            edition_id=0,
+            segment=segment.name,
+            period=f"test-{res.period}",
+            subject_prefix="[TEST] ",
         )
         msgs = [
             composer.compose(v, Recipient(n, 0, to, ""))
@@ -242,7 +250,8 @@ class Digest:
             res.items = len(stories)
             if len(stories) < max(segment.min_items, 1):
                 res.skipped = (
-                    "nothing new" if not stories
+                    "nothing new"
+                    if not stories
                     else f"{len(stories)} new item(s), fewer than min_items={segment.min_items}"
                 )
                 return res
@@ -256,14 +265,20 @@ class Digest:
         else:
             res.resumed = True
             stories = stories_of(
-                self.store, self.store.items.get_many(edition.item_ids), self.settings.locales.default
+                self.store,
+                self.store.items.get_many(edition.item_ids),
+                self.settings.locales.default,
             )
             res.items = len(stories)
         res.edition_id = edition.id
         return await self._deliver(segment, edition, stories, res, now)
 
     async def _deliver(
-        self, segment: Segment, edition: Edition, stories: list[Story], res: SegmentResult,
+        self,
+        segment: Segment,
+        edition: Edition,
+        stories: list[Story],
+        res: SegmentResult,
         now: datetime,
     ) -> SegmentResult:
         if edition.status is EditionStatus.PLANNED:
@@ -279,7 +294,12 @@ class Digest:
         missing = [loc for loc in res.recipients if loc not in variants]
         if missing:
             fresh = render_variants(
-                self.settings, self.renderer, segment, stories, missing, edition.created_at,
+                self.settings,
+                self.renderer,
+                segment,
+                stories,
+                missing,
+                edition.created_at,
                 edition.id,
             )
             for variant in fresh.values():
@@ -310,7 +330,9 @@ class Digest:
         test_to: str | None = None,
     ) -> list[SegmentResult]:
         """Run every named segment (all configured ones when ``segments`` is empty)."""
-        chosen = [self.settings.segment(n) for n in segments] if segments else self.settings.segments
+        chosen = (
+            [self.settings.segment(n) for n in segments] if segments else self.settings.segments
+        )
         if not chosen:
             raise EditionError("no segments configured: add [[segments]] to config.toml")
         results = []

@@ -56,15 +56,15 @@ def write_index(folder: Path, title: str, entries: Iterable[PageEntry]) -> Path:
         rel = e.path.relative_to(folder).as_posix()
         msgs = "" if e.messages is None else f"<td>{e.messages}</td>"
         rows.append(
-            f"<tr><td>{html.escape(e.group)}</td><td lang=\"{e.variant.locale}\">"
-            f"{e.variant.locale}</td><td><a href=\"{html.escape(rel)}\">"
+            f'<tr><td>{html.escape(e.group)}</td><td lang="{e.variant.locale}">'
+            f'{e.variant.locale}</td><td><a href="{html.escape(rel)}">'
             f"{html.escape(e.variant.subject)}</a></td><td>{e.variant.html_bytes / 1024:.1f} KB"
             f"</td><td>{e.variant.item_count}</td>{msgs}</tr>"
         )
     has_msgs = any(e.messages is not None for e in entries)
     head = "<th>messages (.eml)</th>" if has_msgs else ""
     page = (
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>body{{font-family:sans-serif;margin:2em}}"
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em;"
         "text-align:left}</style></head><body>"
@@ -89,4 +89,3 @@ def write_variant_pages(settings: Settings, store: Store, folder: Path) -> Path:
             path = write_variant(settings, variant, folder / label / f"{locale}.html")
             entries.append(PageEntry(label, variant, path, emls))
     return write_index(folder, "Outbox: rendered variants", entries)
-

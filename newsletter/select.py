@@ -116,5 +116,7 @@ def entries_for(stories: Sequence[Story], chain: Sequence[str]) -> list[DigestEn
     entries = []
     for story in stories:
         item = next((v for lang in chain if (v := story.in_lang(lang))), story.original)
-        entries.append(DigestEntry(item=item, shown_lang=item.lang, is_fallback=item.lang != chain[0]))
+        entries.append(
+            DigestEntry(item=item, shown_lang=item.lang, is_fallback=item.lang != chain[0])
+        )
     return entries

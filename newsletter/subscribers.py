@@ -51,7 +51,9 @@ def normalize_locale(raw: str, default: str) -> str:
 
 
 def _split(value: str | None) -> tuple[str, ...]:
-    return tuple(sorted({p.strip() for p in (value or "").replace(",", ";").split(";") if p.strip()}))
+    return tuple(
+        sorted({p.strip() for p in (value or "").replace(",", ";").split(";") if p.strip()})
+    )
 
 
 def parse_row(

@@ -72,8 +72,10 @@ def _fresh_postgres(url: str) -> str:
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
-    return sa.make_url(url).set(drivername="postgresql+psycopg", database=name).render_as_string(
-        hide_password=False
+    return (
+        sa.make_url(url)
+        .set(drivername="postgresql+psycopg", database=name)
+        .render_as_string(hide_password=False)
     )
 
 

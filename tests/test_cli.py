@@ -14,7 +14,10 @@ ROOT = Path(__file__).resolve().parent.parent
 def cli(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "newsletter", "--config", str(cfg), *args],
-        capture_output=True, text=True, check=False, cwd=cfg.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=cfg.parent,
         env={"PATH": "/usr/bin:/bin", "COLUMNS": "200", "NEWSLETTER_SECRET_KEY": "test-key"},
     )
 
@@ -32,7 +35,7 @@ def project(tmp_path: Path) -> Path:
             if lang == "en" and n == 2:
                 continue
             (news / f"{day}-{slug}.{lang}.md").write_text(
-                f"---\ntitle: \"{title}\"\ndate: {day}\n---\nТекст на новината.\n", encoding="utf-8"
+                f'---\ntitle: "{title}"\ndate: {day}\n---\nТекст на новината.\n', encoding="utf-8"
             )
     text = (ROOT / "config.toml").read_text(encoding="utf-8")
     text = text.replace('templates = "templates"', f'templates = "{ROOT / "templates"}"')

@@ -45,7 +45,7 @@ def test_unknown_key_names_file_and_key_path(tmp_path: Path) -> None:
 
 
 def test_wrong_type_names_key_and_value(tmp_path: Path) -> None:
-    path = write(tmp_path, MINIMAL + "\n[web]\nport = \"eighty\"\n")
+    path = write(tmp_path, MINIMAL + '\n[web]\nport = "eighty"\n')
     with pytest.raises(ConfigError, match=r"web\.port: .*eighty"):
         config.load(path)
 
@@ -60,7 +60,9 @@ def test_bad_time_zone_and_cron_are_caught_at_load(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL + '\n[[segments]]\nname = "m"\ntimezone = "Europe/Varna"\n')
     with pytest.raises(ConfigError, match="Europe/Varna"):
         config.load(path)
-    path = write(tmp_path, MINIMAL + '\n[[schedule]]\nid = "g"\njob = "gather"\ncron = "99 * * * *"\n')
+    path = write(
+        tmp_path, MINIMAL + '\n[[schedule]]\nid = "g"\njob = "gather"\ncron = "99 * * * *"\n'
+    )
     with pytest.raises(ConfigError, match=r"schedule\[0\].*cron"):
         config.load(path)
 
@@ -93,7 +95,9 @@ def test_cli_config_error_is_one_line_and_exit_2(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL + "\n[render]\nmax_items = -3\n")
     proc = subprocess.run(
         [sys.executable, "-m", "newsletter", "--config", str(path), "items", "list"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 2
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]

@@ -151,7 +151,10 @@ def test_each_reader_gets_their_language_with_headers(settings: Settings) -> Non
         assert sub.email == msg["To"].addresses[0].addr_spec
         assert unsub in body(msg, "html") and unsub in body(msg, "plain")
     assert {"bg", "en", "de"} <= set(by_lang)
-    assert "нови" in str(by_lang["bg"]["Subject"]).lower() or "новин" in str(by_lang["bg"]["Subject"]).lower()
+    assert (
+        "нови" in str(by_lang["bg"]["Subject"]).lower()
+        or "новин" in str(by_lang["bg"]["Subject"]).lower()
+    )
     assert str(by_lang["bg"]["Subject"]) != str(by_lang["en"]["Subject"])
     assert by_lang["bg"]["From"].addresses[0].display_name == "Тестов енергиен клъстер"
     store.close()
@@ -164,8 +167,16 @@ def test_german_reader_gets_english_variant_or_labelled_original(settings: Setti
     # 2026-11-27 offshore forum has a German translation, the solar park only bg + en,
     # the training for energy managers only bg
     assert "Offshore" in variant.html
-    solar_en = next(i for i in store.items.list() if i.translation_key and "dobrich-solar" in i.translation_key and i.lang == "en")
-    solar_bg = next(i for i in store.items.list() if i.translation_key == solar_en.translation_key and i.lang == "bg")
+    solar_en = next(
+        i
+        for i in store.items.list()
+        if i.translation_key and "dobrich-solar" in i.translation_key and i.lang == "en"
+    )
+    solar_bg = next(
+        i
+        for i in store.items.list()
+        if i.translation_key == solar_en.translation_key and i.lang == "bg"
+    )
     assert solar_en.title in variant.html and solar_bg.title not in variant.html
     training = next(i for i in store.items.list() if "municipal-energy-managers" in i.guid)
     assert training.lang == "bg" and training.title in variant.html
@@ -193,17 +204,29 @@ def test_unsubscribed_before_sending_is_skipped_with_reason(settings: Settings) 
     store, _, digest = prepare(settings)
     seg = settings.segment("members")
     stories = select_stories(settings, store, seg, NOW)
-    edition = store.editions.create("members", "2026-W48", [(s.original.id, s.key) for s in stories], NOW)
+    edition = store.editions.create(
+        "members", "2026-W48", [(s.original.id, s.key) for s in stories], NOW
+    )
     leaver = next(store.subscribers.iter(status=SubscriberStatus.ACTIVE, list_name="members"))
     # planned with everyone, then one person leaves before their row is sent
-    res = asyncio.run(digest._deliver(seg, edition, stories, SegmentResult("members", "2026-W48"), NOW))
+    res = asyncio.run(
+        digest._deliver(seg, edition, stories, SegmentResult("members", "2026-W48"), NOW)
+    )
     assert res.sent is not None
     store2_sent = res.sent.counts[DeliveryStatus.SENT]
-    edition2 = store.editions.create("members", "2026-W49", [(s.original.id, s.key) for s in stories], NOW)
+    edition2 = store.editions.create(
+        "members", "2026-W49", [(s.original.id, s.key) for s in stories], NOW
+    )
     store.deliveries.plan(edition2.id, [(leaver.id, "bg")], NOW)
     store.editions.set_status(edition2.id, EditionStatus.SENDING, NOW)
-    store.subscribers.set_status(leaver.email, SubscriberStatus.UNSUBSCRIBED, source="test", now=NOW)
-    res2 = asyncio.run(digest._deliver(seg, store.editions.get(edition2.id), stories, SegmentResult("members", "2026-W49"), NOW))
+    store.subscribers.set_status(
+        leaver.email, SubscriberStatus.UNSUBSCRIBED, source="test", now=NOW
+    )
+    res2 = asyncio.run(
+        digest._deliver(
+            seg, store.editions.get(edition2.id), stories, SegmentResult("members", "2026-W49"), NOW
+        )
+    )
     assert res2.sent is not None and res2.sent.counts == {DeliveryStatus.SKIPPED: 1}
     assert store.deliveries.errors(edition2.id) == [("subscriber unsubscribed before sending", 1)]
     assert store2_sent > 0
@@ -246,12 +269,17 @@ class ForgetfulOutbox(OutboxProvider):
 
 
 @pytest.mark.parametrize("idempotent", [True, False])
-def test_a_crash_mid_send_is_resumed_without_resending(settings: Settings, idempotent: bool) -> None:
+def test_a_crash_mid_send_is_resumed_without_resending(
+    settings: Settings, idempotent: bool
+) -> None:
     store, clock, digest = prepare(settings)
     if not idempotent:
         digest = Digest(
-            settings, store, provider=ForgetfulOutbox(settings.provider.path),
-            signer=TokenSigner(["k1"]), clock=clock,
+            settings,
+            store,
+            provider=ForgetfulOutbox(settings.provider.path),
+            signer=TokenSigner(["k1"]),
+            clock=clock,
         )
     seg = settings.segment("members")
     stories = select_stories(settings, store, seg, NOW)
@@ -260,11 +288,15 @@ def test_a_crash_mid_send_is_resumed_without_resending(settings: Settings, idemp
     )
     # a first process planned and rendered, sent 5 rows and died holding a lease on 5 more
     members = store.subscribers.iter(status=SubscriberStatus.ACTIVE, list_name="members")
-    store.deliveries.plan(edition.id, ((s.id, settings.locales.resolve(s.locale)) for s in members), NOW)
+    store.deliveries.plan(
+        edition.id, ((s.id, settings.locales.resolve(s.locale)) for s in members), NOW
+    )
     store.editions.set_status(edition.id, EditionStatus.SENDING, NOW)
     sent = store.deliveries.claim(edition.id, "dead", 5, timedelta(minutes=5), NOW)
     store.deliveries.record(
-        [SendResult(d.id, ResultStatus.ACCEPTED, "x") for d in sent], NOW, max_attempts=3,
+        [SendResult(d.id, ResultStatus.ACCEPTED, "x") for d in sent],
+        NOW,
+        max_attempts=3,
         backoff=lambda a, r: 1,
     )
     held = store.deliveries.claim(edition.id, "dead", 5, timedelta(minutes=5), NOW)

@@ -37,7 +37,7 @@ def test_migrations_are_at_head_and_idempotent(store: Store) -> None:
 def test_same_segment_and_period_is_refused_by_the_unique_key(store: Store) -> None:
     edition = store.editions.create("members", "2026-W48", [], NOW)
     assert edition.status is EditionStatus.PLANNED
-    with pytest.raises(DuplicateEditionError, match="members.*2026-W48"):
+    with pytest.raises(DuplicateEditionError, match=r"members.*2026-W48"):
         store.editions.create("members", "2026-W48", [], NOW)
     store.editions.create("partners", "2026-W48", [], NOW)
 
@@ -78,7 +78,9 @@ def test_results_are_recorded_with_retry_and_failure(store: Store) -> None:
         backoff=lambda attempts, after: after or 60,
     )
     assert store.deliveries.counts(e.id) == {
-        DeliveryStatus.SENT: 1, DeliveryStatus.RETRY: 1, DeliveryStatus.FAILED: 1,
+        DeliveryStatus.SENT: 1,
+        DeliveryStatus.RETRY: 1,
+        DeliveryStatus.FAILED: 1,
     }
     assert store.deliveries.next_retry_at(e.id) == NOW + timedelta(seconds=30)
     # not due yet, then due
@@ -109,9 +111,18 @@ def test_sent_group_keys_ignore_cancelled_editions(store: Store) -> None:
         for n in (1, 2):
             conn.execute(
                 items.insert().values(
-                    id=n, source="s", guid=f"g{n}", title="t", summary_html="", body_html="",
-                    published_at=NOW, lang="bg", tags=[], content_hash=f"h{n}",
-                    first_seen_at=NOW, updated_at=NOW,
+                    id=n,
+                    source="s",
+                    guid=f"g{n}",
+                    title="t",
+                    summary_html="",
+                    body_html="",
+                    published_at=NOW,
+                    lang="bg",
+                    tags=[],
+                    content_hash=f"h{n}",
+                    first_seen_at=NOW,
+                    updated_at=NOW,
                 )
             )
     store.editions.create("members", "2026-W47", [(1, "story-1")], NOW)

@@ -78,7 +78,7 @@ def test_reimport_never_changes_status_or_loses_data(store: Store, tmp_path: Pat
 def test_header_without_email_or_with_unknown_column(store: Store, tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("name,locale\nx,bg\n", encoding="utf-8")
-    with pytest.raises(SubscriberError, match="line 1.*email"):
+    with pytest.raises(SubscriberError, match=r"line 1.*email"):
         import_csv(store, bad, list_name=None, default_locale="bg", now=NOW)
     bad.write_text("email,phone\nx@example.org,1\n", encoding="utf-8")
     with pytest.raises(SubscriberError, match="phone"):
@@ -89,7 +89,9 @@ def test_sample_lists_import_cleanly(store: Store) -> None:
     root = Path(__file__).resolve().parent.parent / "subscribers"
     total = 0
     for name in ("members", "partners"):
-        report = import_csv(store, root / f"{name}.csv", list_name=name, default_locale="bg", now=NOW)
+        report = import_csv(
+            store, root / f"{name}.csv", list_name=name, default_locale="bg", now=NOW
+        )
         assert report.errors == []
         total += report.added
     assert total >= 50
@@ -100,8 +102,14 @@ def test_sample_lists_import_cleanly(store: Store) -> None:
 def test_export_round_trips_through_import(store: Store, tmp_path: Path) -> None:
     store.subscribers.add(
         NewSubscriber(
-            email="ana@example.org", name="Ана, \"Варна\"", locale="bg", country="BG",
-            lists=("members",), tags=("solar", "board"), consent_at=NOW, consent_source="form",
+            email="ana@example.org",
+            name='Ана, "Варна"',
+            locale="bg",
+            country="BG",
+            lists=("members",),
+            tags=("solar", "board"),
+            consent_at=NOW,
+            consent_source="form",
         ),
         NOW,
     )
@@ -134,5 +142,9 @@ def test_segment_rules(store: Store) -> None:
     assert [s.email for s in recipients(store, seg, batch_size=1)] == ["b@example.org"]
     sub = store.subscribers.find("c@example.org")
     assert sub is not None
-    assert matches(Segment(name="x", rules=[Rule(field="country", op="in", value=["RO", "GR"])]), sub)
-    assert not matches(Segment(name="x", rules=[Rule(field="lists", op="not contains", value="members")]), sub)
+    assert matches(
+        Segment(name="x", rules=[Rule(field="country", op="in", value=["RO", "GR"])]), sub
+    )
+    assert not matches(
+        Segment(name="x", rules=[Rule(field="lists", op="not contains", value="members")]), sub
+    )

@@ -99,7 +99,9 @@ def add_cmd(
     )
     with opened(cfg) as store:
         sub = store.subscribers.add(new, when)
-    out.print(f"added {sub.email} (id {sub.id}, {sub.locale}, lists: {', '.join(sub.lists) or '-'})")
+    out.print(
+        f"added {sub.email} (id {sub.id}, {sub.locale}, lists: {', '.join(sub.lists) or '-'})"
+    )
 
 
 @subscribers_app.command("list")
@@ -151,8 +153,12 @@ def editions_list(
         for e in store.editions.list(segment=segment):
             counts = store.deliveries.counts(e.id)
             table.add_row(
-                str(e.id), e.segment, e.period, e.status.value,
-                f"{e.created_at:%Y-%m-%d %H:%M}", str(len(e.item_ids)),
+                str(e.id),
+                e.segment,
+                e.period,
+                e.status.value,
+                f"{e.created_at:%Y-%m-%d %H:%M}",
+                str(len(e.item_ids)),
                 ", ".join(f"{k.value} {v}" for k, v in sorted(counts.items())),
             )
     out.print(table)
@@ -164,15 +170,20 @@ def _show(store: Store, edition_id: int) -> None:
         f"Edition {e.id}: {e.segment} {e.period} — {e.status.value}, {len(e.item_ids)} item(s), "
         f"created {e.created_at:%Y-%m-%d %H:%M} UTC ({edition_label(e.id, e.segment, e.period)})"
     )
-    table = Table("locale", "subject", "HTML", "queued", "sent", "retry", "failed", "skipped",
-                  "unknown")
+    table = Table(
+        "locale", "subject", "HTML", "queued", "sent", "retry", "failed", "skipped", "unknown"
+    )
     variants = store.editions.variants(e.id)
     for loc, counts in sorted(store.deliveries.counts_by_locale(e.id).items()):
         v = variants.get(loc)
         table.add_row(
-            loc, v.subject if v else "-", f"{v.html_bytes / 1024:.1f} KB" if v else "-",
-            *(str(counts.get(DeliveryStatus(s), 0)) for s in
-              ("queued", "sent", "retry", "failed", "skipped", "unknown")),
+            loc,
+            v.subject if v else "-",
+            f"{v.html_bytes / 1024:.1f} KB" if v else "-",
+            *(
+                str(counts.get(DeliveryStatus(s), 0))
+                for s in ("queued", "sent", "retry", "failed", "skipped", "unknown")
+            ),
         )
     out.print(table)
     for reason, n in store.deliveries.errors(e.id):
@@ -198,8 +209,12 @@ def items_list(
     with opened(cfg) as store:
         for i in store.items.list(sources=[source] if source else None, limit=limit):
             table.add_row(
-                str(i.id), f"{i.published_at:%Y-%m-%d}", i.source, i.lang,
-                i.translation_key or "", i.title,
+                str(i.id),
+                f"{i.published_at:%Y-%m-%d}",
+                i.source,
+                i.lang,
+                i.translation_key or "",
+                i.title,
             )
     out.print(table)
 
@@ -217,4 +232,3 @@ def db_upgrade() -> None:
         out.print(f"{db.redact(cfg.database_url())}: already at {after}")
     else:
         out.print(f"{db.redact(cfg.database_url())}: migrated {before or 'empty'} -> {after}")
-

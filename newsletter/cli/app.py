@@ -7,7 +7,6 @@ errors); ``--debug`` shows the traceback instead. Usage errors exit 2.
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -18,11 +17,9 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from newsletter import config as config_mod
 from newsletter.config import Settings
-from newsletter.errors import ConfigError, NewsletterError
 from newsletter.store import Store
 
 app = typer.Typer(
@@ -56,7 +53,9 @@ state = _State()
 def _main(
     config: Annotated[
         Path | None,
-        typer.Option("--config", "-c", help="Config file (default: $NEWSLETTER_CONFIG or ./config.toml)."),
+        typer.Option(
+            "--config", "-c", help="Config file (default: $NEWSLETTER_CONFIG or ./config.toml)."
+        ),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show info logs.")] = False,

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.progress import TaskID
 from rich.table import Table
 
 from newsletter.cli.app import _ids, _progress, app, opened, out, settings
@@ -99,7 +100,7 @@ def digest_cmd(
     """Gather, then build and send this period's edition for each segment."""
     cfg = settings()
     with opened(cfg) as store, _progress() as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def progress(seg: str, n: int, total: int) -> None:
             if seg not in tasks:
@@ -140,7 +141,10 @@ def preview_cmd(
     table = Table("segment", "locale", "subject", "HTML", "items")
     for e in entries:
         table.add_row(
-            e.group, e.variant.locale, e.variant.subject, f"{e.variant.html_bytes / 1024:.1f} KB",
+            e.group,
+            e.variant.locale,
+            e.variant.subject,
+            f"{e.variant.html_bytes / 1024:.1f} KB",
             str(e.variant.item_count),
         )
     out.print(table)

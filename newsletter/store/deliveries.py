@@ -259,9 +259,12 @@ class DeliveryStore:
 
     def next_retry_at(self, edition_id: int) -> datetime | None:
         """When the earliest row waiting for a retry becomes due."""
-        query = sa.select(t.c.next_attempt_at).where(
-            t.c.edition_id == edition_id, t.c.status == DeliveryStatus.RETRY.value
-        ).order_by(t.c.next_attempt_at).limit(1)
+        query = (
+            sa.select(t.c.next_attempt_at)
+            .where(t.c.edition_id == edition_id, t.c.status == DeliveryStatus.RETRY.value)
+            .order_by(t.c.next_attempt_at)
+            .limit(1)
+        )
         with self.engine.connect() as conn:
             value: datetime | None = conn.execute(query).scalar()
         return value

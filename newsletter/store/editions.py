@@ -79,7 +79,9 @@ class EditionStore:
         """The edition for (segment, period), if one was created."""
         with self.engine.connect() as conn:
             row = conn.execute(
-                sa.select(editions).where(editions.c.segment == segment, editions.c.period == period)
+                sa.select(editions).where(
+                    editions.c.segment == segment, editions.c.period == period
+                )
             ).first()
             return None if row is None else self._edition(conn, row)
 

@@ -42,7 +42,9 @@ class SubscriberStore:
         with self.engine.begin() as conn:
             if conn.execute(sa.select(t.c.id).where(t.c.email == new.email)).first():
                 raise SubscriberError(f"{new.email} is already a subscriber")
-            new_id = conn.execute(sa.insert(t).values(**self._values(new, now))).inserted_primary_key
+            new_id = conn.execute(
+                sa.insert(t).values(**self._values(new, now))
+            ).inserted_primary_key
         assert new_id is not None
         return self.get(int(new_id[0]))
 
