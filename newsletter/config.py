@@ -104,6 +104,10 @@ class Locales(_Model):
     available: list[str] = Field(default_factory=lambda: ["bg", "en"])
     #: per-locale fallback chain for items, e.g. ro = ["en", "bg"]
     fallback: dict[str, list[str]] = Field(default_factory=dict)
+    #: detect the language of items that declare none (restricted to ``available``)
+    detect: bool = True
+    #: below this confidence the source's declared language (or ``default``) is kept
+    detect_min_confidence: float = Field(default=0.8, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _default_is_available(self) -> Locales:
@@ -122,6 +126,23 @@ class Locales(_Model):
             if candidate in self.available:
                 return candidate
         return self.default
+
+
+class Translation(_Model):
+    """Optional machine translation of items missing in a reader's language (off by default).
+
+    Translations are made once, cached in the store and always labelled as machine-made.
+    """
+
+    enabled: bool = False
+    provider: Literal["deepl"] = "deepl"
+    #: environment variable holding the API key (never the key itself)
+    api_key_env: str = "DEEPL_API_KEY"
+    #: DeepL's free plan uses api-free.deepl.com, pro uses api.deepl.com
+    plan: Literal["free", "pro"] = "free"
+    #: overrides the plan's host (proxies, tests)
+    base_url: str | None = None
+    timeout: float = Field(default=15.0, gt=0)
 
 
 class Security(_Model):
@@ -300,6 +321,7 @@ class Settings(_Model):
     paths: Paths = Paths()
     locales: Locales = Locales()
     security: Security = Security()
+    translation: Translation = Translation()
     web: Web = Web()
     render: Render = Render()
     provider: ProviderConfig = OutboxProviderConfig()

@@ -373,9 +373,10 @@ def run_digest(
     own_store = store is None
     store = store or Store.open(settings.database_url())
     try:
+        # built first: a missing catalog or a broken template fails before any work is done
+        digest = Digest(settings, store, provider=provider, on_progress=on_progress)
         lists = sync_lists(settings, store, utcnow()) if not dry_run else {}
         gathered = gather(settings, store) if do_gather and not item_ids else None
-        digest = Digest(settings, store, provider=provider, on_progress=on_progress)
 
         async def go() -> list[SegmentResult]:
             try:

@@ -9,7 +9,7 @@ import typer
 from rich.progress import TaskID
 from rich.table import Table
 
-from newsletter.cli.app import _ids, _progress, app, opened, out, settings
+from newsletter.cli.app import _ids, _progress, app, err, opened, out, settings
 from newsletter.digest import DigestReport, preview, run_digest
 from newsletter.gather import GatherReport, gather
 
@@ -29,8 +29,10 @@ def gather_cmd(
 ) -> None:
     """Fetch every configured source and store new or changed items."""
     cfg = settings()
-    with opened(cfg) as store:
-        report = gather(cfg, store, only=source or None)
+    with opened(cfg) as store, err.status("gathering…") as status:
+        report = gather(
+            cfg, store, only=source or None, on_source=lambda s: status.update(f"gathered {s.name}")
+        )
     _print_gather(report)
     if report.sources and all(s.error for s in report.sources):
         raise typer.Exit(1)
