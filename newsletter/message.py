@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import secrets
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import EmailPolicy
@@ -243,6 +244,26 @@ def _crlf(text: str) -> bytes:
     return _LINE_BREAK.sub("\r\n", text).encode("utf-8")
 
 
+def _headers(msg: OutgoingMessage, date: datetime | None) -> list[str]:
+    """The folded top-level headers (without the MIME structure ones), in order."""
+    for key in msg.headers:
+        if key.lower() in RESERVED_HEADERS:
+            raise ValueError(f"header {key} is set from the message fields, not from headers")
+    if not msg.message_id.startswith("<") or not msg.message_id.endswith(">"):
+        raise ValueError(f"Message-ID must look like <id@domain>: {msg.message_id!r}")
+    out = [
+        encode_address("From", msg.from_name, msg.from_email),
+        encode_address("To", msg.to_name, msg.to_email),
+        encode_unstructured("Subject", msg.subject),
+        f"Date: {format_datetime(date or datetime.now(UTC))}",
+        encode_header("Message-ID", msg.message_id),
+    ]
+    if msg.reply_to:
+        out.append(encode_address("Reply-To", "", msg.reply_to))
+    out.extend(encode_header(key, value) for key, value in msg.headers.items())
+    return out
+
+
 def build_mime(msg: OutgoingMessage, *, date: datetime | None = None) -> EmailMessage:
     """The complete MIME message for ``msg``: multipart/alternative, text then HTML.
 
@@ -251,21 +272,9 @@ def build_mime(msg: OutgoingMessage, *, date: datetime | None = None) -> EmailMe
     an extra header overriding one this function writes); a sender treats that as a
     permanent failure of this one message.
     """
-    for key in msg.headers:
-        if key.lower() in RESERVED_HEADERS:
-            raise ValueError(f"header {key} is set from the message fields, not from headers")
     mime = EmailMessage(policy=POLICY)
-    _set_raw(mime, encode_address("From", msg.from_name, msg.from_email))
-    _set_raw(mime, encode_address("To", msg.to_name, msg.to_email))
-    _set_raw(mime, encode_unstructured("Subject", msg.subject))
-    mime["Date"] = _RawHeader(format_datetime(date or datetime.now(UTC)))
-    if not msg.message_id.startswith("<") or not msg.message_id.endswith(">"):
-        raise ValueError(f"Message-ID must look like <id@domain>: {msg.message_id!r}")
-    _set_raw(mime, encode_header("Message-ID", msg.message_id))
-    if msg.reply_to:
-        _set_raw(mime, encode_address("Reply-To", "", msg.reply_to))
-    for key, value in msg.headers.items():
-        _set_raw(mime, encode_header(key, value))
+    for folded in _headers(msg, date):
+        _set_raw(mime, folded)
     params = {"charset": "utf-8"}
     mime.set_content(_crlf(msg.text), maintype="text", subtype="plain", cte="base64", params=params)
     mime.add_alternative(
@@ -279,9 +288,39 @@ def build_mime(msg: OutgoingMessage, *, date: datetime | None = None) -> EmailMe
     return mime
 
 
+def _b64_part(subtype: str, text: str) -> bytes:
+    head = f'Content-Type: text/{subtype}; charset="utf-8"\r\nContent-Transfer-Encoding: base64'
+    # encodebytes wraps at 76 characters, well under the 998-byte line limit
+    body = base64.encodebytes(_crlf(text)).replace(b"\n", b"\r\n")
+    return head.encode("ascii") + b"\r\n\r\n" + body
+
+
 def to_bytes(msg: OutgoingMessage, *, date: datetime | None = None) -> bytes:
-    """The message as it goes on the wire (CRLF line ends, 7-bit clean)."""
-    return build_mime(msg, date=date).as_bytes(policy=POLICY)
+    """The message as it goes on the wire (CRLF line ends, 7-bit clean).
+
+    The same message as :func:`build_mime`, written directly: the stdlib generator costs
+    milliseconds per message, which adds up to minutes for a large list.
+    """
+    # "_" is not in the base64 alphabet, so the boundary can never occur in a part
+    boundary = f"=_nl_{secrets.token_hex(16)}"
+    head = [
+        *_headers(msg, date),
+        "MIME-Version: 1.0",
+        f'Content-Type: multipart/alternative; boundary="{boundary}"',
+        f"Content-Language: {_language_tag(msg.locale)}",
+    ]
+    sep = f"--{boundary}\r\n".encode("ascii")
+    return b"".join(
+        [
+            "\r\n".join(head).encode("ascii"),
+            b"\r\n\r\n",
+            sep,
+            _b64_part("plain", msg.text),
+            sep,
+            _b64_part("html", msg.html),
+            f"--{boundary}--\r\n".encode("ascii"),
+        ]
+    )
 
 
 def make_message_id(domain: str, edition_id: int, subscriber_id: int) -> str:

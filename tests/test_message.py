@@ -232,3 +232,22 @@ def test_make_message_id_is_stable_and_unique() -> None:
     assert make_message_id("cluster.example.org", 34, 2) != first
     with pytest.raises(ValueError, match="domain"):
         make_message_id("bad domain>", 1, 1)
+
+
+def test_direct_writer_matches_the_stdlib_generator() -> None:
+    """to_bytes writes by hand what build_mime + the stdlib generator would write."""
+    msg = _message()
+    when = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+    fast = email.message_from_bytes(to_bytes(msg, date=when), policy=email.policy.default)
+    slow = email.message_from_bytes(
+        build_mime(msg, date=when).as_bytes(), policy=email.policy.default
+    )
+    assert isinstance(fast, EmailMessage) and isinstance(slow, EmailMessage)
+    assert fast.items() == [
+        (k, v) if k != "Content-Type" else (k, fast["Content-Type"]) for k, v in slow.items()
+    ]
+    for kind in ("plain", "html"):
+        a, b = fast.get_body((kind,)), slow.get_body((kind,))
+        assert a is not None and b is not None
+        assert a.get_content() == b.get_content()  # type: ignore[attr-defined]
+        assert a["Content-Transfer-Encoding"] == b["Content-Transfer-Encoding"] == "base64"
