@@ -38,6 +38,8 @@ from newsletter.select import (
 from newsletter.store import Store
 from newsletter.subscribers import ImportReport, sync_lists
 from newsletter.tokens import TokenSigner, load_secrets
+from newsletter.translate import build_translator, label_machine_translated, translate_missing
+from newsletter.translate.base import Translator
 
 log = logging.getLogger("newsletter.digest")
 
@@ -107,29 +109,6 @@ def select_stories(
     )
 
 
-def render_variants(
-    settings: Settings,
-    renderer: Renderer,
-    segment: Segment,
-    stories: Sequence[Story],
-    locales: Sequence[str],
-    now: datetime,
-    edition_id: int,
-) -> dict[str, RenderedVariant]:
-    """Render and inline each locale's variant once."""
-    out = {}
-    for locale in locales:
-        out[locale] = renderer.render(
-            segment=segment,
-            period_label=period_label(segment, now, locale),
-            edition_date=now.astimezone(segment.tz).date(),
-            entries=entries_for(stories, settings.locales.chain(locale)),
-            locale=locale,
-            view_url=view_url(settings, edition_id, locale),
-        )
-    return out
-
-
 def _recipient_locales(settings: Settings, store: Store, segment: Segment) -> dict[str, int]:
     counts: dict[str, int] = {}
     for sub in recipients(store, segment):
@@ -149,6 +128,7 @@ class Digest:
         provider: Provider | None = None,
         renderer: Renderer | None = None,
         signer: TokenSigner | None = None,
+        translator: Translator | None = None,
         clock: Callable[[], datetime] = utcnow,
         on_progress: Callable[[str, int, int], None] | None = None,
     ) -> None:
@@ -159,6 +139,48 @@ class Digest:
         self.signer = signer or signer_for(settings)
         self.clock = clock
         self.on_progress = on_progress
+        # None when machine translation is off; a missing API key fails here, at start
+        self.translator = translator or build_translator(settings)
+
+    def with_translations(self, stories: Sequence[Story], locale: str) -> list[Story]:
+        """``stories`` plus machine translations into ``locale`` where only the original fits.
+
+        A human variant anywhere in the reader's chain wins over a machine translation;
+        a failing translator changes nothing (the fallback chain applies).
+        """
+        chain = self.settings.locales.chain(locale)
+        need = [s for s in stories if not any(s.in_lang(lang) for lang in chain)]
+        if not need or self.translator is None:
+            return list(stories)
+        done = translate_missing(
+            need, [locale], self.translator, self.store.translations, self.clock()
+        )
+        by_key = {s.key: s for s in done}
+        return [by_key.get(s.key, s) for s in stories]
+
+    def render_variants(
+        self,
+        segment: Segment,
+        stories: Sequence[Story],
+        locales: Sequence[str],
+        now: datetime,
+        edition_id: int,
+    ) -> dict[str, RenderedVariant]:
+        """Render and inline each locale's variant once."""
+        out = {}
+        for locale in locales:
+            shown = self.with_translations(stories, locale)
+            out[locale] = self.renderer.render(
+                segment=segment,
+                period_label=period_label(segment, now, locale),
+                edition_date=now.astimezone(segment.tz).date(),
+                entries=label_machine_translated(
+                    entries_for(shown, self.settings.locales.chain(locale))
+                ),
+                locale=locale,
+                view_url=view_url(self.settings, edition_id, locale),
+            )
+        return out
 
     @property
     def provider(self) -> Provider:
@@ -173,9 +195,7 @@ class Digest:
         stories = select_stories(self.settings, self.store, segment, now)
         if not stories:
             return None
-        return render_variants(self.settings, self.renderer, segment, stories, [locale], now, 0)[
-            locale
-        ]
+        return self.render_variants(segment, stories, [locale], now, 0)[locale]
 
     def dry_run(self, segment: Segment, item_ids: Sequence[int] | None = None) -> SegmentResult:
         """Select and render as a real run would, but store and send nothing."""
@@ -187,9 +207,7 @@ class Digest:
         if len(stories) < max(segment.min_items, 1):
             res.skipped = "nothing new"
             return res
-        res.variants = render_variants(
-            self.settings, self.renderer, segment, stories, sorted(res.recipients), now, 0
-        )
+        res.variants = self.render_variants(segment, stories, sorted(res.recipients), now, 0)
         return res
 
     async def test_send(
@@ -200,9 +218,7 @@ class Digest:
         if res.skipped:
             return res
         if not res.variants:
-            res.variants = render_variants(
-                self.settings,
-                self.renderer,
+            res.variants = self.render_variants(
                 segment,
                 select_stories(self.settings, self.store, segment, self.clock(), item_ids),
                 self.settings.locales.available,
@@ -293,9 +309,7 @@ class Digest:
         variants = self.store.editions.variants(edition.id)
         missing = [loc for loc in res.recipients if loc not in variants]
         if missing:
-            fresh = render_variants(
-                self.settings,
-                self.renderer,
+            fresh = self.render_variants(
                 segment,
                 stories,
                 missing,
@@ -352,7 +366,9 @@ class Digest:
         return write_variant_pages(self.settings, self.store, self._provider.folder)
 
     async def aclose(self) -> None:
-        """Close the provider if this object built it."""
+        """Close the provider and the translator."""
+        if self.translator is not None:
+            self.translator.close()
         if self._provider is not None:
             await self._provider.aclose()
 

@@ -311,3 +311,43 @@ def test_a_crash_mid_send_is_resumed_without_resending(
         assert after.sent.counts[DeliveryStatus.SENT] == total - 5
         assert len(files) == total - 10
         assert store.editions.get(edition.id).status is EditionStatus.FINISHED
+
+
+def test_machine_translation_fills_only_stories_without_a_human_variant(
+    settings: Settings,
+) -> None:
+    from test_translate import KEY, FakeDeepL  # the DeepL imitation on 127.0.0.1
+
+    from newsletter.translate.deepl import DeepLTranslator
+
+    fake = FakeDeepL()
+    fake.thread.start()
+    try:
+        store, clock, _ = prepare(settings)
+        translator = DeepLTranslator(KEY, base_url=fake.url, timeout=5)
+        digest = Digest(
+            settings,
+            store,
+            provider=OutboxProvider(settings.provider.path),
+            signer=TokenSigner(["k1"]),
+            translator=translator,
+            clock=clock,
+        )
+        (res,) = run(digest, segments=["members"], dry_run=True)
+        de = res.variants["de"].html
+        solar_en = next(
+            i
+            for i in store.items.list()
+            if i.translation_key and "dobrich-solar" in i.translation_key and i.lang == "en"
+        )
+        # a human English variant beats a machine translation; bg-only stories get one
+        assert solar_en.title in de
+        assert "Maschinelle Übersetzung" in de
+        assert fake.requests
+        first = len(fake.requests)
+        run(digest, segments=["members"], dry_run=True)
+        assert len(fake.requests) == first  # served from the store's cache
+        store.close()
+    finally:
+        fake.server.shutdown()
+        fake.server.server_close()

@@ -15,6 +15,7 @@ from newsletter.store.deliveries import DeliveryStore
 from newsletter.store.editions import EditionStore
 from newsletter.store.items import ItemStore
 from newsletter.store.subscribers import SubscriberStore
+from newsletter.store.translations import TranslationCache
 
 
 class Store:
@@ -26,6 +27,7 @@ class Store:
         self.subscribers = SubscriberStore(engine)
         self.editions = EditionStore(engine)
         self.deliveries = DeliveryStore(engine)
+        self.translations = TranslationCache(engine)
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Store:

@@ -158,3 +158,21 @@ deliveries = sa.Table(
     sa.UniqueConstraint("edition_id", "subscriber_id", name="uq_deliveries_edition_subscriber"),
     sa.Index("ix_deliveries_edition_status", "edition_id", "status"),
 )
+
+# machine translations of items, made once per (item, language, content) and reused
+translations = sa.Table(
+    "translations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("item_id", sa.Integer, sa.ForeignKey("items.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("target_lang", sa.String(16), nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("body_html", sa.Text, nullable=False),
+    sa.Column("summary_html", sa.Text, nullable=False),
+    sa.Column("provider", sa.String(50), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint(
+        "item_id", "target_lang", "content_hash", name="uq_translations_item_target_hash"
+    ),
+)
