@@ -18,6 +18,7 @@ import httpx
 
 from newsletter.config import Settings
 from newsletter.errors import ConfigError, NewsletterError
+from newsletter.langdetect import LanguageDetector
 from newsletter.models import SourceItem
 from newsletter.sanitize import clean_html, clean_url, http_base, summarize
 from newsletter.sources import build_source
@@ -97,9 +98,10 @@ def gather(
     own_client = client is None
     http = client if client is not None else default_client()
     report = GatherReport()
+    detector = LanguageDetector(settings.locales.available) if settings.locales.detect else None
     try:
         for config in configs:
-            source_report = _gather_one(settings, store, config, http, now)
+            source_report = _gather_one(settings, store, config, http, now, detector)
             report.sources.append(source_report)
             if on_source is not None:
                 on_source(source_report)
@@ -129,7 +131,12 @@ def _selected(settings: Settings, only: Sequence[str] | None) -> list[Any]:
 
 
 def _gather_one(
-    settings: Settings, store: Store, config: Any, client: httpx.Client, now: datetime
+    settings: Settings,
+    store: Store,
+    config: Any,
+    client: httpx.Client,
+    now: datetime,
+    detector: LanguageDetector | None,
 ) -> SourceReport:
     report = SourceReport(name=config.name, kind=config.kind)
     state = store.items.state(config.name)
@@ -150,7 +157,9 @@ def _gather_one(
         log.info("source %r: not modified", config.name)
     else:
         records = _dedup(
-            [prepare(settings, config, item) for item in result.items], config.name, report
+            [prepare(settings, config, item, detector) for item in result.items],
+            config.name,
+            report,
         )
         for record in records:
             outcome = store.items.upsert(record, now)
@@ -196,8 +205,17 @@ def _dedup(records: list[ItemRecord], name: str, report: SourceReport) -> list[I
     return out
 
 
-def prepare(settings: Settings, config: Any, item: SourceItem) -> ItemRecord:
-    """Sanitize one source item and fill the fields a stored item must have."""
+def prepare(
+    settings: Settings,
+    config: Any,
+    item: SourceItem,
+    detector: LanguageDetector | None = None,
+) -> ItemRecord:
+    """Sanitize one source item and fill the fields a stored item must have.
+
+    The language is the declared one; else, with a ``detector``, the detected one when
+    confident enough; else the source's configured ``lang``, else the default locale.
+    """
     link = clean_url(item.link)
     base = http_base(link)
     body = clean_html(item.body_html, base)
@@ -212,12 +230,38 @@ def prepare(settings: Settings, config: Any, item: SourceItem) -> ItemRecord:
         summary_html=summary,
         link=link,
         published_at=item.published,
-        lang=normalize_lang(item.lang or config.lang or settings.locales.default, settings),
+        lang=normalize_lang(
+            item.lang
+            or _detected(settings, detector, item.guid, title, body)
+            or config.lang
+            or settings.locales.default,
+            settings,
+        ),
         translation_key=item.translation_key,
         tags=tags,
         image=clean_url(item.image, base),
         content_hash=content_hash(title, body),
     )
+
+
+def _detected(
+    settings: Settings,
+    detector: LanguageDetector | None,
+    guid: str,
+    title: str,
+    body_html: str,
+) -> str | None:
+    """The detected language of an undeclared item, or ``None`` when unsure or off."""
+    if detector is None:
+        return None
+    found = detector.detect(f"{title}\n{body_html}")
+    if found is None:
+        return None
+    lang, confidence = found
+    if confidence < settings.locales.detect_min_confidence:
+        log.debug("item %r: detected %s at %.2f, below threshold; not used", guid, lang, confidence)
+        return None
+    return lang
 
 
 def content_hash(title: str, body_html: str) -> str:
