@@ -61,17 +61,28 @@ def write_index(folder: Path, title: str, entries: Iterable[PageEntry]) -> Path:
             f"{html.escape(e.variant.subject)}</a></td><td>{e.variant.html_bytes / 1024:.1f} KB"
             f"</td><td>{e.variant.item_count}</td>{msgs}</tr>"
         )
+    cards = [
+        f"<figure><figcaption><b>{html.escape(e.group)} · {e.variant.locale}</b> · "
+        f"{e.variant.html_bytes / 1024:.1f} KB · {e.variant.item_count} items<br>"
+        f"{html.escape(e.variant.subject)}</figcaption>"
+        f'<iframe src="{html.escape(e.path.relative_to(folder).as_posix())}" '
+        f'title="{html.escape(e.group)} {e.variant.locale}" loading="lazy"></iframe></figure>'
+        for e in entries
+    ]
     has_msgs = any(e.messages is not None for e in entries)
     head = "<th>messages (.eml)</th>" if has_msgs else ""
     page = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>body{{font-family:sans-serif;margin:2em}}"
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em;"
-        "text-align:left}</style></head><body>"
+        "text-align:left}.grid{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0;width:420px}"
+        "iframe{width:420px;height:640px;border:1px solid #ccc}</style></head><body>"
         f"<h1>{html.escape(title)}</h1><table><thead><tr><th>edition</th><th>locale</th>"
         f"<th>subject</th><th>HTML size</th><th>items</th>{head}</tr></thead><tbody>"
         + "".join(rows)
-        + "</tbody></table></body></html>"
+        + '</tbody></table><h2>Side by side</h2><div class="grid">'
+        + "".join(cards)
+        + "</div></body></html>"
     )
     folder.mkdir(parents=True, exist_ok=True)
     index = folder / "index.html"

@@ -104,7 +104,9 @@ def test_dry_run_and_preview(tmp_path: Path) -> None:
     prev = cli(cfg, "preview", "--segment", "members", "--locale", "de", "--locale", "bg")
     assert prev.returncode == 0, prev.stderr
     assert (tmp_path / "preview" / "members" / "de.html").exists()
-    assert (tmp_path / "preview" / "index.html").exists()
+    index = (tmp_path / "preview" / "index.html").read_text(encoding="utf-8")
+    # side by side: one frame per variant, with its subject and size
+    assert index.count("<iframe") == 2 and 'src="members/de.html"' in index and "KB" in index
 
 
 def test_db_upgrade(tmp_path: Path) -> None:
