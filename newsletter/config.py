@@ -255,6 +255,8 @@ class Segment(_Model):
     #: Jinja expressions, rendered per locale with gettext available
     subject: str | None = None
     preheader: str | None = None
+    #: the From display name (default: the organisation's name in the reader's locale)
+    from_name: str | None = None
 
     @field_validator("timezone")
     @classmethod

@@ -349,11 +349,16 @@ class Renderer:
                 dropped,
                 budget,
             )
+        from_name = cluster_name
+        if segment.from_name:
+            from_name = self._expression(
+                locale, segment.from_name, base, f"segment {segment.name} from_name"
+            )
         return RenderedVariant(
             locale=locale,
             subject=subject,
             preheader=preheader,
-            from_name=cluster_name,
+            from_name=from_name,
             html=html,
             text=text,
             item_count=len(views),

@@ -90,3 +90,37 @@ def test_subject_and_display_name_survive_mime(settings: Settings, locale: str) 
             view_url="https://news.example.org/archive/1/en",
         )
         assert variant.subject != english.subject
+
+
+def test_segment_expressions_set_subject_preheader_and_from_name_per_locale(
+    make_config: Callable[..., Settings],
+) -> None:
+    settings = make_config(
+        segments=[
+            {
+                "name": "members",
+                # msgids from the catalogs, so every locale has them translated
+                "subject": "{{ cluster_name }}: {{ ngettext('%(num)d item in this issue', "
+                "'%(num)d items in this issue', items|length) }}",
+                "preheader": "{{ period_label }}",
+                "from_name": "{{ cluster_name }} · Digest",
+            }
+        ]
+    )
+    renderer = Renderer(settings)
+    out = {}
+    for locale in ("bg", "en"):
+        out[locale] = renderer.render(
+            segment=settings.segments[0],
+            period_label=f"P-{locale}",
+            edition_date=date(2026, 11, 27),
+            entries=[DigestEntry(item(n), "bg", locale != "bg") for n in range(2)],
+            locale=locale,
+            view_url="https://news.example.org/archive/1/" + locale,
+        )
+    assert out["en"].from_name == "Test Energy Cluster · Digest"
+    assert out["bg"].from_name == "Тестов енергиен клъстер · Digest"
+    assert out["en"].subject == "Test Energy Cluster: 2 items in this issue"
+    assert out["bg"].subject.startswith("Тестов енергиен клъстер: 2 ")
+    assert "items" not in out["bg"].subject
+    assert out["bg"].preheader == "P-bg"
