@@ -23,6 +23,7 @@ from newsletter.models import (
     Edition,
     EditionStatus,
     RenderedVariant,
+    ResultStatus,
     SubscriberStatus,
 )
 from newsletter.providers.base import Provider
@@ -159,9 +160,9 @@ class Sender:
                     results, self.clock(), max_attempts=self.max_attempts, backoff=backoff
                 )
                 for r in results:
-                    if r.status.value == "accepted":
+                    if r.status is ResultStatus.ACCEPTED:
                         report.sent += 1
-                    elif r.status.value == "retryable":
+                    elif r.status is ResultStatus.RETRYABLE:
                         report.retry += 1
                     else:
                         report.failed += 1

@@ -141,6 +141,8 @@ class Digest:
         self.on_progress = on_progress
         # None when machine translation is off; a missing API key fails here, at start
         self.translator = translator or build_translator(settings)
+        self._own_translator = translator is None
+        self._own_provider = provider is None
 
     def with_translations(self, stories: Sequence[Story], locale: str) -> list[Story]:
         """``stories`` plus machine translations into ``locale`` where only the original fits.
@@ -366,10 +368,10 @@ class Digest:
         return write_variant_pages(self.settings, self.store, self._provider.folder)
 
     async def aclose(self) -> None:
-        """Close the provider and the translator."""
-        if self.translator is not None:
+        """Close what this object built (an injected provider or translator is the caller's)."""
+        if self._own_translator and self.translator is not None:
             self.translator.close()
-        if self._provider is not None:
+        if self._own_provider and self._provider is not None:
             await self._provider.aclose()
 
 
@@ -400,8 +402,7 @@ def run_digest(
                     segments, item_ids=item_ids, dry_run=dry_run, test_to=test_to
                 )
             finally:
-                if provider is None:
-                    await digest.aclose()
+                await digest.aclose()
 
         results = asyncio.run(go())
         outbox = None if dry_run else digest.write_outbox_index()

@@ -97,6 +97,9 @@ def write_variant_pages(settings: Settings, store: Store, folder: Path) -> Path:
         label = edition_label(edition.id, edition.segment, edition.period)
         emls = len(list((folder / label).glob("*.eml")))
         for locale, variant in sorted(store.editions.variants(edition.id).items()):
-            path = write_variant(settings, variant, folder / label / f"{locale}.html")
+            path = folder / label / f"{locale}.html"
+            # a stored variant never changes: write each file once, not on every run
+            if not path.exists():
+                write_variant(settings, variant, path)
             entries.append(PageEntry(label, variant, path, emls))
     return write_index(folder, "Outbox: rendered variants", entries)

@@ -8,7 +8,7 @@ share an edition, on SQLite inside one writer transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -151,7 +151,7 @@ class DeliveryStore:
         now: datetime,
         *,
         max_attempts: int,
-        backoff: Any,
+        backoff: Callable[[int, float | None], float],
     ) -> None:
         """Store what the provider said for each claimed row.
 
