@@ -38,7 +38,7 @@ from newsletter.select import (
 from newsletter.store import Store
 from newsletter.subscribers import ImportReport, sync_lists
 from newsletter.tokens import TokenSigner, load_secrets
-from newsletter.translate import build_translator, label_machine_translated, translate_missing
+from newsletter.translate import build_translator, translate_missing
 from newsletter.translate.base import Translator
 
 log = logging.getLogger("newsletter.digest")
@@ -176,9 +176,7 @@ class Digest:
                 segment=segment,
                 period_label=period_label(segment, now, locale),
                 edition_date=now.astimezone(segment.tz).date(),
-                entries=label_machine_translated(
-                    entries_for(shown, self.settings.locales.chain(locale))
-                ),
+                entries=entries_for(shown, self.settings.locales.chain(locale)),
                 locale=locale,
                 view_url=view_url(self.settings, edition_id, locale),
             )

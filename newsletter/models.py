@@ -48,6 +48,8 @@ class Item:
     content_hash: str
     first_seen_at: datetime
     updated_at: datetime
+    #: set on a machine translation: the language it was translated from
+    translated_from: str | None = None
 
     @property
     def group_key(self) -> str:

@@ -20,15 +20,14 @@ from types import TracebackType
 from typing import Any
 
 import jinja2
-import lxml.html
 from babel.support import Translations
-from lxml.etree import ParserError
 from premailer import Premailer
 
 from newsletter import i18n
 from newsletter.config import Segment, Settings
 from newsletter.errors import RenderError, TemplateError
 from newsletter.models import DigestEntry, RenderedVariant
+from newsletter.sanitize import text_paragraphs, truncate
 
 log = logging.getLogger(__name__)
 
@@ -80,21 +79,6 @@ class EntryView:
     machine_translated: bool
     #: name of the language the machine translation was made from
     original_language: str
-
-
-def _plain_summary(fragment: str, limit: int) -> str:
-    """Sanitized item HTML -> plain text of at most ``limit`` characters, cut at a word."""
-    if not fragment.strip():
-        return ""
-    try:
-        text = lxml.html.fromstring(f"<div>{fragment}</div>").text_content()
-    except ParserError:
-        text = fragment
-    text = " ".join(text.split())
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1].rsplit(" ", 1)[0].rstrip(" ,;:.-–—")
-    return cut + "…"
 
 
 def _template_line(exc: BaseException, filename: str | None) -> int | None:
@@ -232,24 +216,20 @@ class Renderer:
         published = item.published_at
         if isinstance(published, datetime) and published.tzinfo is not None:
             published = published.astimezone(segment.tz)
-        machine = bool(getattr(entry, "machine_translated", False)) or (
-            "machine-translated" in item.tags
-        )
-        original = getattr(entry, "original_lang", None) or item.lang
         limit = self.settings.render.summary_chars
         return EntryView(
             entry=entry,
             title=item.title,
             link=item.link,
             image=item.image,
-            summary=_plain_summary(item.summary_html or item.body_html, limit),
+            summary=truncate(" ".join(text_paragraphs(item.summary_html or item.body_html)), limit),
             published=i18n.format_date(published, locale),
             lang=entry.shown_lang,
             dir=i18n.text_direction(entry.shown_lang),
             language=i18n.language_name(entry.shown_lang, locale),
             is_fallback=entry.is_fallback,
-            machine_translated=machine,
-            original_language=i18n.language_name(original, locale),
+            machine_translated=item.translated_from is not None,
+            original_language=i18n.language_name(item.translated_from or item.lang, locale),
         )
 
     # -- rendering ----------------------------------------------------------------------

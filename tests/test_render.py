@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -350,17 +350,10 @@ def test_missing_template_is_a_template_error(
         Renderer(make_config(paths={"templates": str(tmp_path)}))
 
 
-@dataclass(frozen=True)
-class _MachineTranslatedEntry(DigestEntry):
-    """The shape a translator stage can pass: the renderer reads these two extra fields."""
-
-    machine_translated: bool = True
-    original_lang: str = "bg"
-
-
 def test_machine_translated_entries_are_labelled(renderer: Renderer) -> None:
     """A machine translation is always marked, naming the language it came from."""
-    entry = _MachineTranslatedEntry(make_item(1, lang="de"), shown_lang="de", is_fallback=False)
+    item = replace(make_item(1, lang="de"), translated_from="bg")
+    entry = DigestEntry(item, shown_lang="de", is_fallback=False)
     variant = render(renderer, "de", entries=[entry])
     assert "Maschinelle Übersetzung (Original: Bulgarisch)" in variant.html
     assert "[Maschinelle Übersetzung (Original: Bulgarisch)]" in variant.text

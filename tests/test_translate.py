@@ -21,11 +21,9 @@ from newsletter.select import Story, entries_for, group_stories
 from newsletter.store import Store
 from newsletter.store.items import ItemRecord
 from newsletter.translate import (
-    MACHINE_TAG,
     DeepLTranslator,
     TranslationError,
     build_translator,
-    label_machine_translated,
     translate_missing,
 )
 
@@ -156,7 +154,7 @@ def test_translates_once_then_serves_from_cache(
     assert german.id == stories[0].original.id
     assert german.title == f"[DE] {TITLE}"
     assert german.body_html == f"[DE] {BODY}"
-    assert MACHINE_TAG in german.tags and "energy" in german.tags
+    assert german.translated_from == "bg" and "energy" in german.tags
     assert first[0].in_lang("bg") == stories[0].original
 
     again = translate_missing(stories, ["bg", "de", "en"], translator, store.translations, NOW)
@@ -278,7 +276,7 @@ def test_rendered_german_variant_is_labelled(
     settings = make_config(locales={"default": "bg", "available": ["bg", "en", "de"]})
     stories = group_stories([add_item(store, "f1")], "bg")
     stories = translate_missing(stories, ["de"], translator, store.translations, NOW)
-    entries = label_machine_translated(entries_for(stories, settings.locales.chain("de")))
+    entries = entries_for(stories, settings.locales.chain("de"))
     variant = Renderer(settings).render(
         segment=settings.segments[0],
         period_label="23.–29. November 2026",

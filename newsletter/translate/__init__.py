@@ -14,13 +14,13 @@ import html
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Protocol
 
 from newsletter.config import Settings
 from newsletter.errors import ConfigError
-from newsletter.models import DigestEntry, Item
+from newsletter.models import Item
 from newsletter.select import Story
 from newsletter.translate.base import TranslationError, Translator
 from newsletter.translate.cache import CachedTranslation, TranslationCache
@@ -37,11 +37,6 @@ class TranslatorFactory(Protocol):
 
 #: translator adapters by the name used in ``[translation] provider``
 TRANSLATORS: dict[str, TranslatorFactory] = {"deepl": DeepLTranslator}
-
-#: tag on every machine-translated variant; the renderer labels items carrying it
-MACHINE_TAG = "machine-translated"
-#: prefix of the tag naming the language a machine translation was made from
-FROM_TAG = "machine-translated-from:"
 
 
 def build_translator(
@@ -68,16 +63,13 @@ def build_translator(
 
 def _variant(original: Item, target: str, t: CachedTranslation) -> Item:
     """``original`` as a machine-translated variant in ``target`` (same id and story)."""
-    tags = tuple(
-        tag for tag in original.tags if tag != MACHINE_TAG and not tag.startswith(FROM_TAG)
-    )
     return replace(
         original,
         lang=target,
         title=t.title,
         body_html=t.body_html,
         summary_html=t.summary_html,
-        tags=(*tags, MACHINE_TAG, FROM_TAG + original.lang),
+        translated_from=original.lang,
     )
 
 
@@ -148,49 +140,13 @@ def translate_missing(
     return out
 
 
-@dataclass(frozen=True)
-class MachineTranslatedEntry(DigestEntry):
-    """A digest entry showing a machine translation; the renderer reads both extra fields."""
-
-    machine_translated: bool = True
-    #: the language the translation was made from
-    original_lang: str = ""
-
-
-def label_machine_translated(entries: Sequence[DigestEntry]) -> list[DigestEntry]:
-    """Entries with machine-translated items turned into :class:`MachineTranslatedEntry`.
-
-    The renderer detects a machine translation by its tag alone, but then names the
-    item's own language as the original; this makes the label name the real source.
-    """
-    out: list[DigestEntry] = []
-    for entry in entries:
-        tags = entry.item.tags
-        source = next((t.removeprefix(FROM_TAG) for t in tags if t.startswith(FROM_TAG)), None)
-        if MACHINE_TAG in tags and source:
-            out.append(
-                MachineTranslatedEntry(
-                    item=entry.item,
-                    shown_lang=entry.shown_lang,
-                    is_fallback=entry.is_fallback,
-                    original_lang=source,
-                )
-            )
-        else:
-            out.append(entry)
-    return out
-
-
 __all__ = [
-    "MACHINE_TAG",
     "TRANSLATORS",
     "CachedTranslation",
     "DeepLTranslator",
-    "MachineTranslatedEntry",
     "TranslationCache",
     "TranslationError",
     "Translator",
     "build_translator",
-    "label_machine_translated",
     "translate_missing",
 ]
