@@ -109,6 +109,15 @@ def select_stories(
     )
 
 
+def _skip_reason(segment: Segment, stories: Sequence[Story]) -> str | None:
+    """Why ``segment`` gets no edition with ``stories``, or None when it does."""
+    if len(stories) >= max(segment.min_items, 1):
+        return None
+    if not stories:
+        return "nothing new"
+    return f"{len(stories)} new item(s), fewer than min_items={segment.min_items}"
+
+
 def _recipient_locales(settings: Settings, store: Store, segment: Segment) -> dict[str, int]:
     counts: dict[str, int] = {}
     for sub in recipients(store, segment):
@@ -204,10 +213,12 @@ class Digest:
         stories = select_stories(self.settings, self.store, segment, now, item_ids)
         res.items = len(stories)
         res.recipients = _recipient_locales(self.settings, self.store, segment)
-        if len(stories) < max(segment.min_items, 1):
-            res.skipped = "nothing new"
+        res.skipped = _skip_reason(segment, stories)
+        if res.skipped:
             return res
-        res.variants = self.render_variants(segment, stories, sorted(res.recipients), now, 0)
+        # with nobody in the segment yet, show every locale rather than none
+        locales = sorted(res.recipients) or self.settings.locales.available
+        res.variants = self.render_variants(segment, stories, locales, now, 0)
         return res
 
     async def test_send(
@@ -217,14 +228,6 @@ class Digest:
         res = self.dry_run(segment, item_ids)
         if res.skipped:
             return res
-        if not res.variants:
-            res.variants = self.render_variants(
-                segment,
-                select_stories(self.settings, self.store, segment, self.clock(), item_ids),
-                self.settings.locales.available,
-                self.clock(),
-                0,
-            )
         composer = Composer(
             self.settings,
             self.signer,
@@ -264,12 +267,8 @@ class Digest:
         if edition is None:
             stories = select_stories(self.settings, self.store, segment, now, item_ids)
             res.items = len(stories)
-            if len(stories) < max(segment.min_items, 1):
-                res.skipped = (
-                    "nothing new"
-                    if not stories
-                    else f"{len(stories)} new item(s), fewer than min_items={segment.min_items}"
-                )
+            res.skipped = _skip_reason(segment, stories)
+            if res.skipped:
                 return res
             try:
                 edition = self.store.editions.create(

@@ -351,3 +351,21 @@ def test_machine_translation_fills_only_stories_without_a_human_variant(
     finally:
         fake.server.shutdown()
         fake.server.server_close()
+
+
+def test_too_few_items_wait_for_the_next_period(settings: Settings) -> None:
+    few = settings.model_copy(
+        update={"segments": [settings.segments[0].model_copy(update={"min_items": 50})]}
+    )
+    store, clock, _ = prepare(few)
+    digest = Digest(
+        few,
+        store,
+        provider=OutboxProvider(few.provider.path),
+        clock=clock,
+        signer=TokenSigner(["k1"]),
+    )
+    (res,) = run(digest)
+    assert res.skipped is not None and "fewer than min_items=50" in res.skipped
+    assert res.edition_id is None and store.editions.list() == []
+    store.close()
