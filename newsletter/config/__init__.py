@@ -1,0 +1,192 @@
+"""config.toml -> validated, typed settings.
+
+Validated once, at load: an unknown key or a wrong type fails with the file, the key path
+and a hint, in one line. Paths resolve relative to the config file. Secrets never live in
+the file: it names the environment variables that hold them.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from newsletter.config.base import Model, RelPath, check_timezone
+from newsletter.config.content import (
+    Colors,
+    Database,
+    FeedSourceConfig,
+    FolderSourceConfig,
+    ListConfig,
+    Locales,
+    Organisation,
+    PageSourceConfig,
+    Paths,
+    Render,
+    Rule,
+    Security,
+    Segment,
+    SourceConfig,
+    Translation,
+)
+from newsletter.config.providers import OutboxProviderConfig, ProviderConfig
+from newsletter.config.schedule import ScheduleJob
+from newsletter.config.web import Web
+from newsletter.errors import ConfigError
+
+__all__ = [
+    "CONFIG_ENV",
+    "DEFAULT_CONFIG",
+    "Colors",
+    "Database",
+    "FeedSourceConfig",
+    "FolderSourceConfig",
+    "ListConfig",
+    "Locales",
+    "Model",
+    "Organisation",
+    "OutboxProviderConfig",
+    "PageSourceConfig",
+    "Paths",
+    "ProviderConfig",
+    "RelPath",
+    "Render",
+    "Rule",
+    "ScheduleJob",
+    "Security",
+    "Segment",
+    "Settings",
+    "SourceConfig",
+    "Translation",
+    "Web",
+    "check_timezone",
+    "from_dict",
+    "load",
+]
+
+DEFAULT_CONFIG = "config.toml"
+CONFIG_ENV = "NEWSLETTER_CONFIG"
+
+
+class Settings(Model):
+    """The whole, validated configuration."""
+
+    organisation: Organisation
+    database: Database = Database()
+    paths: Paths = Paths()
+    locales: Locales = Locales()
+    security: Security = Security()
+    translation: Translation = Translation()
+    web: Web = Web()
+    render: Render = Render()
+    provider: ProviderConfig = OutboxProviderConfig()
+    sources: list[SourceConfig] = Field(default_factory=list)
+    lists: list[ListConfig] = Field(default_factory=list)
+    segments: list[Segment] = Field(default_factory=list)
+    schedule: list[ScheduleJob] = Field(default_factory=list)
+    #: where this config was read from (set by :func:`load`)
+    config_path: Path | None = None
+    #: what to say when a segment has nothing new: "skip" quietly logs, "error" fails the run
+    on_empty: Literal["skip", "error"] = "skip"
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Settings:
+        for label, names in (
+            ("sources", [s.name for s in self.sources]),
+            ("segments", [s.name for s in self.segments]),
+            ("lists", [x.name for x in self.lists]),
+            ("schedule", [j.id for j in self.schedule]),
+        ):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"{label}: duplicate name {dupes[0]!r}")
+        known = {s.name for s in self.segments}
+        for job in self.schedule:
+            if job.job == "digest" and job.segment is not None and job.segment not in known:
+                raise ValueError(f"schedule {job.id!r}: unknown segment {job.segment!r}")
+        return self
+
+    def database_url(self) -> str:
+        """The database URL, from the environment variable if set, SQLite paths resolved."""
+        url = os.environ.get(self.database.url_env) or self.database.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and url != "sqlite:///:memory:":
+            path = Path(url[len(prefix) :])
+            if not path.is_absolute():
+                base = self.config_path.parent if self.config_path else Path.cwd()
+                path = (base / path).resolve()
+            return prefix + str(path)
+        return url
+
+    def segment(self, name: str) -> Segment:
+        """The segment called ``name``."""
+        for seg in self.segments:
+            if seg.name == name:
+                return seg
+        known = ", ".join(s.name for s in self.segments) or "none configured"
+        raise ConfigError(f"unknown segment {name!r} (known: {known})")
+
+
+def _union_tags() -> set[str]:
+    """Every ``kind``/``name`` tag of the discriminated unions (sources and providers)."""
+    tags: set[str] = set()
+    for union in (SourceConfig, ProviderConfig):
+        inner = getattr(union, "__origin__", union)
+        for member in getattr(inner, "__args__", (inner,)):
+            for key in ("kind", "name"):
+                field = getattr(member, "model_fields", {}).get(key)
+                if field is not None and isinstance(field.default, str):
+                    tags.add(field.default)
+                elif field is not None:
+                    tags.update(getattr(field.annotation, "__args__", ()))
+    return tags
+
+
+def _format_error(path: Path, exc: ValidationError, model: type[BaseModel]) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(
+        f"[{part}]" if isinstance(part, int) else str(part) for part in err["loc"]
+    ).replace(".[", "[")
+    # discriminated unions put the tag in the location; it is noise to a user
+    for tag in _union_tags():
+        loc = loc.replace(f".{tag}.", ".").removesuffix(f".{tag}")
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        msg = "unknown key (check the spelling; see config.toml in the project for every key)"
+    elif kind == "missing":
+        msg = "required key is missing"
+    elif kind == "union_tag_invalid":
+        msg = f"unknown kind {err['input'].get('kind', err['input'].get('name'))!r}; " + str(
+            err["msg"]
+        ).split("does not match any of the expected tags: ")[-1].join(["expected one of ", ""])
+    else:
+        msg = f"{err['msg']} (got {err.get('input')!r})"
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{path}: {loc or '<top>'}: {msg}{more}"
+
+
+def load(path: Path | str | None = None) -> Settings:
+    """Read and validate a config file; ``None`` means $NEWSLETTER_CONFIG or ./config.toml."""
+    cfg_path = Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG).resolve()
+    try:
+        raw = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{cfg_path}: config file not found (use --config PATH)") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{cfg_path}: not valid TOML: {exc}") from exc
+    return from_dict(raw, cfg_path)
+
+
+def from_dict(raw: dict[str, Any], cfg_path: Path) -> Settings:
+    """Validate an already parsed config as if it had been read from ``cfg_path``."""
+    if "config_path" in raw:
+        raise ConfigError(f"{cfg_path}: config_path: unknown key")
+    try:
+        return Settings.model_validate(
+            {**raw, "config_path": cfg_path}, context={"base_dir": cfg_path.parent}
+        )
+    except ValidationError as exc:
+        raise ConfigError(_format_error(cfg_path, exc, Settings)) from exc

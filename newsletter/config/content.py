@@ -1,0 +1,231 @@
+"""What goes into a digest: organisation, locales, sources, segments, lists, rendering."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, field_validator, model_validator
+
+from newsletter.config.base import Model, RelPath, check_timezone
+
+
+class Colors(Model):
+    """Brand colours used by the default templates (hex, #rrggbb)."""
+
+    primary: str = "#0b5e7a"
+    accent: str = "#c8102e"
+    text: str = "#1f2933"
+    muted: str = "#52606d"
+    background: str = "#f4f6f8"
+    surface: str = "#ffffff"
+
+    @field_validator("*")
+    @classmethod
+    def _hex(cls, value: str) -> str:
+        if not (len(value) == 7 and value.startswith("#")):
+            raise ValueError("expected a colour like '#0b5e7a'")
+        int(value[1:], 16)
+        return value.lower()
+
+
+class Organisation(Model):
+    """Who sends the newsletter."""
+
+    name: str
+    #: the name per locale, for the From display name and the header
+    names: dict[str, str] = Field(default_factory=dict)
+    address: str = ""
+    website: str = "https://example.org"
+    logo_url: str | None = None
+    from_email: str
+    reply_to: str | None = None
+    colors: Colors = Colors()
+
+    def name_for(self, locale: str) -> str:
+        """The organisation's name as readers of ``locale`` know it."""
+        return self.names.get(locale, self.name)
+
+
+class Database(Model):
+    """Where the store lives; ``url_env`` (if set in the environment) overrides ``url``."""
+
+    url: str = "sqlite:///var/newsletter.db"
+    url_env: str = "NEWSLETTER_DATABASE_URL"
+
+
+class Paths(Model):
+    """Folders, relative to the config file."""
+
+    templates: RelPath = Path("templates")
+    var: RelPath = Path("var")
+    preview: RelPath = Path("preview")
+
+
+class Locales(Model):
+    """The languages readers get; each needs a message catalog."""
+
+    default: str = "bg"
+    available: list[str] = Field(default_factory=lambda: ["bg", "en"])
+    #: per-locale fallback chain for items, e.g. ro = ["en", "bg"]
+    fallback: dict[str, list[str]] = Field(default_factory=dict)
+    #: detect the language of items that declare none (restricted to ``available``)
+    detect: bool = True
+    #: below this confidence the source's declared language (or ``default``) is kept
+    detect_min_confidence: float = Field(default=0.8, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _default_is_available(self) -> Locales:
+        if self.default not in self.available:
+            raise ValueError(f"default locale {self.default!r} is not in available")
+        return self
+
+    def chain(self, locale: str) -> list[str]:
+        """Languages to try, in order, for a reader of ``locale`` (no duplicates)."""
+        chain = [locale, *self.fallback.get(locale, ["en"])]
+        return list(dict.fromkeys(chain))
+
+    def resolve(self, locale: str) -> str:
+        """The available locale a reader of ``locale`` gets the chrome in."""
+        for candidate in self.chain(locale):
+            if candidate in self.available:
+                return candidate
+        return self.default
+
+
+class Translation(Model):
+    """Optional machine translation of items missing in a reader's language (off by default).
+
+    Translations are made once, cached in the store and always labelled as machine-made.
+    """
+
+    enabled: bool = False
+    provider: Literal["deepl"] = "deepl"
+    #: environment variable holding the API key (never the key itself)
+    api_key_env: str = "DEEPL_API_KEY"
+    #: DeepL's free plan uses api-free.deepl.com, pro uses api.deepl.com
+    plan: Literal["free", "pro"] = "free"
+    #: overrides the plan's host (proxies, tests)
+    base_url: str | None = None
+    timeout: float = Field(default=15.0, gt=0)
+
+
+class Security(Model):
+    """Names of environment variables holding secrets (never the secrets themselves)."""
+
+    secret_key_env: str = "NEWSLETTER_SECRET_KEY"
+
+
+class Render(Model):
+    """Rendering limits."""
+
+    #: HTML budget per variant in bytes; Gmail clips bodies above ~102 KB
+    max_html_bytes: int = Field(default=100_000, gt=1000)
+    #: what to do above the budget: drop items from the end with a warning, or fail
+    over_budget: Literal["trim", "refuse"] = "trim"
+    max_items: int = Field(default=30, gt=0)
+    summary_chars: int = Field(default=320, gt=20)
+
+
+class _SourceBase(Model):
+    name: str
+    #: declared language of items that do not say otherwise
+    lang: str | None = None
+    enabled: bool = True
+    tags: list[str] = Field(default_factory=list)
+
+
+class FolderSourceConfig(_SourceBase):
+    """Markdown or text files with YAML front matter."""
+
+    kind: Literal["folder"]
+    path: RelPath
+    pattern: str = "*.md"
+
+
+class FeedSourceConfig(_SourceBase):
+    """An RSS or Atom feed, fetched over HTTP (or read from a local file)."""
+
+    kind: Literal["feed"]
+    url: str | None = None
+    path: RelPath | None = None
+    timeout: float = Field(default=15.0, gt=0)
+    #: how variants in several feeds are matched: guid suffix after this separator, or link
+    translation_key: Literal["guid", "link", "none"] = "none"
+
+    @model_validator(mode="after")
+    def _one_location(self) -> FeedSourceConfig:
+        if (self.url is None) == (self.path is None):
+            raise ValueError("give exactly one of 'url' or 'path'")
+        return self
+
+
+class PageSourceConfig(_SourceBase):
+    """An HTML listing page: item links by CSS selector, then each article page."""
+
+    kind: Literal["page"]
+    url: str
+    item_links: str
+    title: str = "h1"
+    body: str = "article"
+    date: str | None = None
+    date_format: str | None = None
+    image: str | None = None
+    timeout: float = Field(default=15.0, gt=0)
+    max_items: int = Field(default=30, gt=0)
+
+
+SourceConfig = Annotated[
+    FolderSourceConfig | FeedSourceConfig | PageSourceConfig, Field(discriminator="kind")
+]
+
+
+class Rule(Model):
+    """One condition over a subscriber field; a segment matches when all its rules do."""
+
+    field: Literal["lists", "tags", "locale", "country", "organisation", "email"]
+    op: Literal["==", "!=", "in", "not in", "contains", "not contains"] = "=="
+    value: str | list[str]
+
+
+class Segment(Model):
+    """A named set of subscribers that gets its own edition."""
+
+    name: str
+    description: str = ""
+    rules: list[Rule] = Field(default_factory=list)
+    period: Literal["week", "month", "day"] = "week"
+    timezone: str = "Europe/Sofia"
+    #: how far back an item may be published to count as new (default: one period)
+    lookback_days: int | None = Field(default=None, gt=0)
+    #: only items from these sources (empty: all)
+    sources: list[str] = Field(default_factory=list)
+    #: fewer new items than this: the segment is skipped this period
+    min_items: int = Field(default=1, ge=0)
+    #: Jinja expressions, rendered per locale with gettext available
+    subject: str | None = None
+    preheader: str | None = None
+    #: the From display name (default: the organisation's name in the reader's locale)
+    from_name: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        return check_timezone(value)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The segment's time zone."""
+        return ZoneInfo(self.timezone)
+
+
+class ListConfig(Model):
+    """A mailing list; with ``file``, that CSV is merged into the store before each digest.
+
+    Merging only adds people and fills empty fields: it never resubscribes anyone.
+    """
+
+    name: str
+    description: str = ""
+    file: RelPath | None = None
