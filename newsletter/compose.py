@@ -6,12 +6,14 @@ placeholder substitution. Rendering and CSS inlining happened once per variant.
 
 from __future__ import annotations
 
+import hashlib
+import html as html_lib
 from dataclasses import dataclass
 
 from newsletter.config import Settings
 from newsletter.message import make_message_id
-from newsletter.models import OutgoingMessage, RenderedVariant
-from newsletter.render import personalize
+from newsletter.models import OutgoingMessage, RenderedVariant, SharedBody
+from newsletter.personalize import PLACEHOLDERS, TEXT_PLACEHOLDERS, personalize, shared_body
 from newsletter.tokens import TokenSigner
 
 
@@ -57,6 +59,19 @@ class Composer:
         self.domain = settings.organisation.from_email.rpartition("@")[2]
         list_host = settings.web.base_url.split("://", 1)[1].split("/")[0].split(":")[0]
         self.list_id = f"{segment} <{segment}.{list_host}>"
+        # a handful per edition: one per (variant, which values are empty)
+        self._shared: dict[tuple[RenderedVariant, frozenset[str]], SharedBody] = {}
+
+    def shared(self, variant: RenderedVariant, present: frozenset[str]) -> SharedBody:
+        """The body shared by the recipients of ``variant`` whose non-empty values are
+        ``present`` (computed once, then cached)."""
+        found = self._shared.get((variant, present))
+        if found is None:
+            html, text = shared_body(variant, present)
+            digest = hashlib.sha256(f"{html}\0{text}".encode()).hexdigest()[:20]
+            found = SharedBody(key=f"{self.label}.{variant.locale}.{digest}", html=html, text=text)
+            self._shared[(variant, present)] = found
+        return found
 
     def compose(self, variant: RenderedVariant, to: Recipient) -> OutgoingMessage:
         """The personalized message for one recipient of one variant."""
@@ -64,15 +79,16 @@ class Composer:
         token = self.signer.sign("unsubscribe", to.subscriber_id, self.edition_id)
         unsubscribe = f"{base}/unsubscribe/{token}"
         preferences = f"{base}/preferences/{self.signer.sign('preferences', to.subscriber_id)}"
-        html, text = personalize(
-            variant,
-            {
-                "name": to.name,
-                "email": to.email,
-                "unsubscribe_url": unsubscribe,
-                "preferences_url": preferences,
-            },
-        )
+        values = {
+            "name": to.name,
+            "email": to.email,
+            "unsubscribe_url": unsubscribe,
+            "preferences_url": preferences,
+        }
+        html, text = personalize(variant, values)
+        substitutions = {PLACEHOLDERS[k]: html_lib.escape(v, quote=True) for k, v in values.items()}
+        substitutions.update({TEXT_PLACEHOLDERS[k]: v for k, v in values.items()})
+        present = frozenset(k for k, v in values.items() if v)
         return OutgoingMessage(
             delivery_id=to.delivery_id,
             to_email=to.email,
@@ -99,4 +115,6 @@ class Composer:
                 "edition_label": self.label,
             },
             reply_to=self.settings.organisation.reply_to,
+            shared=self.shared(variant, present),
+            substitutions=substitutions,
         )

@@ -82,6 +82,12 @@ class Subscriber:
     status: SubscriberStatus = SubscriberStatus.ACTIVE
     consent_at: datetime | None = None
     consent_source: str = ""
+    #: set from the preference centre: nothing is sent to them before this time
+    paused_until: datetime | None = None
+
+    def is_paused(self, now: datetime) -> bool:
+        """Whether the subscriber asked for a pause that is still running at ``now``."""
+        return self.paused_until is not None and self.paused_until > now
 
 
 @dataclass(frozen=True)
@@ -155,6 +161,23 @@ class RenderedVariant:
 
 
 @dataclass(frozen=True)
+class SharedBody:
+    """A body many recipients share, with their values left as placeholders.
+
+    For providers that take one body per request plus per-recipient values (SendGrid
+    substitutions, Mailgun recipient-variables): substituting a message's
+    ``substitutions`` into ``html`` and ``text`` gives exactly that message's ``html``
+    and ``text``. The HTML and text parts use different placeholder strings, because a
+    value is HTML-escaped in one and raw in the other.
+    """
+
+    #: equal keys mean equal bodies: providers group messages by it
+    key: str
+    html: str
+    text: str
+
+
+@dataclass(frozen=True)
 class OutgoingMessage:
     """A provider-neutral, fully personalized message for one recipient."""
 
@@ -175,6 +198,10 @@ class OutgoingMessage:
     #: opaque values for the provider's metadata/tags (edition id, subscriber id)
     metadata: dict[str, str] = field(default_factory=dict)
     reply_to: str | None = None
+    #: the un-personalized body this message was made from (None: only html/text exist)
+    shared: SharedBody | None = None
+    #: placeholder string in ``shared`` -> this recipient's value (escaped for the HTML part)
+    substitutions: dict[str, str] = field(default_factory=dict)
 
 
 class ResultStatus(enum.StrEnum):

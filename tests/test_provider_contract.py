@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import ssl
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
@@ -34,8 +35,78 @@ def _outbox(tmp_path: Path) -> Iterator[Provider]:
     yield OutboxProvider(tmp_path / "outbox")
 
 
+@contextmanager
+def _smtp(tmp_path: Path) -> Iterator[Provider]:
+    from providers.smtpserver import smtp_server
+
+    from newsletter.providers.smtp import SmtpProvider
+
+    with smtp_server() as server:
+        yield SmtpProvider(
+            "127.0.0.1",
+            server.port,
+            tls_context=ssl.create_default_context(cafile=server.ca_file),
+            local_hostname="client.example.org",
+        )
+
+
+@contextmanager
+def _postmark(tmp_path: Path) -> Iterator[Provider]:
+    from providers.fake_postmark import contract_factory
+
+    with contract_factory(tmp_path) as provider:
+        yield provider
+
+
+@contextmanager
+def _sendgrid(tmp_path: Path) -> Iterator[Provider]:
+    from providers.fake_sendgrid import contract_factory
+
+    with contract_factory(tmp_path) as provider:
+        yield provider
+
+
+@contextmanager
+def _brevo(tmp_path: Path) -> Iterator[Provider]:
+    from providers.fake_brevo import contract_factory
+
+    with contract_factory(tmp_path) as provider:
+        yield provider
+
+
+@contextmanager
+def _mailgun(tmp_path: Path) -> Iterator[Provider]:
+    from providers.fake_mailgun import contract_factory
+
+    with contract_factory(tmp_path) as provider:
+        yield provider
+
+
+@contextmanager
+def _resend(tmp_path: Path) -> Iterator[Provider]:
+    from providers.fake_resend import contract_factory
+
+    with contract_factory(tmp_path) as provider:
+        yield provider
+
+
+@contextmanager
+def _ses(tmp_path: Path) -> Iterator[Provider]:
+    from providers.fake_ses import contract_factory
+
+    with contract_factory(tmp_path) as provider:
+        yield provider
+
+
 FACTORIES: dict[str, Callable[[Path], AbstractContextManager[Provider]]] = {
+    "brevo": _brevo,
     "outbox": _outbox,
+    "postmark": _postmark,
+    "resend": _resend,
+    "sendgrid": _sendgrid,
+    "ses": _ses,
+    "mailgun": _mailgun,
+    "smtp": _smtp,
 }
 
 

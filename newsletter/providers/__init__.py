@@ -6,7 +6,14 @@ from typing import TYPE_CHECKING
 
 from newsletter.errors import ProviderError
 from newsletter.providers.base import Provider
+from newsletter.providers.brevo import BrevoProvider
+from newsletter.providers.mailgun import MailgunProvider
 from newsletter.providers.outbox import OutboxProvider
+from newsletter.providers.postmark import PostmarkProvider
+from newsletter.providers.resend import ResendProvider
+from newsletter.providers.sendgrid import SendgridProvider
+from newsletter.providers.ses import SesProvider
+from newsletter.providers.smtp import SmtpProvider
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
@@ -15,7 +22,14 @@ __all__ = ["PROVIDERS", "OutboxProvider", "Provider", "build_provider"]
 
 #: every provider by its config name; a new provider adds one entry here
 PROVIDERS: dict[str, type[Provider]] = {
+    "brevo": BrevoProvider,
     "outbox": OutboxProvider,
+    "postmark": PostmarkProvider,
+    "mailgun": MailgunProvider,
+    "resend": ResendProvider,
+    "sendgrid": SendgridProvider,
+    "ses": SesProvider,
+    "smtp": SmtpProvider,
 }
 
 

@@ -1,0 +1,421 @@
+"""Shared base of every provider reached over HTTP: one pooled client, answers -> results.
+
+An HTTP adapter subclasses :class:`HttpProvider` and writes two things:
+
+- ``build(config, settings)``: a classmethod turning its ``[provider]`` table into an
+  instance. :meth:`HttpProvider.from_config` has already checked the config type and the
+  batch size; read credentials with :func:`env_secret` and pass
+  :func:`client_options` ``(config)`` on to ``__init__``.
+- ``send_batch(messages)``: call :meth:`HttpProvider.start_batch` first (size check,
+  closed check), then :meth:`HttpProvider.exchange` once per API request. ``exchange``
+  returns the ``httpx.Response`` when the answer is 2xx, and otherwise a :class:`Failed`
+  already holding one result per message of that request::
+
+      answer = await self.exchange(batch, "POST", "/email/batch", json=payload)
+      if isinstance(answer, Failed):
+          return answer.results
+      ...  # read answer.json() into one SendResult per message
+
+How answers map to results (the same for every provider):
+
+- transport errors (timeouts, refused or reset connections, broken HTTP) and 408, 429,
+  5xx -> ``RETRYABLE`` for every message of the request, with ``retry_after`` from
+  ``Retry-After`` (seconds or HTTP date) or a rate-limit reset header when given;
+- 401 / 403 -> :class:`~newsletter.errors.ProviderError` is raised: the credentials or the
+  account are unusable, so the caller stops instead of failing every message;
+- other 4xx -> ``PERMANENT`` with the provider's error text (``Failed.rejection`` set), see
+  :meth:`HttpProvider.send_isolating` for APIs that reject a whole request because of one
+  bad recipient.
+
+No ``httpx`` exception ever leaves this module's methods.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import os
+import time
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Self, TypedDict, Unpack
+
+import httpx
+
+from newsletter import __version__
+from newsletter.config.providers import HttpProviderBase
+from newsletter.errors import ConfigError, ProviderError
+from newsletter.models import OutgoingMessage, ResultStatus, SendResult
+from newsletter.providers.base import Provider
+
+if TYPE_CHECKING:
+    from newsletter.config import Settings
+
+__all__ = [
+    "ClientOptions",
+    "Failed",
+    "HttpProvider",
+    "check_batch_size",
+    "client_options",
+    "env_secret",
+    "error_text",
+    "every",
+    "mailbox",
+    "parse_retry_after",
+    "retry_after_from",
+]
+
+USER_AGENT: Final = f"newsletter/{__version__} (+httpx)"
+#: headers giving the seconds (or epoch time) when a rate limit resets, first match wins
+RESET_HEADERS: Final = (
+    "ratelimit-reset",
+    "x-ratelimit-reset",
+    "x-sib-ratelimit-reset",
+    "x-rate-limit-reset",
+)
+#: longest provider error text kept in a result (stored per delivery row)
+ERROR_LIMIT: Final = 500
+# a reset value above this is an epoch timestamp, below it a number of seconds
+_EPOCH_THRESHOLD: Final = 1_000_000_000
+_RETRYABLE_STATUS: Final = frozenset({408, 425, 429})
+# errors that will recur on every request: a config problem, not a passing failure
+_FATAL_TRANSPORT: Final = (httpx.UnsupportedProtocol, httpx.InvalidURL, httpx.LocalProtocolError)
+
+
+def _config_file(settings: Settings | None) -> str:
+    return f"{settings.config_path}: " if settings is not None and settings.config_path else ""
+
+
+def env_secret(config: Any, key: str, settings: Settings | None = None) -> str:
+    """The value of the environment variable that ``config.<key>`` names (a ``*_env`` key).
+
+    Raises :class:`ConfigError` naming the key and the variable when it is unset or empty:
+    ``config.toml: provider.token_env: environment variable POSTMARK_SERVER_TOKEN is not
+    set``.
+    """
+    var = getattr(config, key)
+    value = os.environ.get(var, "")
+    if not value.strip():
+        raise ConfigError(
+            f"{_config_file(settings)}provider.{key}: environment variable {var} is not set"
+        )
+    return value.strip()
+
+
+def check_batch_size(cls: type[Provider], config: HttpProviderBase, settings: Settings) -> None:
+    """Refuse at start a configured ``batch_size`` above what the provider accepts."""
+    if config.batch_size is not None and config.batch_size > cls.max_batch:
+        raise ConfigError(
+            f"{_config_file(settings)}provider.batch_size: {config.batch_size} is above "
+            f"{cls.name}'s limit of {cls.max_batch} messages per request"
+        )
+
+
+class ClientOptions(TypedDict, total=False):
+    """Keyword arguments of :class:`HttpProvider` about the connection, not the provider."""
+
+    #: overrides the class's ``default_base_url``
+    base_url: str | None
+    #: seconds for connect, read, write and pool waits
+    timeout: float
+    #: batches in flight at once: sizes the connection pool
+    concurrency: int
+    #: a client to use instead of building one (it is not closed by the provider)
+    client: httpx.AsyncClient | None
+
+
+def client_options(config: HttpProviderBase) -> ClientOptions:
+    """The :class:`HttpProvider` keyword arguments every HTTP provider config carries."""
+    return ClientOptions(
+        base_url=config.base_url, timeout=config.timeout, concurrency=config.concurrency
+    )
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value: delta seconds or an HTTP date.
+
+    ``None`` for a missing or unreadable value; never negative.
+    """
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000" dates are UTC by RFC 5322
+        return None
+    current = time.time() if now is None else now
+    return max(when.timestamp() - current, 0.0)
+
+
+def retry_after_from(headers: httpx.Headers, *, now: float | None = None) -> float | None:
+    """Seconds to wait according to the answer: ``Retry-After``, else a rate-limit reset.
+
+    Reset headers hold either seconds to wait (Brevo, IETF ``RateLimit-Reset``) or the epoch
+    second of the reset (SendGrid, GitHub style); values past year 2001 are taken as epoch.
+    """
+    parsed = parse_retry_after(headers.get("retry-after"), now=now)
+    if parsed is not None:
+        return parsed
+    for name in RESET_HEADERS:
+        raw = headers.get(name)
+        if raw is None:
+            continue
+        try:
+            number = float(raw.strip())
+        except ValueError:
+            continue
+        if number > _EPOCH_THRESHOLD:
+            number -= time.time() if now is None else now
+        return max(number, 0.0)
+    return None
+
+
+def _flatten_error(body: Any) -> str | None:
+    """The human text of the usual JSON error shapes, else None."""
+    if isinstance(body, Mapping):
+        for key in ("message", "Message", "error", "detail", "title"):
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                return value
+            if isinstance(value, Mapping):
+                inner = _flatten_error(value)
+                if inner:
+                    return inner
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors:
+            parts = [_flatten_error(e) or str(e) for e in errors]
+            return "; ".join(parts)
+    if isinstance(body, str) and body:
+        return body
+    return None
+
+
+def error_text(response: httpx.Response) -> str:
+    """``HTTP <status>: <the provider's own error text>``, shortened for storing."""
+    try:
+        text = _flatten_error(response.json())
+    except (json.JSONDecodeError, UnicodeDecodeError, httpx.ResponseNotRead):
+        text = None
+    if text is None:
+        try:
+            text = response.text.strip()
+        except (UnicodeDecodeError, httpx.ResponseNotRead):
+            text = ""
+    text = " ".join(text.split())
+    detail = f"HTTP {response.status_code}: {text}" if text else f"HTTP {response.status_code}"
+    return detail[:ERROR_LIMIT]
+
+
+def mailbox(name: str, address: str) -> str:
+    """``"Name" <address>`` for JSON/form APIs, or the bare address without a name.
+
+    The name is always quoted (commas, dots and quotes in names break unquoted forms) and
+    kept as Unicode: the provider encodes the header, so Cyrillic arrives intact.
+    """
+    name = " ".join(name.split())
+    if not name:
+        return address
+    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{quoted}" <{address}>'
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A request without a 2xx answer: one result per message it carried, in order."""
+
+    results: list[SendResult]
+    #: the provider's error text when it rejected the request as invalid (4xx), else None
+    rejection: str | None = None
+    #: the HTTP status, or None for a transport error
+    status: int | None = None
+
+
+def every(
+    messages: Sequence[OutgoingMessage],
+    status: ResultStatus,
+    error: str,
+    retry_after: float | None = None,
+) -> list[SendResult]:
+    """The same result for every message."""
+    return [
+        SendResult(m.delivery_id, status, error=error, retry_after=retry_after) for m in messages
+    ]
+
+
+#: what :meth:`HttpProvider.send_isolating` learns from a rejection: the indexes (into the
+#: group) of the recipients at fault, an empty collection for "a recipient, unknown which",
+#: or None for "not a recipient's fault" (every message fails alike)
+Culprits = Callable[[Failed, Sequence[OutgoingMessage]], Collection[int] | None]
+#: one request for a group of messages: its results, or the Failed of exchange()
+GroupSender = Callable[[Sequence[OutgoingMessage]], Awaitable["list[SendResult] | Failed"]]
+
+
+def _blame(message: OutgoingMessage, result: SendResult) -> SendResult:
+    """``result`` with the recipient's address in its error, so a log line says who."""
+    error = result.error or "rejected"
+    if message.to_email not in error:
+        error = f"{error} (recipient {message.to_email!r})"[:ERROR_LIMIT]
+    return SendResult(message.delivery_id, ResultStatus.PERMANENT, error=error)
+
+
+class HttpProvider(Provider):
+    """A provider behind an HTTP API, sharing one pooled ``httpx.AsyncClient``.
+
+    ``base_url`` overrides :attr:`default_base_url` (EU hosts, proxies, tests). Auth
+    ``headers`` and ``auth`` are sent with every request, so an injected ``client`` (tests,
+    a process-wide pool) needs neither; only a client built here is closed by
+    :meth:`aclose`. Connection pool size follows ``concurrency`` (batches in flight).
+    """
+
+    #: the provider's public API host, used unless ``base_url`` is configured
+    default_base_url: ClassVar[str] = ""
+    #: the ``[provider]`` model this class is built from
+    config_type: ClassVar[type[HttpProviderBase]] = HttpProviderBase
+
+    def __init__(
+        self,
+        *,
+        headers: Mapping[str, str] | None = None,
+        auth: httpx.Auth | None = None,
+        **options: Unpack[ClientOptions],
+    ) -> None:
+        base_url = options.get("base_url")
+        timeout = options.get("timeout", 30.0)
+        concurrency = options.get("concurrency", 4)
+        client = options.get("client")
+        self.base_url = (base_url or self.default_base_url).rstrip("/")
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"provider.base_url: {self.base_url!r} is not an http(s) URL")
+        self.headers = {"User-Agent": USER_AGENT, **(headers or {})}
+        self.auth = auth
+        self._owns_client = client is None
+        self.client = client or httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout),
+            limits=httpx.Limits(
+                max_connections=concurrency + 2,
+                max_keepalive_connections=concurrency + 2,
+                keepalive_expiry=30.0,
+            ),
+            follow_redirects=False,
+        )
+
+    @classmethod
+    def from_config(cls, config: Any, settings: Settings) -> Self:
+        """Check the table's type and ``batch_size``, then :meth:`build` the provider."""
+        if not isinstance(config, cls.config_type):
+            raise ProviderError(
+                f"{cls.name}: expected a {cls.name} provider config, got {config!r}"
+            )
+        check_batch_size(cls, config, settings)
+        return cls.build(config, settings)
+
+    @classmethod
+    @abc.abstractmethod
+    def build(cls, config: Any, settings: Settings) -> Self:
+        """The provider for a checked ``[provider]`` table (credentials via :func:`env_secret`)."""
+
+    def url(self, path: str) -> str:
+        """Absolute URL of an API ``path`` on the configured host."""
+        return self.base_url + path
+
+    def start_batch(self, messages: Sequence[OutgoingMessage]) -> None:
+        """Checks every ``send_batch`` makes first: the batch size and that we are open."""
+        self.check_batch(messages)
+        if self.closed:
+            raise ProviderError(f"{self.name}: provider is closed")
+
+    async def exchange(
+        self,
+        messages: Sequence[OutgoingMessage],
+        method: str,
+        path: str,
+        **kwargs: Any,
+    ) -> httpx.Response | Failed:
+        """Send one request carrying ``messages``; the 2xx response, or the failure mapped.
+
+        ``kwargs`` go to :meth:`httpx.AsyncClient.request` (``json``, ``data``, ``files``,
+        ``headers`` merged over the provider's). Raises :class:`ProviderError` only for
+        401/403 and for URLs that can never work.
+        """
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        if self.auth is not None:
+            kwargs.setdefault("auth", self.auth)
+        try:
+            response = await self.client.request(method, self.url(path), headers=headers, **kwargs)
+        except _FATAL_TRANSPORT as exc:
+            raise ProviderError(f"{self.name}: cannot call {self.url(path)}: {exc}") from exc
+        except httpx.HTTPError as exc:
+            # the request may or may not have arrived; the provider said nothing: retry
+            reason = f"{exc.__class__.__name__}: {exc}".rstrip(": ")
+            error = f"{self.name}: no answer from {self.url(path)} ({reason})"[:ERROR_LIMIT]
+            return Failed(every(messages, ResultStatus.RETRYABLE, error))
+        if response.is_success:
+            return response
+        return self.failure(response, messages)
+
+    def failure(self, response: httpx.Response, messages: Sequence[OutgoingMessage]) -> Failed:
+        """Map a non-2xx answer (see the module docstring); raises for 401/403."""
+        status = response.status_code
+        text = self.error_text(response)
+        if status in (401, 403):
+            raise ProviderError(
+                f"{self.name}: {self.url(response.request.url.path)} refused the credentials "
+                f"or account ({text})"
+            )
+        if status in _RETRYABLE_STATUS or status >= 500:
+            wait = retry_after_from(response.headers)
+            return Failed(every(messages, ResultStatus.RETRYABLE, text, wait), status=status)
+        return Failed(every(messages, ResultStatus.PERMANENT, text), rejection=text, status=status)
+
+    def error_text(self, response: httpx.Response) -> str:
+        """The provider's error text of a failed answer; override for odd error shapes."""
+        return error_text(response)
+
+    async def send_isolating(
+        self,
+        messages: Sequence[OutgoingMessage],
+        send_group: GroupSender,
+        culprits: Culprits,
+    ) -> list[SendResult]:
+        """Send ``messages`` with ``send_group``, so one bad recipient fails only itself.
+
+        For APIs that reject a whole request when one address is invalid (SendGrid,
+        Mailgun): on a rejection ``culprits`` names the recipients at fault, which get the
+        permanent result while the others are sent again; when it cannot tell which, the
+        group is halved until the fault is found (log2(n) extra requests per bad address).
+        Rejections that are no recipient's fault fail the group without more requests.
+        """
+        answer = await send_group(messages)
+        if not isinstance(answer, Failed):
+            return answer
+        if answer.rejection is None:
+            return answer.results
+        faulty = culprits(answer, messages)
+        if faulty is None:
+            return answer.results
+        bad = {i for i in faulty if 0 <= i < len(messages)} or (
+            {0} if len(messages) == 1 else set()
+        )
+        if bad:
+            rest = [m for i, m in enumerate(messages) if i not in bad]
+            sent = iter(await self.send_isolating(rest, send_group, culprits) if rest else [])
+            return [
+                _blame(messages[i], answer.results[i]) if i in bad else next(sent)
+                for i in range(len(messages))
+            ]
+        mid = len(messages) // 2
+        first = await self.send_isolating(messages[:mid], send_group, culprits)
+        return first + await self.send_isolating(messages[mid:], send_group, culprits)
+
+    async def aclose(self) -> None:
+        """Close the pooled client when this provider built it; safe to call twice."""
+        if self._owns_client and not self.client.is_closed:
+            await self.client.aclose()
+        await super().aclose()

@@ -1,0 +1,196 @@
+"""Mailgun: ``POST /v3/{domain}/messages``, one body and up to 1000 recipients per call.
+
+Batch sending: every recipient is a ``to`` field and ``recipient-variables`` holds each
+one's values, so Mailgun sends one message per recipient (without recipient-variables
+every reader would see every address). The shared body's placeholders become
+``%recipient.<name>%``; per-recipient headers (List-Unsubscribe) and ids (``v:``
+variables, echoed in Mailgun's webhooks) use recipient variables the same way. Mailgun
+accepts or rejects a call as a whole; a rejected address fails only its recipient (the
+call is split until the address is found).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING, ClassVar, Final, Self, Unpack
+
+import httpx
+
+from newsletter.config.providers import MailgunProviderConfig
+from newsletter.models import OutgoingMessage, ResultStatus, SendResult
+from newsletter.providers.http import (
+    ClientOptions,
+    Failed,
+    HttpProvider,
+    client_options,
+    env_secret,
+    mailbox,
+)
+
+if TYPE_CHECKING:
+    from newsletter.config import Settings
+
+__all__ = ["MailgunProvider"]
+
+HOSTS: Final = {"us": "https://api.mailgun.net", "eu": "https://api.eu.mailgun.net"}
+#: ids sent as ``v:`` variables (Mailgun returns them as user-variables in events)
+VARIABLES: Final = ("edition_id", "subscriber_id")
+#: Mailgun allows three o:tag values per message
+MAX_TAGS: Final = 3
+_UNSAFE = re.compile(r"[^A-Za-z0-9]+")
+# Mailgun's texts for a bad recipient ("'to' parameter is not a valid address ...")
+_RECIPIENT_FAULT = re.compile(r"\bto\b.*\baddress|\brecipient", re.IGNORECASE | re.DOTALL)
+
+#: what must be equal for messages to share one call
+_GroupKey = tuple[str, str, str, str, str]
+
+
+def _variable(marker: str) -> str:
+    """A recipient-variable name for a placeholder string or header name."""
+    return _UNSAFE.sub("_", marker).strip("_").lower()
+
+
+def _body_key(msg: OutgoingMessage) -> str:
+    if msg.shared is not None:
+        return msg.shared.key
+    return hashlib.sha256(f"{msg.html}\0{msg.text}".encode()).hexdigest()
+
+
+class MailgunProvider(HttpProvider):
+    """Sends through Mailgun's messages API for one sending ``domain``."""
+
+    name: ClassVar[str] = "mailgun"
+    max_batch: ClassVar[int] = 1000
+    default_base_url: ClassVar[str] = HOSTS["us"]
+    config_type: ClassVar[type[MailgunProviderConfig]] = MailgunProviderConfig
+
+    def __init__(
+        self,
+        api_key: str,
+        domain: str,
+        *,
+        region: str = "us",
+        tags: Sequence[str] = (),
+        **options: Unpack[ClientOptions],
+    ) -> None:
+        if not options.get("base_url"):
+            options["base_url"] = HOSTS[region]
+        super().__init__(auth=httpx.BasicAuth("api", api_key), **options)
+        self.domain = domain
+        self.tags = tuple(tags)
+
+    @classmethod
+    def build(cls, config: MailgunProviderConfig, settings: Settings) -> Self:
+        """From ``[provider] name = "mailgun"``; the key comes from ``api_key_env``."""
+        return cls(
+            env_secret(config, "api_key_env", settings),
+            config.domain,
+            region=config.region,
+            tags=config.tags,
+            **client_options(config),
+        )
+
+    async def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
+        """One call per shared body and sender; results in the order given."""
+        self.start_batch(messages)
+        results: list[SendResult | None] = [None] * len(messages)
+        for indexes in self._groups(messages):
+            group = [messages[i] for i in indexes]
+            sent = await self.send_isolating(group, self._send_group, self._culprits)
+            for index, result in zip(indexes, sent, strict=True):
+                results[index] = result
+        return [r for r in results if r is not None]
+
+    def _groups(self, messages: Sequence[OutgoingMessage]) -> list[list[int]]:
+        """Indexes of messages that can share a call; an address appears once per call
+        (recipient-variables are keyed by address)."""
+        groups: dict[tuple[_GroupKey, int], list[int]] = {}
+        seen: dict[tuple[_GroupKey, str], int] = {}
+        for index, msg in enumerate(messages):
+            key = (_body_key(msg), msg.subject, msg.from_email, msg.from_name, msg.reply_to or "")
+            round_ = seen.get((key, msg.to_email), 0)
+            seen[(key, msg.to_email)] = round_ + 1
+            groups.setdefault((key, round_), []).append(index)
+        return list(groups.values())
+
+    def form(self, group: Sequence[OutgoingMessage]) -> list[tuple[str, str]]:
+        """The multipart fields of one call (repeated names in order)."""
+        first = group[0]
+        html = first.shared.html if first.shared else first.html
+        text = first.shared.text if first.shared else first.text
+        markers = sorted(first.substitutions, key=len, reverse=True) if first.shared else []
+        for marker in markers:
+            html = html.replace(marker, f"%recipient.{_variable(marker)}%")
+            text = text.replace(marker, f"%recipient.{_variable(marker)}%")
+        names = dict.fromkeys(name for m in group for name in m.headers)
+        variables: dict[str, dict[str, str]] = {}
+        for msg in group:
+            values = {"delivery_id": str(msg.delivery_id)}
+            values.update({k: msg.metadata[k] for k in VARIABLES if msg.metadata.get(k)})
+            values.update({f"h_{_variable(k)}": msg.headers.get(k, "") for k in names})
+            if msg.shared is not None:
+                values.update({_variable(k): v for k, v in msg.substitutions.items()})
+            variables[msg.to_email] = values
+        fields = [("from", mailbox(first.from_name, first.from_email))]
+        fields += [("to", mailbox(m.to_name, m.to_email)) for m in group]
+        fields += [("subject", first.subject), ("html", html)]
+        if text:
+            fields.append(("text", text))
+        for name in names:
+            value = first.headers.get(name)
+            same = all(m.headers.get(name) == value for m in group)
+            if value is not None and same:
+                fields.append((f"h:{name}", value))
+            else:
+                fields.append((f"h:{name}", f"%recipient.h_{_variable(name)}%"))
+        if first.reply_to:
+            fields.append(("h:Reply-To", first.reply_to))
+        tags = list(dict.fromkeys([*self.tags, first.metadata.get("segment", "")]))
+        fields += [("o:tag", tag) for tag in tags if tag][:MAX_TAGS]
+        fields += [(f"v:{k}", f"%recipient.{k}%") for k in ("delivery_id", *VARIABLES)]
+        fields.append(("recipient-variables", json.dumps(variables, ensure_ascii=False)))
+        return fields
+
+    async def _send_group(self, group: Sequence[OutgoingMessage]) -> list[SendResult] | Failed:
+        path = f"/v3/{self.domain}/messages"
+        # encoded in memory: streamed, httpx writes every field separately (dozens of sends)
+        encoded = httpx.Request(
+            "POST", self.url(path), files=[(k, (None, v)) for k, v in self.form(group)]
+        )
+        answer = await self.exchange(
+            group,
+            "POST",
+            path,
+            content=encoded.read(),
+            headers={"Content-Type": encoded.headers["Content-Type"]},
+        )
+        if isinstance(answer, Failed):
+            return answer
+        try:
+            body = answer.json()
+        except ValueError:
+            body = None
+        call_id = body.get("id") if isinstance(body, dict) else None
+        if not isinstance(call_id, str) or not call_id:
+            call_id = f"mailgun-{answer.status_code}-no-id"
+        call_id = call_id.strip("<>")
+        return [
+            SendResult(
+                m.delivery_id,
+                ResultStatus.ACCEPTED,
+                provider_message_id=f"{call_id}/{m.delivery_id}",
+            )
+            for m in group
+        ]
+
+    def _culprits(self, failed: Failed, group: Sequence[OutgoingMessage]) -> Collection[int] | None:
+        """Recipients a 400 names; empty (split to find out) when it blames an address."""
+        if failed.status != 400 or failed.rejection is None:
+            return None
+        named = {i for i, m in enumerate(group) if m.to_email and m.to_email in failed.rejection}
+        if named:
+            return named
+        return () if _RECIPIENT_FAULT.search(failed.rejection) else None

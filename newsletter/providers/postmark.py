@@ -1,0 +1,196 @@
+"""Postmark: ``POST /email/batch``, up to 500 full messages per call, one answer per message.
+
+The batch endpoint answers HTTP 200 even when some messages fail: every element of the
+answer carries its own ``ErrorCode`` (0 = accepted), in the order of the request.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar, Final, Self, Unpack
+
+import httpx
+
+from newsletter.config.providers import PostmarkProviderConfig
+from newsletter.errors import ProviderError
+from newsletter.models import OutgoingMessage, ResultStatus, SendResult
+from newsletter.providers.http import (
+    ERROR_LIMIT,
+    ClientOptions,
+    Failed,
+    HttpProvider,
+    client_options,
+    env_secret,
+    every,
+    mailbox,
+)
+
+if TYPE_CHECKING:
+    from newsletter.config import Settings
+
+__all__ = ["PostmarkProvider"]
+
+#: the batch endpoint takes at most 50 MB per call; stay clearly below it
+MAX_PAYLOAD: Final = 45 * 1024 * 1024
+#: ErrorCodes that make every message fail alike: bad token, unknown or unconfirmed sender
+#: signature, no credits, account pending or not allowed to send
+ACCOUNT_ERRORS: Final = frozenset({10, 400, 401, 405, 412, 413})
+#: ErrorCodes worth another try later: rate limit, maintenance
+RETRYABLE_ERRORS: Final = frozenset({100, 429})
+#: metadata keys sent with every message (Postmark allows 10 fields of up to 80 characters)
+METADATA_KEYS: Final = ("edition_id", "subscriber_id", "segment")
+
+
+class PostmarkProvider(HttpProvider):
+    """Sends through Postmark's batch API on one message stream (``broadcast`` by default).
+
+    Each message travels whole (Postmark personalizes nothing here); List-Unsubscribe and
+    List-Unsubscribe-Post go in ``Headers``; edition, subscriber and delivery ids go in
+    ``Metadata`` so webhooks can be matched; ``Tag`` defaults to the segment name.
+    """
+
+    name: ClassVar[str] = "postmark"
+    max_batch: ClassVar[int] = 500
+    default_base_url: ClassVar[str] = "https://api.postmarkapp.com"
+    config_type: ClassVar[type[PostmarkProviderConfig]] = PostmarkProviderConfig
+
+    def __init__(
+        self,
+        token: str,
+        *,
+        message_stream: str = "broadcast",
+        tag: str | None = None,
+        max_payload: int = MAX_PAYLOAD,
+        **options: Unpack[ClientOptions],
+    ) -> None:
+        super().__init__(
+            headers={"X-Postmark-Server-Token": token, "Accept": "application/json"}, **options
+        )
+        self.message_stream = message_stream
+        self.tag = tag
+        self.max_payload = max_payload
+
+    @classmethod
+    def build(cls, config: PostmarkProviderConfig, settings: Settings) -> Self:
+        """From ``[provider] name = "postmark"``; the token comes from ``token_env``."""
+        return cls(
+            env_secret(config, "token_env", settings),
+            message_stream=config.message_stream,
+            tag=config.tag,
+            **client_options(config),
+        )
+
+    def payload(self, msg: OutgoingMessage) -> dict[str, object]:
+        """The Postmark JSON message for ``msg``."""
+        body: dict[str, object] = {
+            "From": mailbox(msg.from_name, msg.from_email),
+            "To": mailbox(msg.to_name, msg.to_email),
+            "Subject": msg.subject,
+            "HtmlBody": msg.html,
+            "TextBody": msg.text,
+            "MessageStream": self.message_stream,
+            "Headers": [{"Name": k, "Value": v} for k, v in msg.headers.items()],
+            "Metadata": {
+                "delivery_id": str(msg.delivery_id),
+                **{k: msg.metadata[k][:80] for k in METADATA_KEYS if msg.metadata.get(k)},
+            },
+        }
+        tag = self.tag or msg.metadata.get("segment")
+        if tag:
+            body["Tag"] = tag
+        if msg.reply_to:
+            body["ReplyTo"] = msg.reply_to
+        return body
+
+    async def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
+        """Send in as few calls as the 50 MB payload limit allows; one result per message."""
+        self.start_batch(messages)
+        results: list[SendResult] = []
+        for chunk, body in self._chunks(messages):
+            results.extend(await self._send_chunk(chunk, body))
+        return results
+
+    def _chunks(
+        self, messages: Sequence[OutgoingMessage]
+    ) -> list[tuple[list[OutgoingMessage], bytes]]:
+        """Messages grouped into request bodies under :attr:`max_payload` bytes."""
+        chunks: list[tuple[list[OutgoingMessage], bytes]] = []
+        group: list[OutgoingMessage] = []
+        parts: list[bytes] = []
+        size = 2
+        for msg in messages:
+            part = json.dumps(self.payload(msg), ensure_ascii=False).encode("utf-8")
+            if group and size + len(part) + 1 > self.max_payload:
+                chunks.append((group, b"[" + b",".join(parts) + b"]"))
+                group, parts, size = [], [], 2
+            group.append(msg)
+            parts.append(part)
+            size += len(part) + 1
+        if group:
+            chunks.append((group, b"[" + b",".join(parts) + b"]"))
+        return chunks
+
+    async def _send_chunk(self, chunk: list[OutgoingMessage], body: bytes) -> list[SendResult]:
+        answer = await self.exchange(
+            chunk,
+            "POST",
+            "/email/batch",
+            content=body,
+            headers={"Content-Type": "application/json"},
+        )
+        if isinstance(answer, Failed):
+            return answer.results
+        try:
+            elements = answer.json()
+        except ValueError:
+            elements = None
+        if not isinstance(elements, list) or len(elements) != len(chunk):
+            # we cannot tell which messages Postmark took; another try is the lesser harm
+            error = f"postmark: unreadable batch answer: {answer.text[:200]!r}"
+            return every(chunk, ResultStatus.RETRYABLE, error)
+        return [self._result(msg, el) for msg, el in zip(chunk, elements, strict=True)]
+
+    def _result(self, msg: OutgoingMessage, element: object) -> SendResult:
+        """One message's result from its element of the batch answer."""
+        if not isinstance(element, dict):
+            return SendResult(msg.delivery_id, ResultStatus.RETRYABLE, error="postmark: bad answer")
+        code = element.get("ErrorCode")
+        text = str(element.get("Message") or "")
+        if code == 0 and element.get("MessageID"):
+            return SendResult(
+                msg.delivery_id,
+                ResultStatus.ACCEPTED,
+                provider_message_id=str(element["MessageID"]),
+            )
+        error = f"postmark {code}: {text}"[:ERROR_LIMIT]
+        if code in ACCOUNT_ERRORS:
+            raise ProviderError(f"postmark: the account cannot send ({error})")
+        status = ResultStatus.RETRYABLE if code in RETRYABLE_ERRORS else ResultStatus.PERMANENT
+        return SendResult(msg.delivery_id, status, error=error)
+
+    def failure(self, response: httpx.Response, messages: Sequence[OutgoingMessage]) -> Failed:
+        """Whole-call errors: 422 with an account ErrorCode stops sending, see base otherwise."""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and body.get("ErrorCode") in ACCOUNT_ERRORS:
+            raise ProviderError(
+                f"postmark: the account cannot send (postmark {body['ErrorCode']}: "
+                f"{body.get('Message', '')})"
+            )
+        return super().failure(response, messages)
+
+    def error_text(self, response: httpx.Response) -> str:
+        """``HTTP 422: postmark 300: Invalid 'To' address...`` from Postmark's error body."""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and "ErrorCode" in body:
+            return (
+                f"HTTP {response.status_code}: postmark {body['ErrorCode']}: "
+                f"{body.get('Message', '')}"
+            )[:ERROR_LIMIT]
+        return super().error_text(response)

@@ -1,0 +1,120 @@
+"""A local stand-in for Mailgun's messages API, checked against Mailgun's OpenAPI spec.
+
+Valid calls get ``200 {"id": "<...>", "message": "Queued. Thank you."}``. Like Mailgun,
+the fake refuses the whole call with ``400 {"message": "'to' parameter is not a valid
+address. please check documentation"}`` when one recipient is malformed, and (stricter
+than Mailgun, to catch a privacy bug) refuses a call to several recipients without a
+recipient-variables entry for each. :func:`expand` rebuilds what every recipient gets.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from email.utils import parseaddr
+from pathlib import Path
+
+from newsletter.providers.mailgun import MailgunProvider
+from providers.specserver import SPECS, Answer, OpenApiValidator, Recorded, SpecServer, spec_server
+
+SPEC = SPECS / "mailgun" / "openapi.yaml"
+API_KEY = "key-test-mailgun-example"
+DOMAIN = "mg.cluster.example.org"
+_VARIABLE = re.compile(r"%recipient\.([A-Za-z0-9_]+)%")
+#: Mailgun's answer to a malformed recipient, word for word
+BAD_ADDRESS = "'to' parameter is not a valid address. please check documentation"
+
+
+def _authorized(request: Recorded) -> bool:
+    expected = base64.b64encode(f"api:{API_KEY}".encode()).decode()
+    return request.headers.get("authorization") == f"Basic {expected}"
+
+
+class FakeMailgun:
+    """The responder for spec-valid calls."""
+
+    def __init__(self) -> None:
+        self._ids = itertools.count(1)
+
+    def __call__(self, request: Recorded) -> Answer:
+        """Answer one valid messages call."""
+        if not _authorized(request):
+            return Answer(401, "Forbidden", content_type="text/plain")
+        if request.path != f"/v3/{DOMAIN}/messages":
+            return Answer(404, {"message": f"Domain not found: {request.path}"})
+        form = request.form or {}
+        recipients = [parseaddr(to)[1] for to in form.get("to", [])]
+        if len(recipients) > 1000:
+            return Answer(400, {"message": "Too many recipients: 1000 max"})
+        for addr in recipients:
+            local, at, domain = addr.rpartition("@")
+            if not (at and local and "." in domain):
+                return Answer(400, {"message": BAD_ADDRESS})
+        variables = json.loads(form.get("recipient-variables", ["{}"])[0])
+        if len(recipients) > 1 and any(addr not in variables for addr in recipients):
+            return Answer(400, {"message": "batch call without recipient-variables for every 'to'"})
+        return Answer(
+            200,
+            {"id": f"<20261128080000.{next(self._ids)}@{DOMAIN}>", "message": "Queued. Thank you."},
+        )
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """What one recipient of a call receives."""
+
+    to: str
+    sender: str
+    subject: str
+    html: str
+    text: str
+    headers: dict[str, str]
+    variables: dict[str, str]
+    tags: list[str]
+
+
+def expand(form: dict[str, list[str]]) -> list[Delivered]:
+    """Every recipient's message from a call's fields, as Mailgun assembles them."""
+    variables = json.loads(form["recipient-variables"][0])
+
+    def fill(value: str, own: dict[str, str]) -> str:
+        return _VARIABLE.sub(lambda m: str(own.get(m[1], m[0])), value)
+
+    out = []
+    for to in form["to"]:
+        own = variables.get(parseaddr(to)[1], {})
+        out.append(
+            Delivered(
+                to=to,
+                sender=form["from"][0],
+                subject=fill(form["subject"][0], own),
+                html=fill(form["html"][0], own),
+                text=fill(form.get("text", [""])[0], own),
+                headers={k[2:]: fill(v[0], own) for k, v in form.items() if k.startswith("h:")},
+                variables={k[2:]: fill(v[0], own) for k, v in form.items() if k.startswith("v:")},
+                tags=form.get("o:tag", []),
+            )
+        )
+    return out
+
+
+@contextmanager
+def serve() -> Iterator[SpecServer]:
+    """A running fake Mailgun."""
+    with spec_server(OpenApiValidator(SPEC), FakeMailgun()) as server:
+        yield server
+
+
+@contextmanager
+def contract_factory(tmp_path: Path) -> Iterator[MailgunProvider]:
+    """The contract suite's factory: a provider wired to a fresh fake, checked after."""
+    with serve() as server:
+        provider = MailgunProvider(API_KEY, DOMAIN, base_url=server.base_url, timeout=5)
+        # not closed here: its connections belong to the event loop the test ran and closed
+        yield provider
+        assert server.invalid == [], server.invalid[0].error
