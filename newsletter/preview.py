@@ -28,6 +28,20 @@ class PageEntry:
     messages: int | None = None
 
 
+def screenshot_path(page: Path, width: int) -> Path:
+    """Where a screenshot of ``page`` at ``width`` px goes: ``en.html`` -> ``en-375.png``."""
+    return page.with_name(f"{page.stem}-{width}.png")
+
+
+def _screenshot_links(page: Path, folder: Path) -> str:
+    links = [
+        f'<a href="{html.escape(png.relative_to(folder).as_posix())}">{width} px</a>'
+        for width in (600, 375)
+        if (png := screenshot_path(page, width)).exists()
+    ]
+    return " · ".join(links)
+
+
 def _sample_values(settings: Settings) -> dict[str, str]:
     # the archive copy: no subscriber's data, links to the public pages
     base = settings.web.base_url
@@ -49,12 +63,19 @@ def write_variant(settings: Settings, variant: RenderedVariant, path: Path) -> P
 
 
 def write_index(folder: Path, title: str, entries: Iterable[PageEntry]) -> Path:
-    """An index.html with one row per variant: locale, subject, size, items, link."""
+    """An index.html with one row per variant: locale, subject, size, items, link.
+
+    Screenshots beside a variant (``newsletter preview --screenshots``) are linked too.
+    """
     entries = list(entries)
     rows = []
+    shots = {e.path: _screenshot_links(e.path, folder) for e in entries}
+    has_shots = any(shots.values())
     for e in entries:
         rel = e.path.relative_to(folder).as_posix()
         msgs = "" if e.messages is None else f"<td>{e.messages}</td>"
+        if has_shots:
+            msgs += f"<td>{shots[e.path]}</td>"
         rows.append(
             f'<tr><td>{html.escape(e.group)}</td><td lang="{e.variant.locale}">'
             f'{e.variant.locale}</td><td><a href="{html.escape(rel)}">'
@@ -71,6 +92,7 @@ def write_index(folder: Path, title: str, entries: Iterable[PageEntry]) -> Path:
     ]
     has_msgs = any(e.messages is not None for e in entries)
     head = "<th>messages (.eml)</th>" if has_msgs else ""
+    head += "<th>screenshots</th>" if has_shots else ""
     page = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>body{{font-family:sans-serif;margin:2em}}"

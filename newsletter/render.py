@@ -1,62 +1,56 @@
-"""Render a digest once per (edition, locale), personalize it per recipient cheaply.
+"""Render a digest once per (edition, locale); personalization happens later, per recipient.
 
 Jinja2 renders ``digest.html`` and ``digest.txt`` with the locale's gettext catalog,
 premailer inlines the CSS once, and per-recipient values (name, unsubscribe URL, ...) stay
-as marker strings (:data:`PLACEHOLDERS`) until :func:`personalize` swaps them in with one
-compiled regex. Rendering costs milliseconds; personalizing costs microseconds.
+as marker strings (:data:`PLACEHOLDERS`, see :mod:`newsletter.personalize`) until
+:func:`personalize` swaps them in. Rendering costs milliseconds; personalizing costs
+microseconds.
+
+The renderer checks what it can before anything is sent: catalogs and templates load, the
+configured colours are readable (:mod:`newsletter.palette`), logo and website URLs are
+absolute; every rendered variant is checked for HTML that mail clients cannot show
+(:mod:`newsletter.htmlcheck`), which is logged as a warning.
 """
 
 from __future__ import annotations
 
-import functools
-import html as html_lib
 import logging
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import jinja2
 from babel.support import Translations
-from premailer import Premailer
 
-from newsletter import i18n
+from newsletter import htmlcheck, i18n, plaintext
 from newsletter.config import Segment, Settings
 from newsletter.errors import RenderError, TemplateError
+from newsletter.inline import inline_css
 from newsletter.models import DigestEntry, RenderedVariant
+from newsletter.palette import checked_palette
+from newsletter.personalize import CONDITIONALS, PLACEHOLDERS, personalize
 from newsletter.sanitize import text_paragraphs, truncate
+
+__all__ = ["PLACEHOLDERS", "EntryView", "Renderer", "Section", "personalize"]
 
 log = logging.getLogger(__name__)
 
 HTML_TEMPLATE = "digest.html"
 TEXT_TEMPLATE = "digest.txt"
 
-#: per-recipient values -> marker strings that survive Jinja, premailer and URL attributes
-PLACEHOLDERS: dict[str, str] = {
-    "name": "@@nl:name@@",
-    "email": "@@nl:email@@",
-    "unsubscribe_url": "@@nl:unsubscribe_url@@",
-    "preferences_url": "@@nl:preferences_url@@",
-}
-
-# ``if_KEY ... else ... end`` keeps the first part when KEY has a non-empty value, else the
-# second: the greeting without a name, the archive copy without "sent to ...". No nesting.
-_CONDITIONALS = {
-    **{f"if_{key}": f"@@nl:if:{key}@@" for key in PLACEHOLDERS},
-    "else": "@@nl:else@@",
-    "end": "@@nl:end@@",
-}
-
-_TOKEN_RE = re.compile(
-    r"@@nl:if:(?P<cond>\w+)@@(?P<yes>.*?)@@nl:else@@(?P<no>.*?)@@nl:end@@"
-    r"|@@nl:(?P<key>" + "|".join(map(re.escape, PLACEHOLDERS)) + r")@@",
-    re.DOTALL,
-)
 _LINE_BREAKS = re.compile(r"[ \t\r\n\f\v]+")
 _BLANK_RUNS = re.compile(r"\n[ \t]*(?:\n[ \t]*){2,}")
+_ABSOLUTE = ("https://", "http://")
+
+
+def _absolute(url: str | None) -> str | None:
+    # a relative URL would point nowhere inside a mail client: leave the link or image out
+    return url if url and url.startswith(_ABSOLUTE) else None
 
 
 @dataclass(frozen=True)
@@ -81,6 +75,15 @@ class EntryView:
     original_language: str
 
 
+@dataclass(frozen=True)
+class Section:
+    """Stories shown under one heading; ``title`` is None when the segment has no sections."""
+
+    key: str | None
+    title: str | None
+    entries: list[EntryView]
+
+
 def _template_line(exc: BaseException, filename: str | None) -> int | None:
     """The template line a runtime error happened on (Jinja maps frames to template lines)."""
     line = None
@@ -95,17 +98,21 @@ def _template_line(exc: BaseException, filename: str | None) -> int | None:
 class Renderer:
     """Renders digest variants: one Jinja environment per locale, catalogs checked at start.
 
-    A missing catalog raises :class:`LocaleError` and a broken template raises
-    :class:`TemplateError` here, at construction, not in the middle of a send.
+    A missing catalog raises :class:`LocaleError`, a broken template :class:`TemplateError`
+    and unreadable colours or relative logo/website URLs :class:`ConfigError`, here, at
+    construction, not in the middle of a send. ``catalogs`` is the folder of message
+    catalogs (default: the package's own).
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, catalogs: Path | None = None) -> None:
         self.settings = settings
         self.translations: dict[str, Translations] = i18n.load_translations(
-            settings.locales.available
+            settings.locales.available, catalogs
         )
+        self.palette = checked_palette(settings)
         self._envs: dict[str, jinja2.Environment] = {}
         self._expressions: dict[tuple[str, str], jinja2.Template] = {}
+        self._checked: set[str] = set()
         for locale in settings.locales.available:
             env = self._env(locale)
             for name in (HTML_TEMPLATE, TEXT_TEMPLATE):
@@ -134,6 +141,8 @@ class Renderer:
             value, locale, format
         )
         env.globals["format_number"] = lambda value: i18n.format_number(value, locale)
+        env.globals["link_line"] = plaintext.link_line
+        env.filters["wrap"] = plaintext.wrap
         self._envs[locale] = env
         return env
 
@@ -220,8 +229,8 @@ class Renderer:
         return EntryView(
             entry=entry,
             title=item.title,
-            link=item.link,
-            image=item.image,
+            link=_absolute(item.link),
+            image=_absolute(item.image),
             summary=truncate(" ".join(text_paragraphs(item.summary_html or item.body_html)), limit),
             published=i18n.format_date(published, locale),
             lang=entry.shown_lang,
@@ -232,38 +241,49 @@ class Renderer:
             original_language=i18n.language_name(item.translated_from or item.lang, locale),
         )
 
+    def _sections(self, views: list[EntryView], segment: Segment, locale: str) -> list[Section]:
+        """The stories after the lead, grouped by first tag or by source when configured."""
+        if segment.sections == "none":
+            return [Section(None, None, views)] if views else []
+        groups: dict[str | None, list[EntryView]] = {}
+        for view in views:
+            item = view.entry.item
+            key = item.source if segment.sections == "source" else next(iter(item.tags), None)
+            groups.setdefault(key, []).append(view)
+        titles = self.settings.render.section_titles
+        t = self.translations[locale]
+        out = [Section(k, titles.get(k, {}).get(locale, k), v) for k, v in groups.items() if k]
+        if None in groups:  # stories without a tag come last, under a generic heading
+            out.append(Section(None, t.gettext("More news"), groups[None]))
+        return out
+
     # -- rendering ----------------------------------------------------------------------
 
-    def _inline(self, html: str) -> str:
-        try:
-            return str(
-                Premailer(
-                    html,
-                    strip_important=False,
-                    keep_style_tags=True,
-                    cssutils_logging_level=logging.CRITICAL,
-                    disable_validation=True,
-                    allow_network=False,
-                    allow_loading_external_files=False,
-                    disable_link_rewrites=True,
-                    remove_classes=False,
-                    exclude_pseudoclasses=True,
-                    cache_css_parsing=True,
-                ).transform(pretty_print=False)
-            )
-        except Exception as exc:  # premailer raises assorted cssutils/lxml errors
-            raise RenderError(f"CSS inlining failed: {exc}") from exc
+    def _report(self, locale: str, html: str) -> None:
+        """Log what mail clients cannot show: the first variant per locale is checked.
+
+        Problems come from the templates (item URLs are filtered in :meth:`_view`), so
+        one check per locale and renderer finds them without parsing every variant.
+        """
+        if locale in self._checked:
+            return
+        self._checked.add(locale)
+        for problem in htmlcheck.problems(html, PLACEHOLDERS.values()):
+            log.warning("%s (%s): %s", HTML_TEMPLATE, locale, problem)
 
     def _render_once(
         self, locale: str, base: dict[str, Any], views: list[EntryView], segment: Segment
     ) -> tuple[str, str, str, str]:
         ctx = {**base, "entries": views, "items": [v.entry.item for v in views]}
+        ctx["lead"] = views[0] if views else None
+        ctx["sections"] = self._sections(views[1:], segment, locale)
         ctx["subject"] = self._subject(segment, locale, ctx)
         ctx["preheader"] = self._preheader(segment, locale, ctx)
         env = self._env(locale)
-        html = self._inline(self._render_template(env, HTML_TEMPLATE, ctx))
+        html = inline_css(self._render_template(env, HTML_TEMPLATE, ctx))
         if not html.lstrip().lower().startswith("<!doctype"):
             html = "<!DOCTYPE html>\n" + html
+        self._report(locale, html)
         # the text template is written for plain text; only tidy runs of blank lines
         text = _BLANK_RUNS.sub("\n\n", self._render_template(env, TEXT_TEMPLATE, ctx)).strip()
         return ctx["subject"], ctx["preheader"], html, text + "\n"
@@ -287,13 +307,19 @@ class Renderer:
         org = self.settings.organisation
         cluster_name = org.name_for(locale)
         views = [self._view(e, locale, segment) for e in entries[: self.settings.render.max_items]]
+        direction = i18n.text_direction(locale)
         base: dict[str, Any] = {
             "locale": locale,
-            "dir": i18n.text_direction(locale),
+            "dir": direction,
+            # physical sides for HTML attributes (align=""), which know nothing of dir
+            "start": "right" if direction == "rtl" else "left",
+            "end": "left" if direction == "rtl" else "right",
             "organisation": org,
             "org_name": cluster_name,
             "cluster_name": cluster_name,
-            "colors": org.colors,
+            "address": org.address_for(locale),
+            "reason": org.reasons.get(locale),
+            "colors": self.palette,
             "segment": segment,
             "list_name": segment.name,
             "period": segment.period,
@@ -302,7 +328,7 @@ class Renderer:
             "edition_date": edition_date,
             "date": i18n.format_date(edition_date, locale),
             "view_url": view_url,
-            "placeholders": {**PLACEHOLDERS, **_CONDITIONALS},
+            "placeholders": {**PLACEHOLDERS, **CONDITIONALS},
         }
         budget = self.settings.render.max_html_bytes
         subject, preheader, html, text = self._render_once(locale, base, views, segment)
@@ -343,53 +369,3 @@ class Renderer:
             text=text,
             item_count=len(views),
         )
-
-
-def personalize(variant: RenderedVariant, values: Mapping[str, str]) -> tuple[str, str]:
-    """Substitute per-recipient ``values`` into a variant: (html, text).
-
-    Values are HTML-escaped in the HTML part and inserted raw in the text part. Every
-    placeholder the variant contains must have a value; ``name`` may be empty (the
-    greeting then has no name). The variant is split at its placeholders once (cached),
-    so each call is a join of a few dozen strings.
-    """
-    escaped = {key: html_lib.escape(value, quote=True) for key, value in values.items()}
-    return _join(_split(variant.html), escaped), _join(_split(variant.text), values)
-
-
-#: a split template: literal text, a placeholder key, or (key, parts if set, parts if not)
-_Part = str | tuple[str] | tuple[str, "_Parts", "_Parts"]
-_Parts = tuple[_Part, ...]
-
-
-@functools.lru_cache(maxsize=256)
-def _split(template: str) -> _Parts:
-    parts: list[_Part] = []
-    pos = 0
-    for match in _TOKEN_RE.finditer(template):
-        if match.start() > pos:
-            parts.append(template[pos : match.start()])
-        key = match.group("key")
-        if key is None:
-            yes, no = _split(match.group("yes")), _split(match.group("no"))
-            parts.append((match.group("cond"), yes, no))
-        else:
-            parts.append((key,))
-        pos = match.end()
-    parts.append(template[pos:])
-    return tuple(parts)
-
-
-def _join(parts: _Parts, values: Mapping[str, str]) -> str:
-    out: list[str] = []
-    for part in parts:
-        if isinstance(part, str):
-            out.append(part)
-        elif len(part) == 1:
-            try:
-                out.append(values[part[0]])
-            except KeyError:
-                raise RenderError(f"personalize: no value for placeholder {part[0]!r}") from None
-        else:
-            out.append(_join(part[1] if values.get(part[0]) else part[2], values))
-    return "".join(out)

@@ -12,6 +12,7 @@ from rich.table import Table
 from newsletter.cli.app import _ids, _progress, app, err, opened, out, settings
 from newsletter.digest import DigestReport, preview, run_digest
 from newsletter.gather import GatherReport, gather
+from newsletter.screenshots import Shot, preview_with_screenshots
 
 
 def _print_gather(report: GatherReport) -> None:
@@ -133,13 +134,39 @@ def preview_cmd(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Folder to write to (default: paths.preview).")
     ] = None,
+    screenshots: Annotated[
+        bool,
+        typer.Option(
+            "--screenshots",
+            help="Also PNGs at 600 and 375 px beside each HTML file (headless Chromium; "
+            "needs the 'screenshots' extra).",
+        ),
+    ] = False,
+    remote_images: Annotated[
+        bool,
+        typer.Option(
+            "--remote-images/--no-remote-images",
+            help="Screenshots load remote images, or show grey boxes and stay offline.",
+        ),
+    ] = True,
 ) -> None:
     """Render this period's digest for every (segment, locale) into HTML files and an index."""
     cfg = settings()
+    shots: list[Shot] = []
     with opened(cfg) as store:
-        index, entries = preview(
-            cfg, store, segments=segment or None, locales=locale or None, out=out_dir
-        )
+        if screenshots:
+            index, entries, shots = preview_with_screenshots(
+                cfg,
+                store,
+                segments=segment or None,
+                locales=locale or None,
+                out=out_dir,
+                remote_images=remote_images,
+            )
+        else:
+            index, entries = preview(
+                cfg, store, segments=segment or None, locales=locale or None, out=out_dir
+            )
     table = Table("segment", "locale", "subject", "HTML", "items")
     for e in entries:
         table.add_row(
@@ -150,4 +177,12 @@ def preview_cmd(
             str(e.variant.item_count),
         )
     out.print(table)
+    for shot in shots:
+        if not shot.fits:
+            where = "; ".join(shot.overflow[:3]) or f"page is {shot.scroll_width} px wide"
+            out.print(
+                f"[yellow]{shot.png.name}[/]: wider than {shot.width} px: {where}", highlight=False
+            )
+    if shots:
+        out.print(f"{len(shots)} screenshot(s) beside the HTML files")
     out.print(f"Preview index: {index}")

@@ -20,6 +20,13 @@ class Colors(Model):
     muted: str = "#52606d"
     background: str = "#f4f6f8"
     surface: str = "#ffffff"
+    #: used by clients in dark mode (prefers-color-scheme, Outlook.com's data-ogsc hooks)
+    dark_background: str = "#11161b"
+    dark_surface: str = "#1b2229"
+    dark_text: str = "#e6e9ec"
+    dark_muted: str = "#a8b3bd"
+    dark_primary: str = "#7cc7e0"
+    dark_accent: str = "#f07a8a"
 
     @field_validator("*")
     @classmethod
@@ -36,9 +43,16 @@ class Organisation(Model):
     name: str
     #: the name per locale, for the From display name and the header
     names: dict[str, str] = Field(default_factory=dict)
+    #: postal address shown in every email's footer; ``addresses`` per locale override it
     address: str = ""
+    addresses: dict[str, str] = Field(default_factory=dict)
+    #: why readers get the email, per locale (default: the catalog's "you are on the list")
+    reasons: dict[str, str] = Field(default_factory=dict)
     website: str = "https://example.org"
+    #: absolute URL of a logo that reads on ``colors.primary``; drawn at logo_width x height
     logo_url: str | None = None
+    logo_width: int = Field(default=160, gt=0, le=552)
+    logo_height: int = Field(default=48, gt=0, le=300)
     from_email: str
     reply_to: str | None = None
     colors: Colors = Colors()
@@ -46,6 +60,10 @@ class Organisation(Model):
     def name_for(self, locale: str) -> str:
         """The organisation's name as readers of ``locale`` know it."""
         return self.names.get(locale, self.name)
+
+    def address_for(self, locale: str) -> str:
+        """The postal address as written for readers of ``locale``."""
+        return self.addresses.get(locale, self.address)
 
 
 class Database(Model):
@@ -126,6 +144,9 @@ class Render(Model):
     over_budget: Literal["trim", "refuse"] = "trim"
     max_items: int = Field(default=30, gt=0)
     summary_chars: int = Field(default=320, gt=20)
+    #: headings of the sections of segments with ``sections``: tag or source name -> locale
+    #: -> title (missing: the name itself)
+    section_titles: dict[str, dict[str, str]] = Field(default_factory=dict)
 
 
 class _SourceBase(Model):
@@ -208,6 +229,9 @@ class Segment(Model):
     preheader: str | None = None
     #: the From display name (default: the organisation's name in the reader's locale)
     from_name: str | None = None
+    #: after the lead story, group the others under a heading per (first) tag or per
+    #: source, in order of first appearance; stories without a tag come last
+    sections: Literal["none", "tag", "source"] = "none"
 
     @field_validator("timezone")
     @classmethod
@@ -229,3 +253,5 @@ class ListConfig(Model):
     name: str
     description: str = ""
     file: RelPath | None = None
+    #: anyone may join it on the sign-up form and in the preference centre
+    public: bool = False
