@@ -2,14 +2,22 @@
 
 The delivery rows are the source of truth: a crash, a restart or a second worker only ever
 continues from them. A row is marked sent after the provider accepted it, never before.
+
+One :class:`Sender` keeps up to ``concurrency`` batches in flight (asyncio; the database
+calls stay on the event loop's thread, so SQLite sees one writer per process), paced by a
+shared :class:`~newsletter.ratelimit.RateLimiter`. A batch is claimed only once the
+limiter lets it start, so rows never wait out a throttle pause while holding a lease.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import logging
 import os
 import random
+import secrets
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -17,23 +25,28 @@ from datetime import UTC, datetime, timedelta
 
 from newsletter.compose import Composer, Recipient
 from newsletter.config import Settings
-from newsletter.errors import EditionError
+from newsletter.errors import EditionError, ProviderError
 from newsletter.models import (
     DeliveryStatus,
     Edition,
     EditionStatus,
+    OutgoingMessage,
     RenderedVariant,
     ResultStatus,
+    SendResult,
     SubscriberStatus,
 )
 from newsletter.providers.base import Provider
+from newsletter.ratelimit import RateLimiter, Slot
 from newsletter.store import Store
-from newsletter.tokens import TokenSigner
+from newsletter.store.deliveries import Claim
+from newsletter.tokens import TokenSigner, load_secrets
 
 log = logging.getLogger("newsletter.delivery")
 
 Clock = Callable[[], datetime]
 Progress = Callable[[int], None]
+Sleep = Callable[[float], Awaitable[None]]
 
 
 def utcnow() -> datetime:
@@ -41,18 +54,37 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def backoff(attempts: int, retry_after: float | None) -> float:
-    """Seconds before the next try: the provider's Retry-After, else exponential with jitter."""
+def backoff(attempts: int, retry_after: float | None, base: float = 30.0) -> float:
+    """Seconds before the next try: the provider's Retry-After, else exponential with jitter.
+
+    ``base`` is the first delay; it doubles per attempt up to an hour, ±20 % jitter so
+    the retries of many batches do not arrive together.
+    """
     if retry_after is not None:
-        return max(retry_after, 1.0)
-    base = min(30.0 * 2.0 ** (attempts - 1), 3600.0)
+        return max(retry_after, 0.0)
+    delay = min(base * 2.0 ** (attempts - 1), 3600.0)
     jitter: float = random.uniform(0.8, 1.2)
-    return base * jitter
+    return delay * jitter
 
 
 def worker_id() -> str:
-    """Who claims rows: host and process, so a lease names its holder."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """Who claims rows: host, process and a random tag, so a lease names its holder.
+
+    The tag keeps claim tokens unique when a restarted container reuses host name and pid.
+    """
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def edition_signer(settings: Settings, edition: Edition) -> TokenSigner:
+    """The signer for an edition's links, its timestamp pinned to the edition's creation.
+
+    Pinned so that composing a message twice (a batch re-sent after a crash) gives the
+    same bytes: providers that deduplicate by idempotency key may refuse a repeat whose
+    body differs.
+    """
+    stamp = edition.created_at.timestamp()
+    secrets = load_secrets(settings.security.secret_key_env, settings.paths.var)
+    return TokenSigner(secrets, clock=lambda: stamp)
 
 
 @dataclass
@@ -63,38 +95,72 @@ class SendReport:
     failed: int = 0
     skipped: int = 0
     retry: int = 0
+    batches: int = 0
+    #: times the provider asked us to slow down
+    throttled: int = 0
     counts: dict[DeliveryStatus, int] = field(default_factory=dict)
     finished: bool = False
+    #: the run ended because it was asked to stop (signal), with work left
+    stopped: bool = False
+    #: when the next retry is due, if rows wait for one
     next_retry_at: datetime | None = None
+    #: rows other workers were still holding when this run returned
+    held: int = 0
+
+
+@dataclass
+class _Run:
+    edition: Edition
+    composer: Composer
+    variants: dict[str, RenderedVariant]
+    report: SendReport
+    on_progress: Progress | None
 
 
 class Sender:
-    """Sends the rows of an edition through one provider."""
+    """Sends the rows of an edition through one provider.
+
+    ``signer`` signs the links; by default one per edition with its timestamp pinned
+    (:func:`edition_signer`). ``batch_size`` defaults to the ``[provider]`` table's, capped
+    by what the provider accepts; ``limiter`` to one built from that table. ``lease`` must
+    be longer than a request to the provider can take.
+    """
 
     def __init__(
         self,
         settings: Settings,
         store: Store,
         provider: Provider,
-        signer: TokenSigner,
+        signer: TokenSigner | None = None,
         *,
         batch_size: int | None = None,
         lease: timedelta = timedelta(minutes=10),
         max_attempts: int = 5,
+        retry_base: float = 30.0,
+        limiter: RateLimiter | None = None,
         clock: Clock = utcnow,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        sleep: Sleep = asyncio.sleep,
         worker: str | None = None,
+        poll: float = 1.0,
     ) -> None:
         self.settings = settings
         self.store = store
         self.provider = provider
         self.signer = signer
-        self.batch_size = min(batch_size or provider.max_batch, provider.max_batch)
+        size = batch_size or settings.provider.batch_size or provider.max_batch
+        self.batch_size = min(size, provider.max_batch)
         self.lease = lease
         self.max_attempts = max_attempts
+        self.retry_base = retry_base
+        self.limiter = limiter or RateLimiter.from_config(settings.provider)
         self.clock = clock
         self.sleep = sleep
         self.worker = worker or worker_id()
+        self.poll = poll
+        self._claims = itertools.count(1)
+
+    def _backoff(self, attempts: int, retry_after: float | None) -> float:
+        return backoff(attempts, retry_after, self.retry_base)
 
     async def send(
         self,
@@ -104,74 +170,259 @@ class Sender:
         wait_for_retries: float = 60.0,
         on_progress: Progress | None = None,
         resend_unknown: bool = False,
+        stop: asyncio.Event | None = None,
     ) -> SendReport:
         """Send every due row of ``edition``; wait for retries due within ``wait_for_retries`` s.
 
-        Returns when nothing is left, or only retries due later than that (they are picked
-        up by the next ``editions resume`` or scheduler run).
+        Returns when nothing is left, when only retries due later than that remain (the
+        next ``editions resume``, worker pass or scheduler run picks them up), when the
+        edition is paused or cancelled, or when ``stop`` is set. Batches already handed to
+        the provider are always recorded before it returns.
         """
+        edition = self.store.editions.get(edition.id)
         if edition.status in (EditionStatus.CANCELLED, EditionStatus.PAUSED):
             raise EditionError(f"edition {edition.id} is {edition.status}; resume it first")
-        variants = variants or self.store.editions.variants(edition.id)
         deliveries = self.store.deliveries
-        composer = Composer(
-            self.settings,
-            self.signer,
-            edition_id=edition.id,
-            segment=edition.segment,
-            period=edition.period,
+        run = _Run(
+            edition,
+            Composer(
+                self.settings,
+                self.signer or edition_signer(self.settings, edition),
+                edition_id=edition.id,
+                segment=edition.segment,
+                period=edition.period,
+            ),
+            variants or self.store.editions.variants(edition.id),
+            SendReport(),
+            on_progress,
         )
         now = self.clock()
         if resend_unknown:
             deliveries.requeue_unknown(edition.id, now)
-        self.store.editions.set_status(edition.id, EditionStatus.SENDING, now)
-        report = SendReport()
-        while True:
-            now = self.clock()
-            deliveries.expire_leases(edition.id, now, resend=self.provider.supports_idempotency)
-            if self.store.editions.get(edition.id).status is not EditionStatus.SENDING:
-                break  # paused or cancelled by an operator meanwhile
-            batch = deliveries.claim(edition.id, self.worker, self.batch_size, self.lease, now)
-            if not batch:
-                due = deliveries.next_retry_at(edition.id)
-                if due is not None and (due - now).total_seconds() <= wait_for_retries:
-                    await self.sleep(max((due - now).total_seconds(), 0.0))
-                    continue
-                report.next_retry_at = due
-                break
-            subs = self.store.subscribers.get_many([d.subscriber_id for d in batch])
-            messages = []
-            for d in batch:
-                sub = subs.get(d.subscriber_id)
-                if sub is None or sub.status is not SubscriberStatus.ACTIVE:
-                    reason = f"subscriber {sub.status if sub else 'deleted'} before sending"
-                    deliveries.skip(d.id, reason, now)
-                    report.skipped += 1
-                    continue
-                variant = variants.get(d.locale)
-                if variant is None:
-                    raise EditionError(f"edition {edition.id} has no rendered {d.locale} variant")
-                messages.append(
-                    composer.compose(variant, Recipient(d.id, sub.id, sub.email, sub.name))
+        self.store.editions.transition(
+            edition.id, EditionStatus.SENDING, allowed_from=[EditionStatus.PLANNED], now=now
+        )
+        if on_progress is not None:
+            counts = deliveries.counts(edition.id)
+            done = sum(counts.get(s, 0) for s in (DeliveryStatus.SENT, DeliveryStatus.FAILED))
+            on_progress(done + counts.get(DeliveryStatus.SKIPPED, 0))
+        await self._loop(run, wait_for_retries, stop)
+        return self._finish(run)
+
+    async def _loop(self, run: _Run, wait_for_retries: float, stop: asyncio.Event | None) -> None:
+        deliveries = self.store.deliveries
+        edition_id = run.edition.id
+        tasks: set[asyncio.Task[None]] = set()
+        failed: list[asyncio.Task[None]] = []
+
+        def done(task: asyncio.Task[None]) -> None:
+            tasks.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                failed.append(task)
+
+        idle_since: datetime | None = None
+        expired_at: datetime | None = None
+        try:
+            while not failed:
+                if stop is not None and stop.is_set():
+                    run.report.stopped = True
+                    break
+                now = self.clock()
+                if expired_at is None or (now - expired_at).total_seconds() >= 1.0:
+                    # a write: once a second is plenty (leases are minutes, or seconds in tests)
+                    deliveries.expire_leases(
+                        edition_id, now, resend=self.provider.supports_idempotency
+                    )
+                    expired_at = now
+                if self.store.editions.status(edition_id) is not EditionStatus.SENDING:
+                    break  # paused or cancelled by an operator meanwhile
+                slot = await self._slot(stop)
+                if slot is None:
+                    run.report.stopped = True
+                    break
+                # the wait for the slot may have been long: look at the status again
+                if failed or self.store.editions.status(edition_id) is not EditionStatus.SENDING:
+                    slot.release()
+                    break
+                token = f"{self.worker}#{next(self._claims)}"
+                claim = deliveries.claim_batch(
+                    edition_id, token, self.batch_size, self.lease, self.clock()
                 )
+                if claim.rows:
+                    idle_since = None
+                    slot.use(len(claim))
+                    task = asyncio.create_task(self._batch(run, claim, slot))
+                    tasks.add(task)
+                    task.add_done_callback(done)
+                    continue
+                slot.use(0)
+                slot.release()
+                if tasks:
+                    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                idle_since = idle_since or now
+                if not self._worth_waiting(run, now, idle_since, wait_for_retries):
+                    break
+                await self._nap(self.poll, stop)
+        finally:
+            # every batch in flight is recorded before we return, whatever stopped us
+            if tasks:
+                await asyncio.wait(set(tasks))
+        if failed:
+            exc = failed[0].exception()
+            assert exc is not None
+            raise exc
+
+    def _worth_waiting(
+        self, run: _Run, now: datetime, idle_since: datetime, wait_for_retries: float
+    ) -> bool:
+        """Whether to wait for more work instead of returning, with nothing to claim now.
+
+        Worth it for a retry due within ``wait_for_retries`` seconds, and for rows other
+        workers hold, as long as we have not idled that long already (they are usually
+        recorded in a moment; if their worker died, the lease expiry hands them over).
+        """
+        deliveries = self.store.deliveries
+        counts = deliveries.counts(run.edition.id)
+        run.report.held = counts.get(DeliveryStatus.CLAIMED, 0)
+        retry_at = deliveries.next_retry_at(run.edition.id)
+        run.report.next_retry_at = retry_at
+        if counts.get(DeliveryStatus.QUEUED):
+            return True  # locked by a claim in progress elsewhere: look again
+        if retry_at is not None and (retry_at - now).total_seconds() <= wait_for_retries:
+            return True
+        return bool(run.report.held) and (now - idle_since).total_seconds() < wait_for_retries
+
+    async def _slot(self, stop: asyncio.Event | None) -> Slot | None:
+        """A limiter slot, or None when ``stop`` is set first (a throttle pause can be long)."""
+        if stop is None:
+            return await self.limiter.slot(self.batch_size)
+        getting = asyncio.ensure_future(self.limiter.slot(self.batch_size))
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({getting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if getting.done():
+            return getting.result()
+        getting.cancel()
+        try:
+            slot = await getting
+        except asyncio.CancelledError:
+            return None
+        slot.release()  # it was granted just as we gave up
+        return None
+
+    async def _nap(self, seconds: float, stop: asyncio.Event | None) -> None:
+        if stop is None:
+            await self.sleep(seconds)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+    def _compose(self, run: _Run, claim: Claim) -> list[OutgoingMessage]:
+        """Messages for the claimed rows; rows whose subscriber left are skipped.
+
+        A batch going again through an idempotent provider is kept whole: it may already
+        be at the provider, and a repeat only deduplicates if it is the same request.
+        """
+        now = self.clock()
+        deliveries = self.store.deliveries
+        keep_whole = claim.again and self.provider.supports_idempotency
+        subs = self.store.subscribers.get_many([d.subscriber_id for d in claim.rows])
+        messages = []
+        for d in claim.rows:
+            sub = subs.get(d.subscriber_id)
+            if sub is None:
+                reason: str | None = "subscriber deleted before sending"
+            elif keep_whole:
+                reason = None
+            elif sub.status is not SubscriberStatus.ACTIVE:
+                reason = f"subscriber {sub.status} before sending"
+            elif sub.is_paused(now):
+                reason = "subscriber paused before sending"
+            else:
+                reason = None
+            if sub is None or reason is not None:
+                deliveries.skip(d.id, reason or "", now)
+                run.report.skipped += 1
+                continue
+            variant = run.variants.get(d.locale)
+            if variant is None:
+                raise EditionError(f"edition {run.edition.id} has no rendered {d.locale} variant")
+            to = Recipient(d.id, sub.id, sub.email, sub.name)
+            messages.append(run.composer.compose(variant, to))
+        return messages
+
+    async def _batch(self, run: _Run, claim: Claim, slot: Slot) -> None:
+        """Compose, send and record one claimed batch, then free its slot."""
+        deliveries = self.store.deliveries
+        try:
+            try:
+                messages = self._compose(run, claim)
+            except BaseException:
+                deliveries.release([d.id for d in claim.rows], self.clock(), claimed_by=claim.token)
+                raise
+            skipped = len(claim) - len(messages)
+            results: list[SendResult] = []
             if messages:
-                results = await self.provider.send_batch(messages)
+                try:
+                    results = await self.provider.send_batch(messages)
+                except ProviderError:
+                    # the provider refused to work at all: nothing of this batch went out
+                    deliveries.release(
+                        [m.delivery_id for m in messages], self.clock(), claimed_by=claim.token
+                    )
+                    raise
+                # anything else (a bug, a cancellation) leaves the rows claimed: whether
+                # they went out is unknown, and the lease expiry says so
                 deliveries.record(
-                    results, self.clock(), max_attempts=self.max_attempts, backoff=backoff
+                    results,
+                    self.clock(),
+                    max_attempts=self.max_attempts,
+                    backoff=self._backoff,
+                    claimed_by=claim.token,
                 )
-                for r in results:
-                    if r.status is ResultStatus.ACCEPTED:
-                        report.sent += 1
-                    elif r.status is ResultStatus.RETRYABLE:
-                        report.retry += 1
-                    else:
-                        report.failed += 1
-            if on_progress is not None:
-                on_progress(len(batch))
-        report.counts = deliveries.counts(edition.id)
-        if deliveries.pending(edition.id) == 0 and (
-            self.store.editions.get(edition.id).status is EditionStatus.SENDING
-        ):
-            self.store.editions.set_status(edition.id, EditionStatus.FINISHED, self.clock())
-            report.finished = True
+            self._account(run, results, skipped)
+        finally:
+            slot.release()
+
+    def _account(self, run: _Run, results: list[SendResult], skipped: int) -> None:
+        report = run.report
+        report.batches += 1
+        final = skipped
+        waits = [r.retry_after for r in results if r.status is ResultStatus.RETRYABLE]
+        for r in results:
+            if r.status is ResultStatus.ACCEPTED:
+                report.sent += 1
+                final += 1
+            elif r.status is ResultStatus.RETRYABLE:
+                report.retry += 1
+            else:
+                report.failed += 1
+                final += 1
+        pause = max((w for w in waits if w is not None), default=None)
+        if pause is not None:
+            # the provider is throttling: the whole process waits, not just this batch
+            report.throttled += 1
+            self.limiter.throttle(pause)
+            log.info("provider throttling: pausing sends for %.1f s", pause)
+        if run.on_progress is not None and final:
+            run.on_progress(final)
+
+    def _finish(self, run: _Run) -> SendReport:
+        deliveries = self.store.deliveries
+        edition_id = run.edition.id
+        now = self.clock()
+        status = self.store.editions.status(edition_id)
+        if status is EditionStatus.CANCELLED:
+            # rows our last batches put back to retry after the cancel: skip them too
+            deliveries.cancel(edition_id, now)
+        elif status is EditionStatus.SENDING and deliveries.pending(edition_id) == 0:
+            self.store.editions.transition(
+                edition_id, EditionStatus.FINISHED, allowed_from=[EditionStatus.SENDING], now=now
+            )
+        report = run.report
+        report.counts = deliveries.counts(edition_id)
+        report.held = report.counts.get(DeliveryStatus.CLAIMED, 0)
+        # finished by us or by another worker that recorded the last batch
+        report.finished = self.store.editions.status(edition_id) is EditionStatus.FINISHED
         return report

@@ -1,14 +1,24 @@
 """Delivery rows: one per (edition, subscriber), the source of truth for sending.
 
 A row moves queued -> claimed -> sent | retry | failed, or to skipped (the subscriber left
-before their row was sent). A row is ``sent`` only after the provider accepted it. Workers
-claim rows with a lease; on PostgreSQL with ``FOR UPDATE SKIP LOCKED`` so several workers
-share an edition, on SQLite inside one writer transaction.
+before their row was sent, or the edition was cancelled). A row is ``sent`` only after
+the provider accepted it. Workers claim rows with a lease; on PostgreSQL with
+``FOR UPDATE SKIP LOCKED`` so several workers share an edition, on SQLite inside one
+writer transaction.
+
+Every claim gets a unique token, stored in ``claimed_by`` and, the first time a row is
+claimed, in ``batch_key``. Rows that were handed to the provider once and must go again
+(a retry, or a lease that expired under an idempotent provider) are claimed again *as the
+same batch*: the same rows in the same order, so a provider that deduplicates per request
+(Resend's batch ``Idempotency-Key``) recognises the repeat. Results are only recorded for
+rows still held under the recording claim's token, so a worker that lost its lease can
+never overwrite what another worker recorded.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,10 +26,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from newsletter.models import Delivery, DeliveryStatus, ResultStatus, SendResult
+from newsletter.store.delivery_stats import DeliveryQueries
 from newsletter.store.tables import deliveries as t
 
 #: statuses after which a row is never touched again by sending
 FINAL = (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED)
+#: the reason recorded on rows skipped because their edition was cancelled
+CANCELLED = "cancelled"
 
 
 def _row(row: Any) -> Delivery:
@@ -35,8 +48,33 @@ def _row(row: Any) -> Delivery:
     )
 
 
-class DeliveryStore:
-    """Queries over the ``deliveries`` table."""
+@dataclass(frozen=True)
+class Claim:
+    """Rows claimed together under one token; ``again`` when they were sent as a batch before."""
+
+    token: str
+    rows: list[Delivery]
+    again: bool = False
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def _fresh() -> sa.ColumnElement[bool]:
+    """Rows never handed to a provider: claimed in new batches."""
+    return sa.and_(t.c.status == DeliveryStatus.QUEUED.value, t.c.batch_key.is_(None))
+
+
+def _again(now: datetime) -> sa.ColumnElement[bool]:
+    """Rows of an earlier batch that are due to go again (as that batch)."""
+    return sa.or_(
+        sa.and_(t.c.status == DeliveryStatus.RETRY.value, t.c.next_attempt_at <= now),
+        sa.and_(t.c.status == DeliveryStatus.QUEUED.value, t.c.batch_key.is_not(None)),
+    )
+
+
+class DeliveryStore(DeliveryQueries):
+    """Changes to the ``deliveries`` table (and, inherited, the read-only queries)."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -44,23 +82,25 @@ class DeliveryStore:
     def plan(self, edition_id: int, rows: Iterable[tuple[int, str]], now: datetime) -> int:
         """Queue (subscriber id, locale) rows for an edition; existing rows are kept as they are.
 
-        Returns the number of rows inserted. Safe to call again after a crash.
+        ``rows`` is consumed as a stream, 500 at a time. Returns the number of rows
+        inserted. Safe to call again after a crash.
         """
         dialect = self.engine.dialect.name
         insert: Any = postgresql.insert(t) if dialect == "postgresql" else sqlite.insert(t)
         inserted = 0
         batch: list[dict[str, Any]] = []
 
+        # one statement compiled once, executed with many parameter sets (SQLAlchemy's
+        # "insertmanyvalues" turns that into multi-row INSERTs with RETURNING)
+        stmt = insert.on_conflict_do_nothing(
+            index_elements=["edition_id", "subscriber_id"]
+        ).returning(t.c.id)
+
         def flush(conn: sa.Connection) -> int:
             if not batch:
                 return 0
-            stmt = (
-                insert.values(batch)
-                .on_conflict_do_nothing(index_elements=["edition_id", "subscriber_id"])
-                .returning(t.c.id)
-            )
             # rowcount is -1 for multi-row inserts on psycopg; RETURNING counts on both
-            count = len(conn.execute(stmt).all())
+            count = len(conn.execute(stmt, batch).all())
             batch.clear()
             return count
 
@@ -84,11 +124,51 @@ class DeliveryStore:
     def claim(
         self, edition_id: int, worker: str, limit: int, lease: timedelta, now: datetime
     ) -> list[Delivery]:
-        """Claim up to ``limit`` due rows (queued, or retry whose time has come) for ``worker``."""
-        due = sa.or_(
-            t.c.status == DeliveryStatus.QUEUED.value,
-            sa.and_(t.c.status == DeliveryStatus.RETRY.value, t.c.next_attempt_at <= now),
-        )
+        """Claim up to ``limit`` due rows for ``worker`` (see :meth:`claim_batch`)."""
+        return self.claim_batch(edition_id, worker, limit, lease, now).rows
+
+    def claim_batch(
+        self, edition_id: int, token: str, limit: int, lease: timedelta, now: datetime
+    ) -> Claim:
+        """Claim the next batch under the unique ``token``, holding it until ``now + lease``.
+
+        An earlier batch due to go again comes first, whole; otherwise up to ``limit``
+        fresh rows, lowest id first.
+        """
+        with self.engine.begin() as conn:
+            again = self._claim_again(conn, edition_id, token, limit, lease, now)
+            if again:
+                return Claim(token, again, again=True)
+            return Claim(token, self._claim_fresh(conn, edition_id, token, limit, lease, now))
+
+    def _take(
+        self, conn: sa.Connection, ids: list[int], due: Any, values: dict[str, Any]
+    ) -> list[Delivery]:
+        # the due condition again: on SQLite another process may have claimed these rows
+        # between our SELECT and UPDATE; RETURNING tells what we really got
+        rows = conn.execute(
+            sa.update(t).where(t.c.id.in_(ids), due).values(**values).returning(*t.c)
+        ).all()
+        return sorted((_row(r) for r in rows), key=lambda d: d.id)
+
+    def _claim_values(self, token: str, lease: timedelta, now: datetime) -> dict[str, Any]:
+        return {
+            "status": DeliveryStatus.CLAIMED.value,
+            "claimed_by": token,
+            "lease_until": now + lease,
+            "updated_at": now,
+        }
+
+    def _claim_fresh(
+        self,
+        conn: sa.Connection,
+        edition_id: int,
+        token: str,
+        limit: int,
+        lease: timedelta,
+        now: datetime,
+    ) -> list[Delivery]:
+        due = _fresh()
         pick = (
             sa.select(t.c.id)
             .where(t.c.edition_id == edition_id, due)
@@ -96,31 +176,55 @@ class DeliveryStore:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        with self.engine.begin() as conn:
-            ids = list(conn.execute(pick).scalars())
-            if not ids:
+        ids = list(conn.execute(pick).scalars())
+        if not ids:
+            return []
+        return self._take(
+            conn, ids, due, self._claim_values(token, lease, now) | {"batch_key": token}
+        )
+
+    def _claim_again(
+        self,
+        conn: sa.Connection,
+        edition_id: int,
+        token: str,
+        limit: int,
+        lease: timedelta,
+        now: datetime,
+    ) -> list[Delivery]:
+        due = _again(now)
+        for _ in range(5):
+            key = conn.execute(
+                sa.select(t.c.batch_key)
+                .where(t.c.edition_id == edition_id, due)
+                .order_by(t.c.id)
+                .limit(1)
+            ).scalar()
+            if key is None:
                 return []
-            # the status condition again: on SQLite another process may have claimed
-            # these rows between our SELECT and UPDATE; RETURNING tells what we really got
-            rows = conn.execute(
-                sa.update(t)
-                .where(t.c.id.in_(ids), due)
-                .values(
-                    status=DeliveryStatus.CLAIMED.value,
-                    claimed_by=worker,
-                    lease_until=now + lease,
-                    updated_at=now,
-                )
-                .returning(*t.c)
-            ).all()
-        return sorted((_row(r) for r in rows), key=lambda d: d.id)
+            # locking in id order (no SKIP LOCKED): a second worker racing for the same
+            # batch waits, then finds its rows no longer due, so a batch is never split
+            ids = list(
+                conn.execute(
+                    sa.select(t.c.id)
+                    .where(t.c.edition_id == edition_id, t.c.batch_key == key, due)
+                    .order_by(t.c.id)
+                    .limit(limit)
+                    .with_for_update()
+                ).scalars()
+            )
+            if ids:
+                got = self._take(conn, ids, due, self._claim_values(token, lease, now))
+                if got:
+                    return got
+        return []
 
     def expire_leases(self, edition_id: int, now: datetime, *, resend: bool) -> int:
         """Deal with rows whose worker died while holding them.
 
         Whether such a message went out is unknown. With an idempotent provider (``resend``)
-        the row is queued again and re-sent under the same key; otherwise it becomes
-        ``unknown`` and is only re-sent on an operator's explicit request.
+        the row is queued again and re-sent, as the same batch, under the same key;
+        otherwise it becomes ``unknown`` and is only re-sent on an operator's request.
         """
         target = DeliveryStatus.QUEUED if resend else DeliveryStatus.UNKNOWN
         with self.engine.begin() as conn:
@@ -141,7 +245,7 @@ class DeliveryStore:
             result = conn.execute(
                 sa.update(t)
                 .where(t.c.edition_id == edition_id, t.c.status == DeliveryStatus.UNKNOWN.value)
-                .values(status=DeliveryStatus.QUEUED.value, updated_at=now)
+                .values(status=DeliveryStatus.QUEUED.value, batch_key=None, updated_at=now)
             )
         return int(result.rowcount)
 
@@ -152,68 +256,104 @@ class DeliveryStore:
         *,
         max_attempts: int,
         backoff: Callable[[int, float | None], float],
+        claimed_by: str | None = None,
     ) -> None:
         """Store what the provider said for each claimed row.
 
-        ``backoff(attempts, retry_after)`` gives the delay before the next try.
+        ``backoff(attempts, retry_after)`` gives the delay before the next try. A retryable
+        result that carries ``retry_after`` is the provider throttling us, not a fault of
+        the message: it is retried however many attempts it took. Only rows still claimed
+        (by ``claimed_by``, when given) are written.
         """
+        if not results:
+            return
         with self.engine.begin() as conn:
             query = sa.select(t.c.id, t.c.attempts).where(
                 t.c.id.in_([r.delivery_id for r in results])
             )
             attempts = {row.id: row.attempts for row in conn.execute(query)}
+            params = []
             for res in results:
                 tries = attempts.get(res.delivery_id, 0) + 1
                 values: dict[str, Any] = {
-                    "attempts": tries,
-                    "claimed_by": None,
-                    "lease_until": None,
-                    "updated_at": now,
-                    "error": res.error,
+                    "b_id": res.delivery_id,
+                    "b_attempts": tries,
+                    "b_status": DeliveryStatus.FAILED.value,
+                    "b_message_id": None,
+                    "b_sent_at": None,
+                    "b_next": None,
+                    "b_error": res.error,
                 }
+                throttled = res.retry_after is not None
                 if res.status is ResultStatus.ACCEPTED:
                     values |= {
-                        "status": DeliveryStatus.SENT.value,
-                        "provider_message_id": res.provider_message_id,
-                        "sent_at": now,
-                        "error": None,
+                        "b_status": DeliveryStatus.SENT.value,
+                        "b_message_id": res.provider_message_id,
+                        "b_sent_at": now,
+                        "b_error": None,
                     }
-                elif res.status is ResultStatus.RETRYABLE and tries < max_attempts:
+                elif res.status is ResultStatus.RETRYABLE and (throttled or tries < max_attempts):
                     delay = backoff(tries, res.retry_after)
                     values |= {
-                        "status": DeliveryStatus.RETRY.value,
-                        "next_attempt_at": now + timedelta(seconds=delay),
+                        "b_status": DeliveryStatus.RETRY.value,
+                        "b_next": now + timedelta(seconds=delay),
                     }
-                else:
-                    values["status"] = DeliveryStatus.FAILED.value
-                # only the claimed row is ours to finish; a row someone else took over stays
-                conn.execute(
-                    sa.update(t)
-                    .where(t.c.id == res.delivery_id, t.c.status == DeliveryStatus.CLAIMED.value)
-                    .values(**values)
-                )
-
-    def skip(self, delivery_id: int, reason: str, now: datetime) -> None:
-        """Mark a claimed row skipped (the subscriber is no longer active)."""
-        with self.engine.begin() as conn:
-            conn.execute(
+                params.append(values)
+            cond = [t.c.id == sa.bindparam("b_id"), t.c.status == DeliveryStatus.CLAIMED.value]
+            if claimed_by is not None:
+                cond.append(t.c.claimed_by == claimed_by)
+            stmt = (
                 sa.update(t)
-                .where(t.c.id == delivery_id)
+                .where(*cond)
                 .values(
-                    status=DeliveryStatus.SKIPPED.value,
-                    error=reason,
+                    attempts=sa.bindparam("b_attempts"),
+                    status=sa.bindparam("b_status"),
+                    provider_message_id=sa.bindparam("b_message_id"),
+                    sent_at=sa.bindparam("b_sent_at", type_=t.c.sent_at.type),
+                    next_attempt_at=sa.bindparam("b_next", type_=t.c.next_attempt_at.type),
+                    error=sa.bindparam("b_error"),
                     claimed_by=None,
                     lease_until=None,
                     updated_at=now,
                 )
             )
+            # one executemany: a batch of 500 results is one round trip, not 500
+            conn.execute(stmt, params)
 
-    def release(self, ids: Sequence[int], now: datetime) -> None:
-        """Give claimed rows back unsent (pause, shutdown before sending)."""
+    def skip(self, delivery_id: int, reason: str, now: datetime) -> None:
+        """Mark a row skipped (the subscriber is no longer active)."""
+        self.skip_many([delivery_id], reason, now)
+
+    def skip_many(self, ids: Sequence[int], reason: str, now: datetime) -> None:
+        """Mark rows skipped with ``reason``."""
+        if not ids:
+            return
         with self.engine.begin() as conn:
             conn.execute(
                 sa.update(t)
-                .where(t.c.id.in_(list(ids)), t.c.status == DeliveryStatus.CLAIMED.value)
+                .where(t.c.id.in_(list(ids)))
+                .values(
+                    status=DeliveryStatus.SKIPPED.value,
+                    error=reason,
+                    claimed_by=None,
+                    lease_until=None,
+                    next_attempt_at=None,
+                    updated_at=now,
+                )
+            )
+
+    def release(self, ids: Sequence[int], now: datetime, *, claimed_by: str | None = None) -> None:
+        """Give claimed rows back unsent (the provider refused to work, shutdown before sending).
+
+        Their ``batch_key`` stays, so they go again as the batch they were.
+        """
+        cond = [t.c.id.in_(list(ids)), t.c.status == DeliveryStatus.CLAIMED.value]
+        if claimed_by is not None:
+            cond.append(t.c.claimed_by == claimed_by)
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.update(t)
+                .where(*cond)
                 .values(
                     status=DeliveryStatus.QUEUED.value,
                     claimed_by=None,
@@ -222,57 +362,40 @@ class DeliveryStore:
                 )
             )
 
-    def counts(self, edition_id: int) -> dict[DeliveryStatus, int]:
-        """Rows per status for one edition."""
-        query = (
-            sa.select(t.c.status, sa.func.count())
-            .where(t.c.edition_id == edition_id)
-            .group_by(t.c.status)
-        )
-        with self.engine.connect() as conn:
-            return {DeliveryStatus(s): int(n) for s, n in conn.execute(query)}
+    def cancel(self, edition_id: int, now: datetime) -> tuple[int, int]:
+        """Stop an edition's rows: (skipped, unknown).
 
-    def counts_by_locale(self, edition_id: int) -> dict[str, dict[DeliveryStatus, int]]:
-        """Rows per locale and status for one edition."""
-        query = (
-            sa.select(t.c.locale, t.c.status, sa.func.count())
-            .where(t.c.edition_id == edition_id)
-            .group_by(t.c.locale, t.c.status)
-        )
-        out: dict[str, dict[DeliveryStatus, int]] = {}
-        with self.engine.connect() as conn:
-            for locale, status, n in conn.execute(query):
-                out.setdefault(locale, {})[DeliveryStatus(status)] = int(n)
-        return out
-
-    def errors(self, edition_id: int, limit: int = 10) -> list[tuple[str, int]]:
-        """The most common error reasons of failed, retrying or skipped rows."""
-        query = (
-            sa.select(t.c.error, sa.func.count().label("n"))
-            .where(t.c.edition_id == edition_id, t.c.error.is_not(None))
-            .group_by(t.c.error)
-            .order_by(sa.desc("n"))
-            .limit(limit)
-        )
-        with self.engine.connect() as conn:
-            return [(str(e), int(n)) for e, n in conn.execute(query)]
-
-    def next_retry_at(self, edition_id: int) -> datetime | None:
-        """When the earliest row waiting for a retry becomes due."""
-        query = (
-            sa.select(t.c.next_attempt_at)
-            .where(t.c.edition_id == edition_id, t.c.status == DeliveryStatus.RETRY.value)
-            .order_by(t.c.next_attempt_at)
-            .limit(1)
-        )
-        with self.engine.connect() as conn:
-            value: datetime | None = conn.execute(query).scalar()
-        return value
-
-    def pending(self, edition_id: int) -> int:
-        """Rows that still need sending (queued, claimed or waiting for a retry)."""
-        counts = self.counts(edition_id)
-        return sum(
-            counts.get(s, 0)
-            for s in (DeliveryStatus.QUEUED, DeliveryStatus.CLAIMED, DeliveryStatus.RETRY)
-        )
+        Queued and retrying rows become ``skipped`` with the reason "cancelled". Rows held
+        by a worker whose lease expired become ``unknown`` (it may have sent them); rows
+        held under a live lease are left to their worker, which records what happened.
+        Safe to call again.
+        """
+        with self.engine.begin() as conn:
+            unknown = conn.execute(
+                sa.update(t)
+                .where(
+                    t.c.edition_id == edition_id,
+                    t.c.status == DeliveryStatus.CLAIMED.value,
+                    t.c.lease_until < now,
+                )
+                .values(
+                    status=DeliveryStatus.UNKNOWN.value,
+                    claimed_by=None,
+                    lease_until=None,
+                    updated_at=now,
+                )
+            ).rowcount
+            skipped = conn.execute(
+                sa.update(t)
+                .where(
+                    t.c.edition_id == edition_id,
+                    t.c.status.in_([DeliveryStatus.QUEUED.value, DeliveryStatus.RETRY.value]),
+                )
+                .values(
+                    status=DeliveryStatus.SKIPPED.value,
+                    error=CANCELLED,
+                    next_attempt_at=None,
+                    updated_at=now,
+                )
+            ).rowcount
+        return int(skipped), int(unknown)

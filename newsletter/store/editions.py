@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -100,6 +101,49 @@ class EditionStore:
             values["finished_at"] = now
         with self.engine.begin() as conn:
             conn.execute(sa.update(editions).where(editions.c.id == edition_id).values(**values))
+
+    def status(self, edition_id: int) -> EditionStatus:
+        """The current status of an edition (one cheap query, for polling senders)."""
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                sa.select(editions.c.status).where(editions.c.id == edition_id)
+            ).scalar()
+        if value is None:
+            raise EditionError(f"no edition with id {edition_id}")
+        return EditionStatus(value)
+
+    def transition(
+        self,
+        edition_id: int,
+        status: EditionStatus,
+        *,
+        allowed_from: Sequence[EditionStatus],
+        now: datetime,
+    ) -> bool:
+        """Move to ``status`` only from one of ``allowed_from``; False when it was in another.
+
+        One conditional UPDATE, so an operator's pause or cancel is never overwritten by a
+        sender that read the status a moment earlier.
+        """
+        values: dict[str, Any] = {"status": status.value}
+        if status is EditionStatus.FINISHED:
+            values["finished_at"] = now
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                sa.update(editions)
+                .where(
+                    editions.c.id == edition_id,
+                    editions.c.status.in_([s.value for s in allowed_from]),
+                )
+                .values(**values)
+            )
+        return bool(result.rowcount)
+
+    def with_status(self, status: EditionStatus) -> builtins.list[Edition]:
+        """Every edition in ``status``, oldest first (workers send them in that order)."""
+        query = sa.select(editions).where(editions.c.status == status.value).order_by(editions.c.id)
+        with self.engine.connect() as conn:
+            return [self._edition(conn, row) for row in conn.execute(query).all()]
 
     def sent_group_keys(self, segment: str) -> set[str]:
         """Stories already given to ``segment`` by any edition that was not cancelled."""

@@ -1,0 +1,220 @@
+"""Commands that drive sending: the worker, and pause / resume / cancel / show an edition."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+import typer
+from rich.progress import TaskID
+from rich.table import Table
+
+from newsletter.cli.app import _progress, app, editions_app, now, opened, out, settings
+from newsletter.compose import edition_label
+from newsletter.control import EditionReport, cancel_edition, edition_report, pause_edition
+from newsletter.delivery import SendReport
+from newsletter.models import DeliveryStatus, EditionStatus
+from newsletter.worker import WorkerOptions, resume_edition, run_worker
+
+EditionId = Annotated[int, typer.Argument(help="Edition id (see `newsletter editions list`).")]
+COLUMNS = ("queued", "claimed", "retry", "sent", "failed", "unknown", "skipped")
+
+
+def _counts(counts: dict[DeliveryStatus, int]) -> str:
+    return ", ".join(f"{k.value} {v}" for k, v in sorted(counts.items()) if v) or "no rows"
+
+
+@app.command("worker")
+def worker_cmd(
+    once: Annotated[
+        bool, typer.Option("--once", help="Send what is due, wait out near retries, exit.")
+    ] = False,
+    lease: Annotated[
+        float, typer.Option(help="Seconds a claimed batch is held (> provider timeout).")
+    ] = 600.0,
+    poll: Annotated[float, typer.Option(help="Seconds between looks for work when idle.")] = 5.0,
+    wait: Annotated[
+        float, typer.Option(help="With --once: longest wait for a retry or lease, seconds.")
+    ] = 60.0,
+    retry_base: Annotated[
+        float, typer.Option(help="First retry delay in seconds; doubles per attempt.")
+    ] = 30.0,
+    max_attempts: Annotated[
+        int, typer.Option(help="Attempts before a failing message is marked failed.")
+    ] = 5,
+) -> None:
+    """Send every edition in 'sending' status until SIGTERM/SIGINT (or, with --once, drained).
+
+    Start as many as you like against one PostgreSQL database: they share editions
+    without sending anything twice. A signal stops a worker after its current batches.
+    """
+    cfg = settings()
+    options = WorkerOptions(
+        once=once,
+        lease=lease,
+        poll=poll,
+        wait=wait,
+        retry_base=retry_base,
+        max_attempts=max_attempts,
+    )
+    report = run_worker(cfg, options=options)
+    for edition_id, res in sorted(report.editions.items()):
+        state = "finished" if res.finished else _counts(res.counts)
+        out.print(
+            f"edition {edition_id}: sent {res.sent}, failed {res.failed}, skipped {res.skipped}, "
+            f"retries {res.retry}, throttled {res.throttled}x — {state}",
+            highlight=False,
+        )
+    for edition_id, problem in sorted(report.problems.items()):
+        out.print(f"[red]edition {edition_id}[/]: {problem}", highlight=False)
+    out.print("stopped by signal" if report.stopped else "nothing left to send")
+    if report.problems:
+        raise typer.Exit(1)
+
+
+@editions_app.command("pause")
+def editions_pause(edition_id: EditionId) -> None:
+    """Stop sending an edition after the batches in flight; resume continues from there."""
+    cfg = settings()
+    with opened(cfg) as store:
+        e = pause_edition(store, edition_id, now())
+        counts = store.deliveries.counts(e.id)
+    out.print(f"edition {e.id} paused ({_counts(counts)})", highlight=False)
+
+
+@editions_app.command("cancel")
+def editions_cancel(edition_id: EditionId) -> None:
+    """Cancel an edition: rows not sent yet become skipped ("cancelled"), nothing more goes."""
+    cfg = settings()
+    with opened(cfg) as store:
+        res = cancel_edition(store, edition_id, now())
+        counts = store.deliveries.counts(edition_id)
+    out.print(
+        f"edition {edition_id} cancelled: {res.skipped} row(s) skipped now, "
+        f"{res.unknown} held by a dead worker marked unknown; {_counts(counts)}",
+        highlight=False,
+    )
+
+
+@editions_app.command("resume")
+def editions_resume(
+    edition_id: EditionId,
+    resend_unknown: Annotated[
+        bool,
+        typer.Option(
+            "--resend-unknown",
+            help="Also send rows whose outcome is unknown (some readers may get it twice).",
+        ),
+    ] = False,
+    lease: Annotated[float, typer.Option(help="Seconds a claimed batch is held.")] = 600.0,
+) -> None:
+    """Resume a paused or stalled edition and send the rest here, with a progress bar."""
+    cfg = settings()
+    with _progress() as bar:
+        task: TaskID | None = None
+
+        def progress(done: int, total: int) -> None:
+            nonlocal task
+            if task is None:
+                task = bar.add_task(f"sending edition {edition_id}", total=total)
+            bar.update(task, completed=done)
+
+        res = resume_edition(
+            cfg,
+            edition_id,
+            resend_unknown=resend_unknown,
+            options=WorkerOptions(once=True, lease=lease),
+            on_progress=progress,
+        )
+    _print_resumed(edition_id, res)
+
+
+def _print_resumed(edition_id: int, res: SendReport) -> None:
+    out.print(
+        f"edition {edition_id}: sent {res.sent}, failed {res.failed}, skipped {res.skipped} "
+        f"in this run; now {_counts(res.counts)}" + (" — finished" if res.finished else ""),
+        highlight=False,
+    )
+    if res.stopped:
+        out.print("stopped by signal; resume again to continue")
+    if res.held:
+        out.print(f"{res.held} row(s) still held by other workers (they record them)")
+    if res.next_retry_at is not None:
+        out.print(
+            f"retries due from {res.next_retry_at:%Y-%m-%d %H:%M:%S} UTC: a running worker "
+            "sends them, or resume again then"
+        )
+
+
+def _duration(value: timedelta | None) -> str:
+    if value is None:
+        return "unknown"
+    seconds = int(value.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"
+
+
+def _print_report(rep: EditionReport) -> None:
+    e = rep.edition
+    out.print(
+        f"Edition {e.id}: {e.segment} {e.period} — {e.status.value}, {len(e.item_ids)} item(s), "
+        f"created {e.created_at:%Y-%m-%d %H:%M} UTC ({edition_label(e.id, e.segment, e.period)})",
+        highlight=False,
+    )
+    table = Table("locale", "subject", "HTML", *COLUMNS, "total")
+    for loc, counts in sorted(rep.by_locale.items()):
+        v = rep.variants.get(loc)
+        table.add_row(
+            loc,
+            v.subject if v else "-",
+            f"{v.html_bytes / 1024:.1f} KB" if v else "-",
+            *(str(counts.get(DeliveryStatus(s), 0)) for s in COLUMNS),
+            str(sum(counts.values())),
+        )
+    table.add_section()
+    table.add_row(
+        "all", "", "", *(str(rep.counts.get(DeliveryStatus(s), 0)) for s in COLUMNS), str(rep.total)
+    )
+    out.print(table)
+    if rep.errors:
+        out.print("Reasons:")
+        for reason, n in rep.errors:
+            out.print(f"  {n} × {reason}", highlight=False)
+    if rep.remaining:
+        parts = []
+        if rep.recent_rate:
+            parts.append(
+                f"≈ {_duration(rep.eta(rep.recent_rate))} at the recent rate "
+                f"({rep.recent_rate:.1f}/s)"
+            )
+        if rep.configured_rate:
+            parts.append(
+                f"at least {_duration(rep.eta(rep.configured_rate))} at the configured limit "
+                f"({rep.configured_rate:g}/s)"
+            )
+        out.print(
+            f"Left: {rep.remaining} of {rep.total}. Time left: "
+            + ("; ".join(parts) or "unknown (nothing sent recently, no rate configured)"),
+            highlight=False,
+        )
+    if rep.unknown:
+        hint = (
+            "they may or may not have gone out."
+            if e.status is EditionStatus.CANCELLED
+            else f"send them on purpose with `newsletter editions resume {e.id} --resend-unknown`."
+        )
+        out.print(
+            f"[yellow]{rep.unknown} row(s) unknown[/]: a worker died while sending them and the "
+            f"provider cannot deduplicate; {hint}",
+            highlight=False,
+        )
+
+
+@editions_app.command("show")
+def editions_show(edition_id: EditionId) -> None:
+    """Print one edition: counts per status and locale, error reasons, time left."""
+    cfg = settings()
+    with opened(cfg) as store:
+        rep = edition_report(cfg, store, edition_id, now())
+    _print_report(rep)
