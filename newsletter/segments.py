@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 from newsletter.config import Rule, Segment
 from newsletter.models import Subscriber, SubscriberStatus
@@ -32,8 +33,12 @@ def matches(segment: Segment, sub: Subscriber) -> bool:
     return all(rule_matches(rule, sub) for rule in segment.rules)
 
 
-def recipients(store: Store, segment: Segment, batch_size: int = 1000) -> Iterator[Subscriber]:
-    """Active subscribers of ``segment``, streamed from the store in batches."""
+def recipients(
+    store: Store, segment: Segment, batch_size: int = 1000, now: datetime | None = None
+) -> Iterator[Subscriber]:
+    """Active subscribers of ``segment`` not pausing at ``now`` (default: the current
+    time), streamed from the store in batches."""
+    when = now or datetime.now(UTC)
     for sub in store.subscribers.iter(status=SubscriberStatus.ACTIVE, batch_size=batch_size):
-        if matches(segment, sub):
+        if matches(segment, sub) and not sub.is_paused(when):
             yield sub

@@ -107,6 +107,8 @@ class ImportReport:
     added: int = 0
     updated: int = 0
     unchanged: int = 0
+    #: rows for addresses on the suppression list, not added
+    suppressed: int = 0
     errors: list[ImportRowError] = field(default_factory=list)
 
 
@@ -121,7 +123,8 @@ def import_csv(
     """Import a CSV file: good rows are stored, bad rows are reported and change nothing.
 
     A row for an address already stored is merged (lists and tags added, empty fields
-    filled); a stored status is never changed by an import.
+    filled); a stored status is never changed by an import; a suppressed address (erased,
+    bounced, complained) is counted in ``suppressed`` and not added.
     """
     report = ImportReport()
     try:

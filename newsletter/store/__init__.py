@@ -11,11 +11,17 @@ from types import TracebackType
 import sqlalchemy as sa
 
 from newsletter.store import db
+from newsletter.store.archive import ArchiveStore
 from newsletter.store.deliveries import DeliveryStore
 from newsletter.store.editions import EditionStore
+from newsletter.store.history import ConsentStore, EventStore
 from newsletter.store.items import ItemStore
+from newsletter.store.locks import LockStore
+from newsletter.store.runs import RunStore
 from newsletter.store.subscribers import SubscriberStore
+from newsletter.store.suppressions import SuppressionStore
 from newsletter.store.translations import TranslationCache
+from newsletter.store.webhooks import WebhookEventStore
 
 
 class Store:
@@ -28,6 +34,13 @@ class Store:
         self.editions = EditionStore(engine)
         self.deliveries = DeliveryStore(engine)
         self.translations = TranslationCache(engine)
+        self.locks = LockStore(engine)
+        self.runs = RunStore(engine)
+        self.suppressions = SuppressionStore(engine)
+        self.webhooks = WebhookEventStore(engine)
+        self.consents = ConsentStore(engine)
+        self.events = EventStore(engine)
+        self.archive = ArchiveStore(engine)
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Store:

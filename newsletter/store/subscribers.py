@@ -10,9 +10,11 @@ import sqlalchemy as sa
 
 from newsletter.errors import SubscriberError
 from newsletter.models import NewSubscriber, Subscriber, SubscriberStatus
+from newsletter.store.suppressions import email_hash
+from newsletter.store.tables import consents, deliveries, subscriber_events, suppressions
 from newsletter.store.tables import subscribers as t
 
-MergeOutcome = Literal["added", "updated", "unchanged"]
+MergeOutcome = Literal["added", "updated", "unchanged", "suppressed"]
 
 
 def _row(row: Any) -> Subscriber:
@@ -28,7 +30,15 @@ def _row(row: Any) -> Subscriber:
         status=SubscriberStatus(row.status),
         consent_at=row.consent_at,
         consent_source=row.consent_source,
+        paused_until=row.paused_until,
     )
+
+
+def _suppressed(conn: sa.Connection, email: str) -> bool:
+    query = sa.select(suppressions.c.email_hash).where(
+        suppressions.c.email_hash == email_hash(email)
+    )
+    return conn.execute(query).first() is not None
 
 
 class SubscriberStore:
@@ -37,11 +47,19 @@ class SubscriberStore:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
 
-    def add(self, new: NewSubscriber, now: datetime) -> Subscriber:
-        """Insert a subscriber; an address already stored is refused."""
+    def add(
+        self, new: NewSubscriber, now: datetime, *, allow_suppressed: bool = False
+    ) -> Subscriber:
+        """Insert a subscriber; an address already stored or suppressed is refused.
+
+        ``allow_suppressed`` is for a pending sign-up only: the person asked for it
+        themselves, and the suppression is lifted only when they confirm.
+        """
         with self.engine.begin() as conn:
             if conn.execute(sa.select(t.c.id).where(t.c.email == new.email)).first():
                 raise SubscriberError(f"{new.email} is already a subscriber")
+            if not allow_suppressed and _suppressed(conn, new.email):
+                raise SubscriberError(f"{new.email} is on the suppression list")
             new_id = conn.execute(
                 sa.insert(t).values(**self._values(new, now))
             ).inserted_primary_key
@@ -69,11 +87,14 @@ class SubscriberStore:
         """Add ``new``, or merge it into the stored subscriber with the same address.
 
         A merge only adds lists and tags and fills empty fields: it never changes a status
-        (an unsubscribed person stays unsubscribed whatever a later import says).
+        (an unsubscribed person stays unsubscribed whatever a later import says). An address
+        on the suppression list (erased, bounced, complained) is not added again.
         """
         with self.engine.begin() as conn:
             row = conn.execute(sa.select(t).where(t.c.email == new.email)).first()
             if row is None:
+                if _suppressed(conn, new.email):
+                    return "suppressed"
                 conn.execute(sa.insert(t).values(**self._values(new, now)))
                 return "added"
             changes: dict[str, Any] = {}
@@ -176,3 +197,58 @@ class SubscriberStore:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(t.c.status, sa.func.count()).group_by(t.c.status)).all()
         return {row[0]: int(row[1]) for row in rows}
+
+    def update(
+        self,
+        subscriber_id: int,
+        now: datetime,
+        **changes: Any,
+    ) -> Subscriber:
+        """Change some of ``name``, ``locale``, ``lists``, ``paused_until``, ``status``,
+        ``consent_at``, ``consent_source`` of one subscriber (a status change is stamped
+        with ``status_source``, which must then be given)."""
+        allowed = {"name", "locale", "lists", "paused_until", "status", "consent_at"}
+        allowed |= {"consent_source", "status_source"}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise ValueError(f"cannot update subscriber field(s) {sorted(unknown)}")
+        values = dict(changes, updated_at=now)
+        if "lists" in values:
+            values["lists"] = sorted(set(values["lists"]))
+        if "status" in values:
+            if "status_source" not in values:
+                raise ValueError("a status change needs a status_source")
+            values["status"] = SubscriberStatus(values["status"]).value
+            values["status_changed_at"] = now
+        with self.engine.begin() as conn:
+            result = conn.execute(sa.update(t).where(t.c.id == subscriber_id).values(**values))
+        if result.rowcount == 0:
+            raise SubscriberError(f"no subscriber with id {subscriber_id}")
+        return self.get(subscriber_id)
+
+    def erase(self, subscriber_id: int, *, reason: str, source: str, now: datetime) -> int:
+        """Delete a subscriber with every row naming them, and suppress their address.
+
+        One transaction: either the person is gone and suppressed, or nothing changed.
+        Returns the number of delivery rows deleted.
+        """
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(t.c.email).where(t.c.id == subscriber_id)).first()
+            if row is None:
+                raise SubscriberError(f"no subscriber with id {subscriber_id}")
+            if not _suppressed(conn, row.email):
+                conn.execute(
+                    sa.insert(suppressions).values(
+                        email_hash=email_hash(row.email),
+                        reason=reason,
+                        source=source[:300],
+                        created_at=now,
+                    )
+                )
+            gone = conn.execute(
+                sa.delete(deliveries).where(deliveries.c.subscriber_id == subscriber_id)
+            ).rowcount
+            for table in (subscriber_events, consents):
+                conn.execute(sa.delete(table).where(table.c.subscriber_id == subscriber_id))
+            conn.execute(sa.delete(t).where(t.c.id == subscriber_id))
+        return int(gone)

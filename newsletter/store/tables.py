@@ -93,6 +93,8 @@ subscribers = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("status_changed_at", UTCDateTime),
     sa.Column("status_source", sa.String(300)),
+    # preference centre "pause for N weeks": nothing is sent before this time
+    sa.Column("paused_until", UTCDateTime),
 )
 
 editions = sa.Table(
@@ -149,14 +151,21 @@ deliveries = sa.Table(
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("claimed_by", sa.String(200)),
+    # the token of the first claim: a row that must go again goes with the same batch
+    sa.Column("batch_key", sa.String(200)),
     sa.Column("lease_until", UTCDateTime),
     sa.Column("next_attempt_at", UTCDateTime),
     sa.Column("provider_message_id", sa.String(500)),
     sa.Column("error", sa.Text),
     sa.Column("sent_at", UTCDateTime),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # what the provider reported afterwards (webhooks): delivered, soft_bounce, complaint, ...
+    sa.Column("provider_event", sa.String(20)),
+    sa.Column("provider_event_at", UTCDateTime),
     sa.UniqueConstraint("edition_id", "subscriber_id", name="uq_deliveries_edition_subscriber"),
     sa.Index("ix_deliveries_edition_status", "edition_id", "status"),
+    sa.Index("ix_deliveries_provider_message_id", "provider_message_id"),
+    sa.Index("ix_deliveries_edition_batch", "edition_id", "batch_key"),
 )
 
 # machine translations of items, made once per (item, language, content) and reused
@@ -175,4 +184,102 @@ translations = sa.Table(
     sa.UniqueConstraint(
         "item_id", "target_lang", "content_hash", name="uq_translations_item_target_hash"
     ),
+)
+
+# addresses that must never be (re-)added: only a hash of the normalized address is kept,
+# so an erased person leaves no readable trace (see store/suppressions.py)
+suppressions = sa.Table(
+    "suppressions",
+    metadata,
+    sa.Column("email_hash", sa.String(64), primary_key=True),
+    sa.Column("reason", sa.String(50), nullable=False),
+    sa.Column("source", sa.String(300), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+# what happened to a subscriber and through which channel (unsubscribe, confirm, ...);
+# deleted with the subscriber on erasure
+subscriber_events = sa.Table(
+    "subscriber_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "subscriber_id",
+        sa.Integer,
+        sa.ForeignKey("subscribers.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("kind", sa.String(50), nullable=False),
+    sa.Column("source", sa.String(300), nullable=False),
+    sa.Column("detail", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index("ix_subscriber_events_subscriber_id", "subscriber_id"),
+)
+
+# GDPR Art. 7 consent records: one per sign-up request, confirmed by the double opt-in link
+consents = sa.Table(
+    "consents",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "subscriber_id",
+        sa.Integer,
+        sa.ForeignKey("subscribers.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("requested_at", UTCDateTime, nullable=False),
+    sa.Column("confirmed_at", UTCDateTime),
+    sa.Column("source", sa.String(300), nullable=False),
+    sa.Column("form_version", sa.String(100), nullable=False),
+    sa.Column("consent_text", sa.Text, nullable=False),
+    sa.Column("name", sa.String(300), nullable=False),
+    sa.Column("locale", sa.String(16), nullable=False),
+    sa.Column("lists", sa.JSON, nullable=False),
+    sa.Column("ip", sa.String(64)),
+    sa.Index("ix_consents_subscriber_id", "subscriber_id"),
+)
+
+# provider webhook events and request nonces already seen: an event is applied once, a
+# replayed request is refused (see store/webhooks.py). No address is kept here.
+webhook_events = sa.Table(
+    "webhook_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("provider", sa.String(20), nullable=False),
+    sa.Column("event_id", sa.String(300), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id", ondelete="SET NULL")),
+    sa.Column("occurred_at", UTCDateTime, nullable=False),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("provider", "event_id", name="uq_webhook_events_provider_event_id"),
+    sa.Index("ix_webhook_events_subscriber_kind", "subscriber_id", "kind"),
+    sa.Index("ix_webhook_events_received_at", "received_at"),
+)
+
+# named leases held by one process at a time (the scheduler's single-instance lock): a
+# holder renews expires_at by heartbeat; a crashed holder's lock lapses at expires_at
+locks = sa.Table(
+    "locks",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("holder", sa.String(200), nullable=False),
+    sa.Column("acquired_at", UTCDateTime, nullable=False),
+    sa.Column("heartbeat_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+)
+
+# one row per scheduled run of a [[schedule]] job: what ran, when, and how it ended
+schedule_runs = sa.Table(
+    "schedule_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("job_id", sa.String(100), nullable=False),
+    sa.Column("scheduled_for", UTCDateTime, nullable=False),
+    sa.Column("started_at", UTCDateTime),
+    sa.Column("finished_at", UTCDateTime),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False, server_default=""),
+    sa.Column("holder", sa.String(200)),
+    sa.Index("ix_schedule_runs_job_id", "job_id", "id"),
+    sa.Index("ix_schedule_runs_status", "status"),
 )

@@ -1,0 +1,30 @@
+"""``newsletter serve``: the subscriber-facing web app under uvicorn."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from newsletter.cli.app import app, err, settings
+
+
+@app.command("serve")
+def serve_cmd(
+    host: Annotated[
+        str | None, typer.Option(help="Interface to listen on (default: [web] host).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port to listen on (default: [web] port).", min=0, max=65535)
+    ] = None,
+) -> None:
+    """Serve unsubscribe, preferences, sign-up, archive and webhooks until Ctrl-C/SIGTERM."""
+    from newsletter.web import serve
+
+    cfg = settings()
+    err.print(
+        f"serving {cfg.web.base_url} on {host or cfg.web.host}:"
+        f"{cfg.web.port if port is None else port}",
+        highlight=False,
+    )
+    serve(cfg, host=host, port=port)

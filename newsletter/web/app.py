@@ -1,0 +1,198 @@
+"""The subscriber-facing web app: app factory, error pages, health check, ``serve``.
+
+``create_app(settings)`` builds everything the handlers need once (store, token signer,
+CSRF signer, templates, rate limiter) and injects it; tests pass their own store,
+provider or clock. Provider webhooks live in ``newsletter.web.webhooks`` and are mounted
+under ``/webhooks`` when that package is present.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+from collections.abc import AsyncIterator
+
+import sqlalchemy as sa
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import Receive, Scope
+
+from newsletter.config import Settings
+from newsletter.providers.base import Provider
+from newsletter.store import Store
+from newsletter.tokens import TokenSigner, load_secrets
+from newsletter.web import archive, preferences, rights, subscribe, unsubscribe
+from newsletter.web.context import Clock, WebContext, context_of, utcnow
+from newsletter.web.csrf import CsrfTokens
+from newsletter.web.guards import BodyLimit, RateLimiter, SecurityHeaders
+from newsletter.web.pages import N_, Pages
+
+log = logging.getLogger("newsletter.web")
+
+_STATUS_TEXT = {
+    400: (N_("Bad request"), N_("The request could not be understood.")),
+    403: (N_("The form has expired"), N_("Please reload the page and submit the form again.")),
+    404: (N_("Page not found"), N_("There is nothing at this address.")),
+    405: (N_("Bad request"), N_("The request could not be understood.")),
+    413: (N_("Request too large"), N_("The form data is larger than this site accepts.")),
+    429: (N_("Too many requests"), N_("Please wait a while and try again.")),
+}
+
+
+async def healthz(request: Request) -> Response:
+    """For a load balancer: 200 when the database answers, else 503."""
+    ctx = context_of(request)
+    try:
+        with ctx.store.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.SQLAlchemyError as exc:
+        log.error("health check: database unavailable: %s", exc)
+        return JSONResponse({"status": "unavailable"}, status_code=503)
+    return JSONResponse({"status": "ok"})
+
+
+def _is_webhook(request: Request) -> bool:
+    return request.url.path.startswith("/webhooks/") or request.url.path == "/webhooks"
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's HTTP errors (404, 405, 413 ...) as localized pages."""
+    assert isinstance(exc, HTTPException)
+    log.info("%s %s -> %d %s", request.method, request.url.path, exc.status_code, exc.detail)
+    if _is_webhook(request):
+        return PlainTextResponse(str(exc.detail), status_code=exc.status_code)
+    ctx = context_of(request)
+    title, text = _STATUS_TEXT.get(exc.status_code, _STATUS_TEXT[400])
+    return ctx.pages.message(
+        request,
+        ctx.pages.negotiate(request),
+        title,
+        [text],
+        status=exc.status_code,
+        headers=dict(exc.headers or {}),
+    )
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    """Anything unexpected: logged with its traceback, a short localized page shown."""
+    log.exception("error on %s %s", request.method, request.url.path, exc_info=exc)
+    if _is_webhook(request):
+        return PlainTextResponse("internal error", status_code=500)
+    ctx = context_of(request)
+    try:
+        return ctx.pages.message(
+            request,
+            ctx.pages.negotiate(request),
+            N_("Something went wrong"),
+            [N_("Please try again later.")],
+            status=500,
+        )
+    except Exception:  # the templates themselves are broken: plain text, never a trace
+        return PlainTextResponse("Internal Server Error", status_code=500)
+
+
+def _webhook_routes(settings: Settings, store: Store) -> list[BaseRoute]:
+    """Routes of the provider webhooks package, if it is installed."""
+    try:
+        module = importlib.import_module("newsletter.web.webhooks")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("newsletter.web.webhooks",):
+            raise
+        return []
+    factory = getattr(module, "routes", None)
+    if factory is None:
+        return []
+    found = list(factory(settings, store))
+    # routes that already carry the /webhooks prefix are used as they are
+    if all(getattr(r, "path", "").startswith("/webhooks/") for r in found):
+        return found
+    return [Mount("/webhooks", routes=found)]
+
+
+def create_app(
+    settings: Settings,
+    store: Store | None = None,
+    *,
+    provider: Provider | None = None,
+    signer: TokenSigner | None = None,
+    clock: Clock | None = None,
+) -> Starlette:
+    """The Starlette app; builds the store, signer and provider only when none is given."""
+    owns_store = store is None
+    if store is None:
+        store = Store.open(settings.database_url())
+    try:
+        secrets = load_secrets(settings.security.secret_key_env, settings.paths.var)
+        ctx = WebContext(
+            settings=settings,
+            store=store,
+            signer=signer or TokenSigner(secrets),
+            csrf=CsrfTokens(secrets),
+            pages=Pages(settings),
+            limiter=RateLimiter(),
+            clock=clock or utcnow,
+            provider=provider,
+            owns_store=owns_store,
+        )
+        routes: list[BaseRoute] = [
+            Route("/healthz", healthz, methods=["GET", "HEAD"]),
+            *unsubscribe.routes(),
+            *preferences.routes(),
+            *rights.routes(),
+            *subscribe.routes(),
+            *archive.routes(),
+            *_webhook_routes(settings, store),
+        ]
+    except BaseException:
+        if owns_store:
+            store.close()
+        raise
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await ctx.aclose()
+
+    async def too_large(scope: Scope, receive: Receive) -> Response:
+        return await http_error(Request(scope, receive), HTTPException(413, "body too large"))
+
+    app = Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(SecurityHeaders),
+            # webhook bodies (provider batches) are larger; that endpoint limits its own
+            Middleware(
+                BodyLimit,
+                max_bytes=settings.web.max_body_bytes,
+                too_large=too_large,
+                exempt=("/webhooks/",),
+            ),
+        ],
+        exception_handlers={HTTPException: http_error, Exception: server_error},
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    return app
+
+
+def serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
+    """Run the app under uvicorn until SIGINT/SIGTERM (``newsletter serve``)."""
+    import uvicorn
+
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=host or settings.web.host,
+        port=settings.web.port if port is None else port,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.web.forwarded_allow_ips,
+        server_header=False,
+        log_config=None,
+    )

@@ -1,0 +1,160 @@
+"""The public archive: each sent edition per locale, an index per segment and locale, and
+an Atom feed of it.
+
+An archive page is the stored variant with its per-recipient placeholders replaced by
+neutral values (no name, no address, links to the token-less unsubscribe and preferences
+pages), so no subscriber's data can ever appear in it.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from datetime import datetime
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from newsletter.render import personalize
+from newsletter.store.archive import ArchiveEntry
+from newsletter.web.context import WebContext, context_of
+from newsletter.web.pages import N_
+
+ATOM = "http://www.w3.org/2005/Atom"
+
+
+def neutral_values(ctx: WebContext) -> dict[str, str]:
+    """Placeholder values for the public copy: nobody's name or address."""
+    return {
+        "name": "",
+        "email": "",
+        "unsubscribe_url": ctx.link("/unsubscribe"),
+        "preferences_url": ctx.link("/preferences"),
+    }
+
+
+def _not_found(request: Request) -> Response:
+    ctx = context_of(request)
+    return ctx.pages.message(
+        request,
+        ctx.pages.negotiate(request),
+        N_("Page not found"),
+        [N_("There is nothing at this address.")],
+        status=404,
+        links=[(N_("Newsletter archive"), ctx.href("/archive"))],
+    )
+
+
+async def index(request: Request) -> Response:
+    """GET /archive: every segment with published editions, and its languages."""
+    ctx = context_of(request)
+    locale = ctx.pages.negotiate(request)
+    descriptions = {s.name: s.description for s in ctx.settings.segments}
+    segments = [
+        (
+            name,
+            descriptions.get(name) or name,
+            [(loc, ctx.href(f"/archive/segments/{name}/{loc}")) for loc in locales],
+        )
+        for name, locales in ctx.store.archive.locales().items()
+    ]
+    return ctx.pages.page(request, locale, "web/archive.html", segments=segments)
+
+
+async def edition(request: Request) -> Response:
+    """GET /archive/{edition_id}/{locale}: the "view in browser" page."""
+    ctx = context_of(request)
+    variant = ctx.store.archive.variant(
+        request.path_params["edition_id"], request.path_params["locale"]
+    )
+    if variant is None:
+        return _not_found(request)
+    html, _text = personalize(variant, neutral_values(ctx))
+    # cacheable: a stored variant never changes
+    return HTMLResponse(html, headers={"Cache-Control": "public, max-age=3600"})
+
+
+def _entries(request: Request) -> tuple[str, str, list[ArchiveEntry]] | None:
+    ctx = context_of(request)
+    segment, locale = request.path_params["segment"], request.path_params["locale"]
+    entries = ctx.store.archive.entries(segment, locale, ctx.settings.web.archive_limit)
+    return (segment, locale, entries) if entries else None
+
+
+async def segment_index(request: Request) -> Response:
+    """GET /archive/segments/{segment}/{locale}: past editions, newest first."""
+    ctx = context_of(request)
+    found = _entries(request)
+    if found is None:
+        return _not_found(request)
+    segment, locale, entries = found
+    page_locale = ctx.pages.negotiate(
+        request, locale if "lang" not in request.query_params else None
+    )
+    descriptions = {s.name: s.description for s in ctx.settings.segments}
+    return ctx.pages.page(
+        request,
+        page_locale,
+        "web/archive_list.html",
+        segment=descriptions.get(segment) or segment,
+        edition_locale=locale,
+        entries=[(e, ctx.href(f"/archive/{e.edition_id}/{e.locale}")) for e in entries],
+        feed_url=ctx.href(f"/archive/segments/{segment}/{locale}/feed.atom"),
+        archive_url=ctx.href("/archive"),
+    )
+
+
+def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+    el = ET.SubElement(parent, f"{{{ATOM}}}{tag}", attrs)
+    if text is not None:
+        el.text = text
+    return el
+
+
+def atom_feed(ctx: WebContext, segment: str, locale: str, entries: list[ArchiveEntry]) -> bytes:
+    """An Atom 1.0 document (RFC 4287) listing ``entries``."""
+    ET.register_namespace("", ATOM)
+    feed = ET.Element(f"{{{ATOM}}}feed", {"xml:lang": locale.replace("_", "-")})
+    self_url = ctx.link(f"/archive/segments/{segment}/{locale}/feed.atom")
+    org = ctx.settings.organisation.name_for(locale)
+    _sub(feed, "id", self_url)
+    _sub(feed, "title", f"{org}: {segment}")
+    newest: datetime = max((e.date for e in entries), default=ctx.clock())
+    _sub(feed, "updated", newest.isoformat())
+    author = _sub(feed, "author")
+    _sub(author, "name", org)
+    _sub(feed, "link", rel="self", href=self_url, type="application/atom+xml")
+    _sub(feed, "link", rel="alternate", href=ctx.link(f"/archive/segments/{segment}/{locale}"))
+    for e in entries:
+        url = ctx.link(f"/archive/{e.edition_id}/{e.locale}")
+        entry = _sub(feed, "entry")
+        _sub(entry, "id", url)
+        _sub(entry, "title", e.subject)
+        _sub(entry, "updated", e.date.isoformat())
+        _sub(entry, "link", rel="alternate", href=url, type="text/html")
+        if e.preheader:
+            _sub(entry, "summary", e.preheader)
+    return bytes(ET.tostring(feed, encoding="utf-8", xml_declaration=True))
+
+
+async def feed(request: Request) -> Response:
+    """GET /archive/segments/{segment}/{locale}/feed.atom."""
+    ctx = context_of(request)
+    found = _entries(request)
+    if found is None:
+        return _not_found(request)
+    return Response(
+        atom_feed(ctx, *found),
+        media_type="application/atom+xml; charset=utf-8",
+        headers={"Cache-Control": "public, max-age=600"},
+    )
+
+
+def routes() -> list[BaseRoute]:
+    """The archive routes (``/archive/{edition_id}/{locale}`` is what emails link to)."""
+    return [
+        Route("/archive", index, methods=["GET"]),
+        Route("/archive/{edition_id:int}/{locale}", edition, methods=["GET"]),
+        Route("/archive/segments/{segment}/{locale}", segment_index, methods=["GET"]),
+        Route("/archive/segments/{segment}/{locale}/feed.atom", feed, methods=["GET"]),
+    ]

@@ -1,0 +1,100 @@
+"""What every handler of the web app needs, built once per app and injected."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+
+from newsletter.config import Settings
+from newsletter.errors import SubscriberError
+from newsletter.models import Subscriber
+from newsletter.providers import build_provider
+from newsletter.providers.base import Provider
+from newsletter.store import Store
+from newsletter.tokens import TokenData, TokenError, TokenSigner
+from newsletter.web.csrf import CsrfTokens
+from newsletter.web.guards import RateLimiter
+from newsletter.web.pages import Pages
+
+log = logging.getLogger("newsletter.web")
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class WebContext:
+    """Settings, store, signers, pages and the lazily built provider of one app."""
+
+    settings: Settings
+    store: Store
+    signer: TokenSigner
+    csrf: CsrfTokens
+    pages: Pages
+    limiter: RateLimiter
+    clock: Clock = utcnow
+    provider: Provider | None = None
+    #: whether the app built (and so closes) the store and the provider
+    owns_store: bool = False
+    owns_provider: bool = False
+    _provider_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def href(self, path: str) -> str:
+        """A root-relative URL for ``path`` under the base URL's path prefix (if any), so
+        pages work behind a reverse proxy that serves the app below a folder."""
+        prefix = urlsplit(self.settings.web.base_url).path.rstrip("/")
+        return prefix + path
+
+    def link(self, path: str) -> str:
+        """The absolute public URL of ``path`` (for emails and feeds)."""
+        return self.settings.web.base_url + path
+
+    async def get_provider(self) -> Provider:
+        """The configured email provider, built on first use (one per app)."""
+        async with self._provider_lock:
+            if self.provider is None:
+                self.provider = build_provider(self.settings)
+                self.owns_provider = True
+            return self.provider
+
+    async def aclose(self) -> None:
+        """Close what this context built."""
+        if self.provider is not None and self.owns_provider:
+            await self.provider.aclose()
+        if self.owns_store:
+            self.store.close()
+
+    def verify(self, purpose: str, token: str, max_age: int | None = None) -> TokenData | None:
+        """The data of a link token, or None when it is not genuine for ``purpose``."""
+        try:
+            return self.signer.verify(purpose, token, max_age=max_age)
+        except TokenError as exc:
+            log.info("refused %s token: %s", purpose, exc)
+            return None
+
+    def subscriber(self, data: TokenData | None) -> Subscriber | None:
+        """The subscriber a verified token names, or None (erased, or never existed)."""
+        if data is None:
+            return None
+        try:
+            return self.store.subscribers.get(data.subscriber_id)
+        except SubscriberError:
+            log.info("token for unknown subscriber %d", data.subscriber_id)
+            return None
+
+
+def context_of(request: Request) -> WebContext:
+    """The context the app was built with."""
+    ctx = request.app.state.ctx
+    assert isinstance(ctx, WebContext)
+    return ctx

@@ -1,0 +1,295 @@
+"""Sign-up with double opt-in: the public form, the confirmation email, the confirm link.
+
+The form answers with the same page whatever the address's state (new, pending,
+subscribed, suppressed), so it never reveals who is subscribed. Requests are limited per
+client IP (429 above the limit) and per address (silently: no more emails to it). The
+confirm link shows a button rather than confirming on GET: mail scanners open links, and
+a subscription they confirmed would not be the person's consent.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from newsletter.errors import NewsletterError, SubscriberError
+from newsletter.models import OutgoingMessage, ResultStatus, Subscriber, SubscriberStatus
+from newsletter.subscribers import normalize_email
+from newsletter.subscription import (
+    SignupRequest,
+    confirm_signup,
+    joinable_lists,
+    request_signup,
+)
+from newsletter.web.common import Form, bad_request, csrf_failed, first, invalid_link, read_form
+from newsletter.web.context import WebContext, context_of
+from newsletter.web.csrf import FIELD
+from newsletter.web.pages import N_
+
+log = logging.getLogger("newsletter.web")
+
+#: the consent sentence next to the checkbox; its text (as shown) and the configured
+#: ``web.consent_version`` are stored with every sign-up
+CONSENT = N_(
+    "I agree that %(organisation)s stores my email address, name and choices to send me "
+    "its newsletter. I can unsubscribe at any time with the link in every email."
+)
+
+
+def _consent_text(ctx: WebContext, page_locale: str) -> str:
+    org = ctx.settings.organisation.name_for(page_locale)
+    return ctx.pages.gettext(page_locale, CONSENT, organisation=org)
+
+
+def _form_page(
+    request: Request,
+    locale: str,
+    *,
+    status: int = 200,
+    errors: list[str] | None = None,
+    values: Form | None = None,
+) -> Response:
+    ctx = context_of(request)
+    descriptions = {lst.name: lst.description for lst in ctx.settings.lists}
+    values = values or {}
+    return ctx.pages.page(
+        request,
+        locale,
+        "web/subscribe.html",
+        status=status,
+        action=ctx.href("/subscribe"),
+        csrf=ctx.csrf.issue("subscribe", 0),
+        csrf_field=FIELD,
+        consent_text=_consent_text(ctx, locale),
+        locales=ctx.settings.locales.available,
+        lists=[(name, descriptions.get(name, "")) for name in joinable_lists(ctx.settings)],
+        errors=[ctx.pages.gettext(locale, e) for e in errors or []],
+        email=first(values, "email"),
+        name=first(values, "name"),
+        chosen_locale=first(values, "locale", locale),
+        chosen_lists=values.get("lists", []),
+    )
+
+
+async def form(request: Request) -> Response:
+    """GET: the sign-up form in the visitor's language."""
+    ctx = context_of(request)
+    return _form_page(request, ctx.pages.negotiate(request))
+
+
+def _same_origin(request: Request, ctx: WebContext) -> bool:
+    """False when the browser says the form was posted from another site."""
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return True  # no header (old clients, curl): the CSRF token still has to hold
+    allowed = {"{0.scheme}://{0.netloc}".format(urlsplit(ctx.settings.web.base_url))}
+    allowed.add(f"{request.url.scheme}://{request.url.netloc}")
+    return origin in allowed
+
+
+def _errors(ctx: WebContext, values: Form) -> list[str]:
+    errors = []
+    try:
+        normalize_email(first(values, "email"))
+    except SubscriberError:
+        errors.append(N_("Please enter a valid email address."))
+    if first(values, "locale") not in ctx.settings.locales.available:
+        errors.append(N_("Please choose a language."))
+    lists = values.get("lists", [])
+    joinable = joinable_lists(ctx.settings)
+    if (joinable and not lists) or not set(lists) <= set(joinable):
+        errors.append(N_("Please choose at least one list."))
+    if first(values, "consent") != "yes":
+        errors.append(N_("Please tick the consent box."))
+    if len(first(values, "name")) > 200:
+        errors.append(N_("The name is too long."))
+    return errors
+
+
+async def submit(request: Request) -> Response:
+    """POST: validate, rate-limit, record the request and send the confirmation email."""
+    ctx = context_of(request)
+    locale = ctx.pages.negotiate(request)
+    values = await read_form(request)
+    if values is None:
+        return bad_request(request, "not a form", locale)
+    page_locale = first(values, "page_locale")
+    if page_locale in ctx.settings.locales.available:
+        locale = page_locale
+    if not _same_origin(request, ctx) or not ctx.csrf.check(first(values, FIELD), "subscribe", 0):
+        return csrf_failed(request, locale)
+    web = ctx.settings.web
+    ip = request.client.host if request.client else "unknown"
+    if not ctx.limiter.hit(f"ip:{ip}", web.subscribe_limit_per_ip, web.subscribe_limit_window):
+        log.warning("sign-up rate limit reached for %s", ip)
+        return ctx.pages.message(
+            request,
+            locale,
+            N_("Too many requests"),
+            [N_("Please wait a while and try again.")],
+            status=429,
+            headers={"Retry-After": str(web.subscribe_limit_window)},
+        )
+    errors = _errors(ctx, values)
+    if errors:
+        return _form_page(request, locale, status=400, errors=errors, values=values)
+    email = normalize_email(first(values, "email"))
+    key = f"address:{email}"
+    if ctx.limiter.hit(key, web.subscribe_limit_per_address, web.subscribe_limit_window):
+        req = SignupRequest(
+            email=email,
+            name=first(values, "name").strip(),
+            locale=first(values, "locale"),
+            lists=tuple(values.get("lists", [])),
+            source=f"web:{ctx.href('/subscribe')}",
+            consent_text=_consent_text(ctx, locale),
+            form_version=web.consent_version,
+            ip=ip if web.record_consent_ip else None,
+        )
+        outcome = request_signup(ctx.settings, ctx.store, req, ctx.clock())
+        if outcome.subscriber is not None and not await _send_confirmation(
+            ctx, outcome.subscriber, outcome.locale, req.name
+        ):
+            return ctx.pages.message(
+                request,
+                locale,
+                N_("Something went wrong"),
+                [N_("Please try again later.")],
+                status=503,
+            )
+    else:
+        log.info("sign-up limit per address reached; no email sent")
+    return ctx.pages.message(
+        request,
+        locale,
+        N_("Check your inbox"),
+        [
+            N_(
+                "If the address can receive our newsletter, we have sent a message to it. "
+                "Follow the link in that message to confirm your subscription."
+            )
+        ],
+    )
+
+
+def confirmation_message(
+    ctx: WebContext, sub: Subscriber, locale: str, name: str
+) -> OutgoingMessage:
+    """The localized confirmation email for a sign-up request."""
+    org = ctx.settings.organisation
+    token = ctx.signer.sign("confirm", sub.id)
+    days = ctx.settings.web.confirm_max_age_days
+    values = {
+        "name": name,
+        "confirm_url": ctx.link(f"/confirm/{token}"),
+        "days": days,
+        "subject": ctx.pages.gettext(
+            locale,
+            N_("Please confirm your subscription to %(organisation)s"),
+            organisation=org.name_for(locale),
+        ),
+    }
+    domain = org.from_email.rpartition("@")[2]
+    nonce = secrets.token_hex(8)
+    return OutgoingMessage(
+        delivery_id=0,
+        to_email=sub.email,
+        to_name=name,
+        from_email=org.from_email,
+        from_name=org.name_for(locale),
+        subject=str(values["subject"]),
+        html=ctx.pages.render(locale, "confirm-email.html", **values),
+        text=ctx.pages.render(locale, "confirm-email.txt", **values),
+        locale=locale,
+        message_id=f"<nl-confirm.{sub.id}.{nonce}@{domain}>",
+        idempotency_key=f"nl-confirm-{sub.id}-{nonce}",
+        metadata={"kind": "confirm", "subscriber_id": str(sub.id)},
+        reply_to=org.reply_to,
+    )
+
+
+async def _send_confirmation(ctx: WebContext, sub: Subscriber, locale: str, name: str) -> bool:
+    try:
+        provider = await ctx.get_provider()
+        [result] = await provider.send_batch([confirmation_message(ctx, sub, locale, name)])
+    except NewsletterError as exc:
+        log.error("confirmation email to subscriber %d not sent: %s", sub.id, exc)
+        return False
+    if result.status is not ResultStatus.ACCEPTED:
+        log.error("confirmation email to subscriber %d refused: %s", sub.id, result.error)
+        return False
+    return True
+
+
+async def confirm_page(request: Request) -> Response:
+    """GET /confirm/{token}: one button that confirms; nothing changes yet."""
+    ctx = context_of(request)
+    token = request.path_params["token"]
+    max_age = ctx.settings.web.confirm_max_age_days * 86400
+    sub = ctx.subscriber(ctx.verify("confirm", token, max_age=max_age))
+    if sub is None:
+        return invalid_link(request)
+    pending = ctx.store.consents.latest_pending(sub.id)
+    locale = ctx.pages.negotiate(request, pending.locale if pending else sub.locale)
+    if pending is None and sub.status is SubscriberStatus.ACTIVE:
+        return _confirmed(request, ctx, sub, locale)
+    return ctx.pages.page(
+        request,
+        locale,
+        "web/confirm.html",
+        action=ctx.href(f"/confirm/{token}"),
+        csrf=ctx.csrf.issue("confirm", sub.id),
+        csrf_field=FIELD,
+    )
+
+
+def _confirmed(request: Request, ctx: WebContext, sub: Subscriber, locale: str) -> Response:
+    return ctx.pages.message(
+        request,
+        locale,
+        N_("Subscription confirmed"),
+        [N_("Thank you! You will receive the next newsletter of %(organisation)s.")],
+        links=[
+            (
+                N_("Manage preferences"),
+                ctx.href(f"/preferences/{ctx.signer.sign('preferences', sub.id)}"),
+            )
+        ],
+        organisation=ctx.settings.organisation.name_for(locale),
+    )
+
+
+async def confirm(request: Request) -> Response:
+    """POST /confirm/{token}: activate the subscriber and record the consent's confirmation."""
+    ctx = context_of(request)
+    token = request.path_params["token"]
+    max_age = ctx.settings.web.confirm_max_age_days * 86400
+    sub = ctx.subscriber(ctx.verify("confirm", token, max_age=max_age))
+    if sub is None:
+        return invalid_link(request)
+    locale = ctx.pages.negotiate(request, sub.locale)
+    values = await read_form(request)
+    if values is None:
+        return bad_request(request, "not a form", locale)
+    if not ctx.csrf.check(first(values, FIELD), "confirm", sub.id):
+        return csrf_failed(request, locale)
+    sub = confirm_signup(ctx.store, sub.id, source="web:confirm", now=ctx.clock())
+    if sub.status is not SubscriberStatus.ACTIVE:
+        return invalid_link(request)
+    log.info("subscriber %d confirmed", sub.id)
+    return _confirmed(request, ctx, sub, ctx.pages.negotiate(request, sub.locale))
+
+
+def routes() -> list[BaseRoute]:
+    """The sign-up routes."""
+    return [
+        Route("/subscribe", form, methods=["GET"]),
+        Route("/subscribe", submit, methods=["POST"]),
+        Route("/confirm/{token}", confirm_page, methods=["GET"]),
+        Route("/confirm/{token}", confirm, methods=["POST"]),
+    ]

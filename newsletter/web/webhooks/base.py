@@ -1,0 +1,167 @@
+"""The verifier interface every provider adapter implements, and what they share.
+
+Like an httpx transport, an adapter has one required method: :meth:`Verifier.verify` takes
+the raw request (headers, body bytes, query) and either returns the provider-neutral events
+it carries or raises a :class:`~newsletter.errors.WebhookError` subclass that says which
+4xx to answer. Adapters are picked from a registry by provider name (``registry.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, ClassVar, Self
+
+import httpx
+
+from newsletter.config.webhooks import Webhooks
+from newsletter.errors import ConfigError, WebhookError
+from newsletter.web.webhooks.events import Event
+
+__all__ = [
+    "Clock",
+    "ForbiddenError",
+    "PayloadError",
+    "ReplayError",
+    "SignatureError",
+    "UpstreamError",
+    "Verifier",
+    "WebhookRequest",
+    "check_fresh",
+    "env_secret",
+    "json_body",
+]
+
+#: seconds since the epoch (``time.time``), injectable so tests can move time
+Clock = Callable[[], float]
+
+
+class SignatureError(WebhookError):
+    """Credentials or signature missing or wrong (401)."""
+
+    status: ClassVar[int] = 401
+
+
+class ForbiddenError(WebhookError):
+    """Authentic, but not for us: an unexpected SNS topic, say (403)."""
+
+    status: ClassVar[int] = 403
+
+
+class ReplayError(WebhookError):
+    """Timestamp outside the tolerance, or a nonce / every event already seen (409)."""
+
+    status: ClassVar[int] = 409
+
+
+class PayloadError(WebhookError):
+    """The body is not what the provider documents (400)."""
+
+    status: ClassVar[int] = 400
+
+
+class UpstreamError(WebhookError):
+    """Something we had to fetch (an SNS certificate) could not be fetched (502)."""
+
+    status: ClassVar[int] = 502
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """The parts of an HTTP request a verifier may look at; header names in lower case."""
+
+    headers: Mapping[str, str]
+    body: bytes
+    query: Mapping[str, str] = field(default_factory=dict)
+
+    def header(self, name: str) -> str | None:
+        """A header's value, by case-insensitive name."""
+        return self.headers.get(name.lower())
+
+
+class Verifier(ABC):
+    """Authenticates one provider's webhook calls and parses them into events."""
+
+    #: the provider name: the ``{provider}`` in ``/webhooks/{provider}`` and the config key
+    name: ClassVar[str]
+    #: media types the provider posts with (anything else is answered 415)
+    content_types: ClassVar[tuple[str, ...]] = ("application/json",)
+
+    @classmethod
+    @abstractmethod
+    def from_config(
+        cls,
+        config: Webhooks,
+        *,
+        environ: Mapping[str, str] | None = None,
+        http: httpx.Client | None = None,
+        clock: Clock | None = None,
+    ) -> Self:
+        """Build from the ``[webhooks]`` table; secrets are read from ``environ``."""
+
+    @abstractmethod
+    def verify(self, request: WebhookRequest) -> list[Event]:
+        """The events in an authentic request; raises a ``WebhookError`` subclass otherwise.
+
+        Signatures are checked over the raw body before anything in it is trusted.
+        """
+
+    def replay_key(self, request: WebhookRequest) -> str | None:
+        """A per-request nonce the provider sends (an already verified request), if any.
+
+        A request whose nonce was seen before is refused as a replay.
+        """
+        return None
+
+    def close(self) -> None:
+        """Release what the verifier holds (nothing, unless it owns a client)."""
+        return None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def env_secret(environ: Mapping[str, str] | None, provider: str, key: str, var: str) -> str:
+    """The secret in environment variable ``var`` or a ConfigError naming the config key."""
+    value = (os.environ if environ is None else environ).get(var, "").strip()
+    if not value:
+        raise ConfigError(
+            f"webhooks.{provider}.{key}: environment variable {var} is not set "
+            f"(it must hold the {provider} webhook secret)"
+        )
+    return value
+
+
+def check_fresh(timestamp: float, now: float, tolerance: int) -> None:
+    """Refuse a signed timestamp older (or further ahead) than ``tolerance`` seconds."""
+    age = now - timestamp
+    if age > tolerance:
+        raise ReplayError(f"timestamp is {int(age)} s old (tolerance {tolerance} s)")
+    if -age > tolerance:
+        raise ReplayError(f"timestamp is {int(-age)} s in the future (tolerance {tolerance} s)")
+
+
+def json_body(body: bytes) -> Any:
+    """The parsed JSON body, or a PayloadError."""
+    try:
+        return json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PayloadError(f"body is not valid JSON: {exc}") from exc
+
+
+def default_clock(clock: Clock | None) -> Clock:
+    """``clock`` or ``time.time``."""
+    return clock or time.time

@@ -1,0 +1,54 @@
+"""``newsletter serve`` as a real process: RFC 8058 one-click POST over a real socket."""
+
+from __future__ import annotations
+
+import http.client
+import signal
+from datetime import UTC, datetime
+from pathlib import Path
+
+from web_helpers import SECRET, serve
+
+from newsletter.models import NewSubscriber, SubscriberStatus
+from newsletter.store import Store
+from newsletter.tokens import TokenSigner
+
+
+def test_one_click_unsubscribe_against_the_real_server(tmp_path: Path, db_url: str) -> None:
+    with Store.open(db_url) as store:
+        sub = store.subscribers.add(
+            NewSubscriber(email="ana@example.org", name="Ана", locale="bg", lists=("news",)),
+            datetime.now(UTC),
+        )
+    token = TokenSigner([SECRET]).sign("unsubscribe", sub.id, 1)
+    # the config says host 0.0.0.0 and port 1: --host/--port override both
+    with serve(tmp_path, db_url) as served:
+        conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=10)
+        conn.request("GET", f"/unsubscribe/{token}")
+        page = conn.getresponse()
+        assert page.status == 200 and b"<button" in page.read()
+        with Store.open(db_url) as store:
+            assert store.subscribers.get(sub.id).status is SubscriberStatus.ACTIVE
+        # what Gmail sends: a form POST with exactly this body, no cookies
+        conn.request(
+            "POST",
+            f"/unsubscribe/{token}",
+            body="List-Unsubscribe=One-Click",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        res = conn.getresponse()
+        body = res.read()
+        assert res.status == 200, body
+        assert res.getheader("Set-Cookie") is None
+        assert res.getheader("Server") is None
+        conn.close()
+        with Store.open(db_url) as store:
+            assert store.subscribers.get(sub.id).status is SubscriberStatus.UNSUBSCRIBED
+            [event] = store.events.for_subscriber(sub.id)
+            assert event.source == "web:one-click" and event.detail == {"edition_id": 1}
+        served.proc.send_signal(signal.SIGTERM)
+        # uvicorn shuts down gracefully, then re-raises the signal it caught (so a process
+        # manager sees why it stopped): dying of SIGTERM is the clean exit here
+        assert served.proc.wait(timeout=15) == -signal.SIGTERM
+        assert served.proc.stdout is not None
+        assert "Traceback" not in served.proc.stdout.read()

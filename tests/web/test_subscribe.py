@@ -1,0 +1,248 @@
+"""Sign-up with double opt-in: form, confirmation email through the outbox, confirm link,
+consent record, rate limits, no duplicates and no disclosure."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from web_helpers import SECRET, Clock, TestClient, Web, csrf_of
+
+from newsletter.config import Settings
+from newsletter.models import SubscriberStatus
+from newsletter.store import Store
+from newsletter.tokens import TokenSigner
+from newsletter.web import create_app
+from newsletter.web.guards import RateLimiter
+
+
+def _signup(web: Web, client: TestClient | None = None, **fields: Any) -> Any:
+    client = client or web.client
+    lang = fields.pop("page_lang", "en")
+    page = client.get(f"/subscribe?lang={lang}")
+    data = {
+        "csrf_token": csrf_of(page.text, "/subscribe"),
+        "page_locale": lang,
+        "email": "mila@example.org",
+        "name": "Мила Иванова",
+        "locale": "ru",
+        "lists": ["news", "events"],
+        "consent": "yes",
+        **fields,
+    }
+    return client.post("/subscribe", data=data)
+
+
+def _confirm_link(web: Web) -> str:
+    msg = web.emails()[-1]
+    text = msg.get_body(("plain",))
+    assert text is not None
+    found = re.search(r"https://news\.example\.org(/confirm/\S+)", text.get_content())
+    assert found, text.get_content()
+    return found.group(1)
+
+
+def test_double_opt_in_full_flow(web: Web) -> None:
+    page = web.client.get("/subscribe", headers={"accept-language": "de"})
+    assert page.status_code == 200 and 'lang="de"' in page.text
+    assert "Ich bin damit einverstanden" in page.text and "<script" not in page.text
+    assert 'value="members"' not in page.text  # not a public list
+
+    res = _signup(web)
+    assert res.status_code == 200 and "Check your inbox" in res.text
+    sub = web.store.subscribers.find("mila@example.org")
+    assert sub is not None and sub.status is SubscriberStatus.PENDING and sub.lists == ()
+
+    [msg] = web.emails()
+    assert msg["To"].addresses[0].addr_spec == "mila@example.org"
+    assert msg["Content-Language"] == "ru"
+    assert "Пожалуйста, подтвердите подписку" in str(msg["Subject"])
+    assert "List-Unsubscribe" not in msg
+    html = msg.get_body(("html",))
+    assert html is not None and "Здравствуйте, Мила Иванова!" in html.get_content()
+
+    link = _confirm_link(web)
+    shown = web.client.get(link)
+    assert shown.status_code == 200 and 'lang="ru"' in shown.text
+    assert web.store.subscribers.get(sub.id).status is SubscriberStatus.PENDING  # GET: no change
+    res = web.client.post(link, data={"csrf_token": csrf_of(shown.text)})
+    assert res.status_code == 200 and "Подписка подтверждена" in res.text
+    sub = web.store.subscribers.get(sub.id)
+    assert sub.status is SubscriberStatus.ACTIVE
+    assert (sub.locale, sub.lists, sub.name) == ("ru", ("events", "news"), "Мила Иванова")
+    assert sub.consent_at == web.clock()
+    [consent] = web.store.consents.for_subscriber(sub.id)
+    assert consent.confirmed_at == web.clock() and consent.requested_at == web.clock()
+    assert consent.form_version == web.settings.web.consent_version
+    assert consent.consent_text.startswith("I agree that Test Energy Cluster stores")
+    assert consent.source == "web:/subscribe" and consent.ip is None
+    assert [e.kind for e in web.store.events.for_subscriber(sub.id)] == ["confirmed"]
+    # following the link again shows the result; posting again changes nothing
+    assert "Подписка подтверждена" in web.client.get(link).text
+    again = web.client.post(link, data={"csrf_token": csrf_of(shown.text)})
+    assert again.status_code == 200
+    assert len(web.store.events.for_subscriber(sub.id)) == 1
+
+
+def test_same_address_twice_no_duplicate_and_same_answer(web: Web) -> None:
+    web.add("ana@example.org", lists=("members",))
+    first = _signup(web, email="new@example.org")
+    known = _signup(web, email="ANA@example.org")
+    assert first.status_code == known.status_code == 200
+    strip = re.compile(r'name="csrf_token" value="[^"]+"')
+    assert strip.sub("", first.text) == strip.sub("", known.text)
+    assert web.store.subscribers.count() == {"active": 1, "pending": 1}
+    ana = web.store.subscribers.find("ana@example.org")
+    assert ana is not None and ana.status is SubscriberStatus.ACTIVE and ana.lists == ("members",)
+    # the known address gets a confirmation too; confirming adds the chosen lists
+    link = _confirm_link(web)
+    web.client.post(link, data={"csrf_token": csrf_of(web.client.get(link).text)})
+    ana = web.store.subscribers.get(ana.id)
+    assert ana.lists == ("events", "members", "news") and ana.status is SubscriberStatus.ACTIVE
+    assert len(web.store.consents.for_subscriber(ana.id)) == 1
+
+
+def test_bounced_address_gets_the_same_page_and_no_email(web: Web) -> None:
+    web.store.suppressions.add("gone@example.org", "bounced", "webhook:test", web.clock())
+    res = _signup(web, email="gone@example.org")
+    assert res.status_code == 200 and "Check your inbox" in res.text
+    assert web.emails() == []
+    assert web.store.subscribers.find("gone@example.org") is None
+
+
+def test_erased_person_can_sign_up_again_by_confirming(web: Web) -> None:
+    web.store.suppressions.add("back@example.org", "erased", "web:preferences", web.clock())
+    _signup(web, email="back@example.org")
+    link = _confirm_link(web)
+    assert web.store.suppressions.contains("back@example.org")  # until confirmed
+    web.client.post(link, data={"csrf_token": csrf_of(web.client.get(link).text)})
+    assert not web.store.suppressions.contains("back@example.org")
+    sub = web.store.subscribers.find("back@example.org")
+    assert sub is not None and sub.status is SubscriberStatus.ACTIVE
+
+
+def test_invalid_form_is_shown_again_with_the_reason(web: Web) -> None:
+    for fields, error in (
+        ({"consent": ""}, "Please tick the consent box."),
+        ({"email": "not-an-address"}, "Please enter a valid email address."),
+        ({"lists": []}, "Please choose at least one list."),
+        ({"lists": ["members"]}, "Please choose at least one list."),  # not public
+        ({"locale": "xx"}, "Please choose a language."),
+        ({"name": "x" * 201}, "The name is too long."),
+    ):
+        res = _signup(web, **fields)
+        assert res.status_code == 400, fields
+        assert 'role="alert"' in res.text and error in res.text
+    assert web.store.subscribers.count() == {} and web.emails() == []
+    # what was typed is kept
+    res = _signup(web, email="keep@example.org", consent="")
+    assert 'value="keep@example.org"' in res.text
+
+
+def test_missing_or_foreign_csrf_and_cross_site_origin_are_403(web: Web) -> None:
+    data = {"email": "x@example.org", "locale": "en", "lists": ["news"], "consent": "yes"}
+    assert web.client.post("/subscribe", data=data).status_code == 403
+    sub = web.add()
+    other = csrf_of(web.client.get(f"/preferences/{web.token('preferences', sub)}").text)
+    assert web.client.post("/subscribe", data={**data, "csrf_token": other}).status_code == 403
+    token = csrf_of(web.client.get("/subscribe").text)
+    res = web.client.post(
+        "/subscribe",
+        data={**data, "csrf_token": token},
+        headers={"origin": "https://evil.example.com"},
+    )
+    assert res.status_code == 403
+    assert web.store.subscribers.find("x@example.org") is None
+
+
+def test_rate_limit_per_ip_and_per_address(
+    make_config: Callable[..., Settings], store: Store, tmp_path: Path
+) -> None:
+    settings = make_config(
+        locales={"default": "bg", "available": ["bg", "en", "de", "ru"]},
+        lists=[{"name": "news", "public": True}, {"name": "events", "public": True}],
+        provider={"name": "outbox", "path": str(tmp_path / "outbox")},
+        web={"subscribe_limit_per_ip": 4, "subscribe_limit_per_address": 2},
+    )
+    app = create_app(settings, store, signer=TokenSigner([SECRET]))
+    with TestClient(app) as client, TestClient(app, client=("192.0.2.7", 5000)) as other_ip:
+        web = Web(client, settings, store, TokenSigner([SECRET]), Clock(), tmp_path / "outbox")
+        # per address: later requests get the same answer, but nothing is recorded or sent
+        for _ in range(3):
+            assert _signup(web).status_code == 200
+        sub = store.subscribers.find("mila@example.org")
+        assert sub is not None
+        assert len(store.consents.for_subscriber(sub.id)) == 2  # one per email sent
+        # per IP: the fifth request from this address is refused, another IP goes on
+        assert _signup(web, email="other@example.org").status_code == 200
+        res = _signup(web, email="third@example.org", page_lang="de")
+        assert res.status_code == 429 and "Zu viele Anfragen" in res.text
+        assert res.headers["retry-after"] == str(settings.web.subscribe_limit_window)
+        assert store.subscribers.find("third@example.org") is None
+        assert _signup(web, other_ip, email="third@example.org").status_code == 200
+        assert store.subscribers.find("third@example.org") is not None
+
+
+def test_rate_limiter_window_slides() -> None:
+    now = [0.0]
+    limiter = RateLimiter(clock=lambda: now[0])
+    assert [limiter.hit("k", 2, 60) for _ in range(3)] == [True, True, False]
+    now[0] = 59.0
+    assert not limiter.hit("k", 2, 60)
+    now[0] = 60.5  # the first two hits left the window
+    assert limiter.hit("k", 2, 60) and limiter.hit("k", 2, 60) and not limiter.hit("k", 2, 60)
+    assert limiter.hit("other", 2, 60)
+
+
+def test_confirm_link_expires_and_bad_tokens_are_400(web: Web) -> None:
+    _signup(web)
+    link = _confirm_link(web)
+    web.clock.advance(days=8)
+    signer_clock = web.clock.now.timestamp()
+    expired = create_app(
+        web.settings,
+        web.store,
+        signer=TokenSigner([SECRET], clock=lambda: signer_clock),
+        clock=web.clock,
+    )
+    with TestClient(expired) as client:
+        assert client.get(link).status_code == 400
+    sub = web.store.subscribers.find("mila@example.org")
+    assert sub is not None
+    for bad in (web.token("unsubscribe", sub), "garbage"):
+        assert web.client.get(f"/confirm/{bad}").status_code == 400
+        assert web.client.post(f"/confirm/{bad}", data={}).status_code == 400
+    # a valid link without the page's CSRF token changes nothing
+    assert web.client.post(link, data={}).status_code == 403
+    assert web.store.subscribers.get(sub.id).status is SubscriberStatus.PENDING
+
+
+def test_consent_ip_recorded_only_when_configured(
+    make_config: Callable[..., Settings], store: Store, tmp_path: Path
+) -> None:
+    settings = make_config(
+        lists=[{"name": "news", "public": True}],
+        provider={"name": "outbox", "path": str(tmp_path / "outbox")},
+        web={"record_consent_ip": True, "consent_version": "2026-11"},
+    )
+    app = create_app(settings, store, signer=TokenSigner([SECRET]))
+    with TestClient(app) as client:
+        page = client.get("/subscribe")
+        res = client.post(
+            "/subscribe",
+            data={
+                "csrf_token": csrf_of(page.text),
+                "email": "ip@example.org",
+                "locale": "bg",
+                "lists": "news",
+                "consent": "yes",
+            },
+        )
+    assert res.status_code == 200
+    sub = store.subscribers.find("ip@example.org")
+    assert sub is not None
+    [consent] = store.consents.for_subscriber(sub.id)
+    assert consent.ip == "testclient" and consent.form_version == "2026-11"
+    assert consent.consent_text.startswith("Съгласен/съгласна съм")
