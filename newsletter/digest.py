@@ -146,6 +146,8 @@ class Digest:
         self.renderer = renderer or Renderer(settings)
         self._provider = provider
         self.signer = signer or signer_for(settings)
+        # sending pins link timestamps per edition unless a signer was given (tests)
+        self._send_signer = signer
         self.clock = clock
         self.on_progress = on_progress
         # None when machine translation is off; a missing API key fails here, at start
@@ -300,7 +302,7 @@ class Digest:
             # planning is idempotent: a crash half-way through is completed here
             rows = (
                 (sub.id, self.settings.locales.resolve(sub.locale))
-                for sub in recipients(self.store, segment)
+                for sub in recipients(self.store, segment, now=now)
             )
             self.store.deliveries.plan(edition.id, rows, now)
         by_locale = self.store.deliveries.counts_by_locale(edition.id)
@@ -323,7 +325,9 @@ class Digest:
             res.skipped = f"edition {edition.id} is paused"
             return res
         total = sum(res.recipients.values())
-        sender = Sender(self.settings, self.store, self.provider, self.signer, clock=self.clock)
+        sender = Sender(
+            self.settings, self.store, self.provider, self._send_signer, clock=self.clock
+        )
 
         def progress(n: int) -> None:
             if self.on_progress:

@@ -13,8 +13,11 @@ and the CLI only ever need to catch :class:`NewsletterError`::
     ├── TemplateError          template missing or with a syntax error (name and line)
     ├── LocaleError            a configured locale has no catalog
     ├── RenderError            a digest cannot be rendered (over the size budget, ...)
+    │   └── ScreenshotError    preview screenshots: playwright or Chromium missing or failing
     ├── ProviderError          an email provider failed as a whole (not one recipient)
-    └── EditionError           unknown edition, wrong state for the requested action
+    ├── EditionError           unknown edition, wrong state for the requested action
+    ├── SchedulerError         another scheduler holds the lock, or this one lost it
+    └── WebhookError           a provider webhook call refused: bad signature, replay, bad body
 """
 
 from __future__ import annotations
@@ -65,9 +68,21 @@ class RenderError(NewsletterError):
     """A digest cannot be rendered."""
 
 
+class ScreenshotError(RenderError):
+    """Preview screenshots cannot be taken: playwright or Chromium missing, or failing."""
+
+
 class ProviderError(NewsletterError):
     """An email provider failed as a whole."""
 
 
 class EditionError(NewsletterError):
     """An edition is unknown or in the wrong state."""
+
+
+class WebhookError(NewsletterError):
+    """A provider webhook call was refused: bad signature, replayed, malformed."""
+
+
+class SchedulerError(NewsletterError):
+    """The scheduler cannot run: another instance holds the lock, or this one lost it."""

@@ -43,7 +43,8 @@ def test_pot_is_up_to_date_with_templates_and_code() -> None:
         extracted.add(message)
     assert extracted, "extraction found nothing: is babel.cfg right?"
     missing = extracted - _msgids(_read(POT))
-    assert not missing, f"not in {POT.name}, run pybabel extract + update: {sorted(missing)}"
+    hint = f"not in {POT.name}, run pybabel extract + update"
+    assert not missing, f"{hint}: {sorted(missing, key=str)}"
 
 
 @pytest.mark.parametrize("locale", LOCALES)

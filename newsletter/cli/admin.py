@@ -20,9 +20,9 @@ from newsletter.cli.app import (
     settings,
     subscribers_app,
 )
-from newsletter.compose import edition_label
-from newsletter.models import DeliveryStatus, NewSubscriber, SubscriberStatus
-from newsletter.store import Store, db
+from newsletter.models import NewSubscriber, SubscriberStatus
+from newsletter.privacy import erase
+from newsletter.store import db
 from newsletter.subscribers import export_csv, import_csv, normalize_email, normalize_locale
 
 ListOpt = Annotated[str | None, typer.Option("--list", help="Only subscribers on this list.")]
@@ -43,7 +43,7 @@ def import_cmd(
         )
     out.print(
         f"{file}: {report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
-        f"{len(report.errors)} bad row(s)"
+        f"{report.suppressed} suppressed, {len(report.errors)} bad row(s)"
     )
     for e in report.errors:
         err.print(f"{file}: {e}", highlight=False, soft_wrap=True)
@@ -142,6 +142,28 @@ def remove_cmd(
             out.print(f"{address} unsubscribed")
 
 
+@subscribers_app.command("erase")
+def erase_cmd(
+    email: str,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Erase someone (GDPR Art. 17): their record and history go, a hashed suppression stays."""
+    cfg = settings()
+    address = normalize_email(email)
+    if not yes:
+        typer.confirm(f"Erase {address} and everything stored about them?", abort=True)
+    with opened(cfg) as store:
+        report = erase(store, address, source="cli", now=now())
+    if report.found:
+        out.print(
+            f"{address} erased ({report.deliveries_deleted} delivery row(s) deleted); "
+            "its hash stays on the suppression list"
+        )
+    else:
+        state = "added to" if report.newly_suppressed else "already on"
+        out.print(f"{address} is not a subscriber; its hash is {state} the suppression list")
+
+
 @editions_app.command("list")
 def editions_list(
     segment: Annotated[str | None, typer.Option(help="Only this segment.")] = None,
@@ -162,40 +184,6 @@ def editions_list(
                 ", ".join(f"{k.value} {v}" for k, v in sorted(counts.items())),
             )
     out.print(table)
-
-
-def _show(store: Store, edition_id: int) -> None:
-    e = store.editions.get(edition_id)
-    out.print(
-        f"Edition {e.id}: {e.segment} {e.period} — {e.status.value}, {len(e.item_ids)} item(s), "
-        f"created {e.created_at:%Y-%m-%d %H:%M} UTC ({edition_label(e.id, e.segment, e.period)})"
-    )
-    table = Table(
-        "locale", "subject", "HTML", "queued", "sent", "retry", "failed", "skipped", "unknown"
-    )
-    variants = store.editions.variants(e.id)
-    for loc, counts in sorted(store.deliveries.counts_by_locale(e.id).items()):
-        v = variants.get(loc)
-        table.add_row(
-            loc,
-            v.subject if v else "-",
-            f"{v.html_bytes / 1024:.1f} KB" if v else "-",
-            *(
-                str(counts.get(DeliveryStatus(s), 0))
-                for s in ("queued", "sent", "retry", "failed", "skipped", "unknown")
-            ),
-        )
-    out.print(table)
-    for reason, n in store.deliveries.errors(e.id):
-        out.print(f"  {n} × {reason}", highlight=False)
-
-
-@editions_app.command("show")
-def editions_show(edition_id: int) -> None:
-    """Print one edition: counts per locale and status, and error reasons."""
-    cfg = settings()
-    with opened(cfg) as store:
-        _show(store, edition_id)
 
 
 @items_app.command("list")

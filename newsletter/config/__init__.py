@@ -33,8 +33,9 @@ from newsletter.config.content import (
     Translation,
 )
 from newsletter.config.providers import OutboxProviderConfig, ProviderConfig
-from newsletter.config.schedule import ScheduleJob
+from newsletter.config.schedule import ScheduleJob, SchedulerConfig
 from newsletter.config.web import Web
+from newsletter.config.webhooks import Webhooks
 from newsletter.errors import ConfigError
 
 __all__ = [
@@ -56,12 +57,14 @@ __all__ = [
     "Render",
     "Rule",
     "ScheduleJob",
+    "SchedulerConfig",
     "Security",
     "Segment",
     "Settings",
     "SourceConfig",
     "Translation",
     "Web",
+    "Webhooks",
     "check_timezone",
     "from_dict",
     "load",
@@ -81,12 +84,14 @@ class Settings(Model):
     security: Security = Security()
     translation: Translation = Translation()
     web: Web = Web()
+    webhooks: Webhooks = Webhooks()
     render: Render = Render()
     provider: ProviderConfig = OutboxProviderConfig()
     sources: list[SourceConfig] = Field(default_factory=list)
     lists: list[ListConfig] = Field(default_factory=list)
     segments: list[Segment] = Field(default_factory=list)
     schedule: list[ScheduleJob] = Field(default_factory=list)
+    scheduler: SchedulerConfig = SchedulerConfig()
     #: where this config was read from (set by :func:`load`)
     config_path: Path | None = None
     #: what to say when a segment has nothing new: "skip" quietly logs, "error" fails the run
@@ -147,12 +152,23 @@ def _union_tags() -> set[str]:
 
 def _format_error(path: Path, exc: ValidationError, model: type[BaseModel]) -> str:
     err = exc.errors()[0]
-    loc = ".".join(
-        f"[{part}]" if isinstance(part, int) else str(part) for part in err["loc"]
-    ).replace(".[", "[")
-    # discriminated unions put the tag in the location; it is noise to a user
-    for tag in _union_tags():
-        loc = loc.replace(f".{tag}.", ".").removesuffix(f".{tag}")
+    # discriminated unions put the tag in the location (provider.<tag>, sources[0].<tag>);
+    # it is noise to a user. Only there: [webhooks.sendgrid] is a real key with a tag's name.
+    tags, raw_loc = _union_tags(), err["loc"]
+    parts = [
+        part
+        for i, part in enumerate(raw_loc)
+        if not (
+            part in tags
+            and (
+                (i >= 1 and raw_loc[i - 1] == "provider")
+                or (i >= 2 and raw_loc[i - 2] == "sources" and isinstance(raw_loc[i - 1], int))
+            )
+        )
+    ]
+    loc = ".".join(f"[{part}]" if isinstance(part, int) else str(part) for part in parts).replace(
+        ".[", "["
+    )
     kind = err["type"]
     if kind == "extra_forbidden":
         msg = "unknown key (check the spelling; see config.toml in the project for every key)"
