@@ -106,6 +106,10 @@ class TokenSigner:
         return TokenData(purpose, subscriber_id, edition_id, issued)
 
 
+#: development key files already warned about in this process
+_warned: set[Path] = set()
+
+
 def load_secrets(env_var: str, var_dir: Path) -> list[str]:
     """Signing secrets from ``$env_var`` (comma-separated, first signs).
 
@@ -132,5 +136,7 @@ def load_secrets(env_var: str, var_dir: Path) -> list[str]:
         raise ConfigError(f"{path}: cannot read or create the development key: {exc}") from exc
     if not key:
         raise ConfigError(f"{path}: development key file is empty (delete it or set ${env_var})")
-    log.warning("$%s is not set: using the development signing key in %s", env_var, path)
+    if path not in _warned:  # once per process, not once per component that signs
+        _warned.add(path)
+        log.warning("$%s is not set: using the development signing key in %s", env_var, path)
     return [key]
