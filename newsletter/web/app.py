@@ -27,21 +27,13 @@ from newsletter.providers.base import Provider
 from newsletter.store import Store
 from newsletter.tokens import TokenSigner, load_secrets
 from newsletter.web import archive, preferences, rights, subscribe, unsubscribe
+from newsletter.web.common import error_page
 from newsletter.web.context import Clock, WebContext, context_of, utcnow
 from newsletter.web.csrf import CsrfTokens
 from newsletter.web.guards import BodyLimit, RateLimiter, SecurityHeaders
-from newsletter.web.pages import N_, Pages
+from newsletter.web.pages import Pages
 
 log = logging.getLogger("newsletter.web")
-
-_STATUS_TEXT = {
-    400: (N_("Bad request"), N_("The request could not be understood.")),
-    403: (N_("The form has expired"), N_("Please reload the page and submit the form again.")),
-    404: (N_("Page not found"), N_("There is nothing at this address.")),
-    405: (N_("Bad request"), N_("The request could not be understood.")),
-    413: (N_("Request too large"), N_("The form data is larger than this site accepts.")),
-    429: (N_("Too many requests"), N_("Please wait a while and try again.")),
-}
 
 
 async def healthz(request: Request) -> Response:
@@ -66,16 +58,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
     log.info("%s %s -> %d %s", request.method, request.url.path, exc.status_code, exc.detail)
     if _is_webhook(request):
         return PlainTextResponse(str(exc.detail), status_code=exc.status_code)
-    ctx = context_of(request)
-    title, text = _STATUS_TEXT.get(exc.status_code, _STATUS_TEXT[400])
-    return ctx.pages.message(
-        request,
-        ctx.pages.negotiate(request),
-        title,
-        [text],
-        status=exc.status_code,
-        headers=dict(exc.headers or {}),
-    )
+    return error_page(request, exc.status_code, headers=dict(exc.headers or {}))
 
 
 async def server_error(request: Request, exc: Exception) -> Response:
@@ -83,15 +66,8 @@ async def server_error(request: Request, exc: Exception) -> Response:
     log.exception("error on %s %s", request.method, request.url.path, exc_info=exc)
     if _is_webhook(request):
         return PlainTextResponse("internal error", status_code=500)
-    ctx = context_of(request)
     try:
-        return ctx.pages.message(
-            request,
-            ctx.pages.negotiate(request),
-            N_("Something went wrong"),
-            [N_("Please try again later.")],
-            status=500,
-        )
+        return error_page(request, 500)
     except Exception:  # the templates themselves are broken: plain text, never a trace
         return PlainTextResponse("Internal Server Error", status_code=500)
 

@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 
 from newsletter.render import personalize
 from newsletter.store.archive import ArchiveEntry
+from newsletter.web.common import error_page
 from newsletter.web.context import WebContext, context_of
 from newsletter.web.pages import N_
 
@@ -34,15 +35,8 @@ def neutral_values(ctx: WebContext) -> dict[str, str]:
 
 
 def _not_found(request: Request) -> Response:
-    ctx = context_of(request)
-    return ctx.pages.message(
-        request,
-        ctx.pages.negotiate(request),
-        N_("Page not found"),
-        [N_("There is nothing at this address.")],
-        status=404,
-        links=[(N_("Newsletter archive"), ctx.href("/archive"))],
-    )
+    archive_url = context_of(request).href("/archive")
+    return error_page(request, 404, links=[(N_("Newsletter archive"), archive_url)])
 
 
 async def index(request: Request) -> Response:

@@ -1,18 +1,35 @@
-"""Responses and helpers shared by the page modules: error pages, form reading."""
+"""Responses and helpers shared by the page modules: error pages, form reading, and the
+checks every POST from a subscriber's own page passes."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from newsletter.models import Subscriber
 from newsletter.web.context import context_of
+from newsletter.web.csrf import FIELD
 from newsletter.web.pages import N_
 
 log = logging.getLogger("newsletter.web")
 
 Form = dict[str, list[str]]
+
+#: heading and text (msgids) of the error page for an HTTP status; others get 400's
+STATUS_TEXT: dict[int, tuple[str, str]] = {
+    400: (N_("Bad request"), N_("The request could not be understood.")),
+    403: (N_("The form has expired"), N_("Please reload the page and submit the form again.")),
+    404: (N_("Page not found"), N_("There is nothing at this address.")),
+    405: (N_("Bad request"), N_("The request could not be understood.")),
+    413: (N_("Request too large"), N_("The form data is larger than this site accepts.")),
+    429: (N_("Too many requests"), N_("Please wait a while and try again.")),
+    500: (N_("Something went wrong"), N_("Please try again later.")),
+    503: (N_("Something went wrong"), N_("Please try again later.")),
+}
 
 
 async def read_form(request: Request) -> Form | None:
@@ -43,12 +60,30 @@ def first(form: Form, key: str, default: str = "") -> str:
     return values[0] if values else default
 
 
+def notice(
+    request: Request,
+    title: str,
+    paragraphs: Iterable[str],
+    *,
+    locale: str | None = None,
+    **kwargs: Any,
+) -> Response:
+    """A message page (:meth:`Pages.message`) in ``locale``, else the visitor's language."""
+    ctx = context_of(request)
+    locale = locale or ctx.pages.negotiate(request)
+    return ctx.pages.message(request, locale, title, paragraphs, **kwargs)
+
+
+def error_page(request: Request, status: int, locale: str | None = None, **kwargs: Any) -> Response:
+    """The localized error page for HTTP ``status`` (see :data:`STATUS_TEXT`)."""
+    title, text = STATUS_TEXT.get(status, STATUS_TEXT[400])
+    return notice(request, title, [text], locale=locale, status=status, **kwargs)
+
+
 def invalid_link(request: Request) -> Response:
     """400: a tampered, expired, wrong-purpose or unknown token, in the visitor's language."""
-    ctx = context_of(request)
-    return ctx.pages.message(
+    return notice(
         request,
-        ctx.pages.negotiate(request),
         N_("This link is not valid"),
         [
             N_(
@@ -60,27 +95,64 @@ def invalid_link(request: Request) -> Response:
     )
 
 
+def use_email_link(request: Request, title: str) -> Response:
+    """A page for a token-less ``/unsubscribe`` or ``/preferences`` (the archive copy's
+    links): the link to use is at the end of every email."""
+    return notice(
+        request,
+        title,
+        [
+            N_(
+                "To unsubscribe or change your preferences, use the link at the end of "
+                "any email you received from us."
+            )
+        ],
+    )
+
+
 def bad_request(request: Request, reason: str, locale: str | None = None) -> Response:
     """400 for a malformed request; ``reason`` goes to the log, not to the visitor."""
-    ctx = context_of(request)
     log.info("bad request on %s: %s", request.url.path, reason)
-    return ctx.pages.message(
-        request,
-        locale or ctx.pages.negotiate(request),
-        N_("Bad request"),
-        [N_("The request could not be understood.")],
-        status=400,
-    )
+    return error_page(request, 400, locale)
 
 
 def csrf_failed(request: Request, locale: str) -> Response:
     """403: the form's CSRF token is missing, expired or for another form."""
-    ctx = context_of(request)
     log.info("CSRF check failed on %s", request.url.path)
-    return ctx.pages.message(
-        request,
-        locale,
-        N_("The form has expired"),
-        [N_("Please reload the page and submit the form again.")],
-        status=403,
-    )
+    return error_page(request, 403, locale)
+
+
+def token_subscriber(
+    request: Request, purpose: str, *, max_age: int | None = None
+) -> Subscriber | None:
+    """The subscriber the ``{token}`` path parameter names, if it is a genuine token for
+    ``purpose`` (and younger than ``max_age`` seconds, when given)."""
+    ctx = context_of(request)
+    return ctx.subscriber(ctx.verify(purpose, request.path_params["token"], max_age=max_age))
+
+
+class Posted(NamedTuple):
+    """A checked POST from a subscriber's page: who, the page language, the form."""
+
+    sub: Subscriber
+    locale: str
+    form: Form
+
+
+async def read_posted(
+    request: Request, purpose: str, form_purpose: str, *, max_age: int | None = None
+) -> Posted | Response:
+    """The subscriber named by the ``{token}`` path parameter (see :func:`token_subscriber`)
+    and the posted form, once the form's CSRF token holds for ``form_purpose``; otherwise
+    the error page to answer with."""
+    ctx = context_of(request)
+    sub = token_subscriber(request, purpose, max_age=max_age)
+    if sub is None:
+        return invalid_link(request)
+    locale = ctx.pages.negotiate(request, sub.locale)
+    form = await read_form(request)
+    if form is None:
+        return bad_request(request, "not a form", locale)
+    if not ctx.csrf.check(first(form, FIELD), form_purpose, sub.id):
+        return csrf_failed(request, locale)
+    return Posted(sub, locale, form)

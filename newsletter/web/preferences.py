@@ -19,7 +19,14 @@ from newsletter.subscription import (
     resubscribe,
     update_preferences,
 )
-from newsletter.web.common import bad_request, csrf_failed, first, invalid_link, read_form
+from newsletter.web.common import (
+    bad_request,
+    first,
+    invalid_link,
+    read_posted,
+    token_subscriber,
+    use_email_link,
+)
 from newsletter.web.context import WebContext, context_of
 from newsletter.web.csrf import FIELD
 from newsletter.web.pages import N_
@@ -27,18 +34,7 @@ from newsletter.web.pages import N_
 
 async def no_token(request: Request) -> Response:
     """``/preferences`` without a token (the archive copy's link): explain where to go."""
-    ctx = context_of(request)
-    return ctx.pages.message(
-        request,
-        ctx.pages.negotiate(request),
-        N_("Manage preferences"),
-        [
-            N_(
-                "To unsubscribe or change your preferences, use the link at the end of "
-                "any email you received from us."
-            )
-        ],
-    )
+    return use_email_link(request, N_("Manage preferences"))
 
 
 def render(
@@ -74,27 +70,21 @@ def render(
 
 async def show(request: Request) -> Response:
     """GET: the form."""
-    ctx = context_of(request)
-    token = request.path_params["token"]
-    sub = ctx.subscriber(ctx.verify("preferences", token))
+    sub = token_subscriber(request, "preferences")
     if sub is None:
         return invalid_link(request)
-    return render(request, ctx, sub, token, saved=request.query_params.get("saved") == "1")
+    token = request.path_params["token"]
+    saved = request.query_params.get("saved") == "1"
+    return render(request, context_of(request), sub, token, saved=saved)
 
 
 async def save(request: Request) -> Response:
     """POST: apply the form (or resubscribe), then redirect to the page."""
+    posted = await read_posted(request, "preferences", "preferences")
+    if isinstance(posted, Response):
+        return posted
+    sub, locale, form = posted
     ctx = context_of(request)
-    token = request.path_params["token"]
-    sub = ctx.subscriber(ctx.verify("preferences", token))
-    if sub is None:
-        return invalid_link(request)
-    locale = ctx.pages.negotiate(request, sub.locale)
-    form = await read_form(request)
-    if form is None:
-        return bad_request(request, "not a form", locale)
-    if not ctx.csrf.check(first(form, FIELD), "preferences", sub.id):
-        return csrf_failed(request, locale)
     now = ctx.clock()
     source = "web:preferences"
     try:
@@ -114,6 +104,7 @@ async def save(request: Request) -> Response:
             )
     except (SubscriberError, ValueError) as exc:
         return bad_request(request, str(exc), locale)
+    token = request.path_params["token"]
     return RedirectResponse(ctx.href(f"/preferences/{token}?saved=1"), status_code=303)
 
 

@@ -16,9 +16,8 @@ from starlette.routing import BaseRoute, Route
 
 from newsletter.errors import SubscriberError
 from newsletter.privacy import erase_subscriber, export_data
-from newsletter.web.common import bad_request, csrf_failed, first, invalid_link, read_form
+from newsletter.web.common import first, read_posted
 from newsletter.web.context import context_of
-from newsletter.web.csrf import FIELD
 from newsletter.web.pages import N_
 
 log = logging.getLogger("newsletter.web")
@@ -26,17 +25,11 @@ log = logging.getLogger("newsletter.web")
 
 async def export(request: Request) -> Response:
     """POST: the subscriber's data as a JSON download."""
+    posted = await read_posted(request, "preferences", "export")
+    if isinstance(posted, Response):
+        return posted
     ctx = context_of(request)
-    sub = ctx.subscriber(ctx.verify("preferences", request.path_params["token"]))
-    if sub is None:
-        return invalid_link(request)
-    locale = ctx.pages.negotiate(request, sub.locale)
-    form = await read_form(request)
-    if form is None:
-        return bad_request(request, "not a form", locale)
-    if not ctx.csrf.check(first(form, FIELD), "export", sub.id):
-        return csrf_failed(request, locale)
-    data = export_data(ctx.store, sub.id, ctx.clock())
+    data = export_data(ctx.store, posted.sub.id, ctx.clock())
     body = json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True)
     return Response(
         body,
@@ -47,16 +40,11 @@ async def export(request: Request) -> Response:
 
 async def erase(request: Request) -> Response:
     """POST: erase the subscriber (the box must be ticked) and suppress the address."""
+    posted = await read_posted(request, "preferences", "erase")
+    if isinstance(posted, Response):
+        return posted
+    sub, locale, form = posted
     ctx = context_of(request)
-    sub = ctx.subscriber(ctx.verify("preferences", request.path_params["token"]))
-    if sub is None:
-        return invalid_link(request)
-    locale = ctx.pages.negotiate(request, sub.locale)
-    form = await read_form(request)
-    if form is None:
-        return bad_request(request, "not a form", locale)
-    if not ctx.csrf.check(first(form, FIELD), "erase", sub.id):
-        return csrf_failed(request, locale)
     if first(form, "confirm") != "yes":
         return ctx.pages.message(
             request,

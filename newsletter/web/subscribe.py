@@ -26,7 +26,17 @@ from newsletter.subscription import (
     joinable_lists,
     request_signup,
 )
-from newsletter.web.common import Form, bad_request, csrf_failed, first, invalid_link, read_form
+from newsletter.web.common import (
+    Form,
+    bad_request,
+    csrf_failed,
+    error_page,
+    first,
+    invalid_link,
+    read_form,
+    read_posted,
+    token_subscriber,
+)
 from newsletter.web.context import WebContext, context_of
 from newsletter.web.csrf import FIELD
 from newsletter.web.pages import N_
@@ -127,14 +137,8 @@ async def submit(request: Request) -> Response:
     ip = request.client.host if request.client else "unknown"
     if not ctx.limiter.hit(f"ip:{ip}", web.subscribe_limit_per_ip, web.subscribe_limit_window):
         log.warning("sign-up rate limit reached for %s", ip)
-        return ctx.pages.message(
-            request,
-            locale,
-            N_("Too many requests"),
-            [N_("Please wait a while and try again.")],
-            status=429,
-            headers={"Retry-After": str(web.subscribe_limit_window)},
-        )
+        retry = {"Retry-After": str(web.subscribe_limit_window)}
+        return error_page(request, 429, locale, headers=retry)
     errors = _errors(ctx, values)
     if errors:
         return _form_page(request, locale, status=400, errors=errors, values=values)
@@ -155,13 +159,7 @@ async def submit(request: Request) -> Response:
         if outcome.subscriber is not None and not await _send_confirmation(
             ctx, outcome.subscriber, outcome.locale, req.name
         ):
-            return ctx.pages.message(
-                request,
-                locale,
-                N_("Something went wrong"),
-                [N_("Please try again later.")],
-                status=503,
-            )
+            return error_page(request, 503, locale)
     else:
         log.info("sign-up limit per address reached; no email sent")
     return ctx.pages.message(
@@ -226,14 +224,17 @@ async def _send_confirmation(ctx: WebContext, sub: Subscriber, locale: str, name
     return True
 
 
+def _max_age(request: Request) -> int:
+    """Seconds a confirmation link stays valid."""
+    return context_of(request).settings.web.confirm_max_age_days * 86400
+
+
 async def confirm_page(request: Request) -> Response:
     """GET /confirm/{token}: one button that confirms; nothing changes yet."""
-    ctx = context_of(request)
-    token = request.path_params["token"]
-    max_age = ctx.settings.web.confirm_max_age_days * 86400
-    sub = ctx.subscriber(ctx.verify("confirm", token, max_age=max_age))
+    sub = token_subscriber(request, "confirm", max_age=_max_age(request))
     if sub is None:
         return invalid_link(request)
+    ctx = context_of(request)
     pending = ctx.store.consents.latest_pending(sub.id)
     locale = ctx.pages.negotiate(request, pending.locale if pending else sub.locale)
     if pending is None and sub.status is SubscriberStatus.ACTIVE:
@@ -242,7 +243,7 @@ async def confirm_page(request: Request) -> Response:
         request,
         locale,
         "web/confirm.html",
-        action=ctx.href(f"/confirm/{token}"),
+        action=ctx.href(f"/confirm/{request.path_params['token']}"),
         csrf=ctx.csrf.issue("confirm", sub.id),
         csrf_field=FIELD,
     )
@@ -266,19 +267,11 @@ def _confirmed(request: Request, ctx: WebContext, sub: Subscriber, locale: str) 
 
 async def confirm(request: Request) -> Response:
     """POST /confirm/{token}: activate the subscriber and record the consent's confirmation."""
+    posted = await read_posted(request, "confirm", "confirm", max_age=_max_age(request))
+    if isinstance(posted, Response):
+        return posted
     ctx = context_of(request)
-    token = request.path_params["token"]
-    max_age = ctx.settings.web.confirm_max_age_days * 86400
-    sub = ctx.subscriber(ctx.verify("confirm", token, max_age=max_age))
-    if sub is None:
-        return invalid_link(request)
-    locale = ctx.pages.negotiate(request, sub.locale)
-    values = await read_form(request)
-    if values is None:
-        return bad_request(request, "not a form", locale)
-    if not ctx.csrf.check(first(values, FIELD), "confirm", sub.id):
-        return csrf_failed(request, locale)
-    sub = confirm_signup(ctx.store, sub.id, source="web:confirm", now=ctx.clock())
+    sub = confirm_signup(ctx.store, posted.sub.id, source="web:confirm", now=ctx.clock())
     if sub.status is not SubscriberStatus.ACTIVE:
         return invalid_link(request)
     log.info("subscriber %d confirmed", sub.id)

@@ -15,7 +15,13 @@ from starlette.routing import BaseRoute, Route
 
 from newsletter.models import SubscriberStatus
 from newsletter.subscription import unsubscribe
-from newsletter.web.common import bad_request, invalid_link, read_form
+from newsletter.web.common import (
+    bad_request,
+    invalid_link,
+    read_form,
+    token_subscriber,
+    use_email_link,
+)
 from newsletter.web.context import context_of
 from newsletter.web.pages import N_
 
@@ -26,28 +32,15 @@ SUBSCRIBED = (SubscriberStatus.ACTIVE, SubscriberStatus.PENDING)
 
 async def no_token(request: Request) -> Response:
     """``/unsubscribe`` without a token (the archive copy's link): explain where to go."""
-    ctx = context_of(request)
-    locale = ctx.pages.negotiate(request)
-    return ctx.pages.message(
-        request,
-        locale,
-        N_("Unsubscribe"),
-        [
-            N_(
-                "To unsubscribe or change your preferences, use the link at the end of "
-                "any email you received from us."
-            )
-        ],
-    )
+    return use_email_link(request, N_("Unsubscribe"))
 
 
 async def confirm_page(request: Request) -> Response:
     """GET: a page with one button; nothing changes."""
-    ctx = context_of(request)
-    token = request.path_params["token"]
-    sub = ctx.subscriber(ctx.verify("unsubscribe", token))
+    sub = token_subscriber(request, "unsubscribe")
     if sub is None:
         return invalid_link(request)
+    ctx = context_of(request)
     locale = ctx.pages.negotiate(request, sub.locale)
     preferences = ctx.href(f"/preferences/{ctx.signer.sign('preferences', sub.id)}")
     if sub.status not in SUBSCRIBED:
@@ -56,7 +49,7 @@ async def confirm_page(request: Request) -> Response:
         request,
         locale,
         "web/unsubscribe.html",
-        action=ctx.href(f"/unsubscribe/{token}"),
+        action=ctx.href(f"/unsubscribe/{request.path_params['token']}"),
         preferences_url=preferences,
     )
 

@@ -292,6 +292,19 @@ def make_verifier(make_config: Callable[..., Settings]) -> Callable[..., Verifie
     return make
 
 
+def accepted(
+    applied: int = 0, duplicates: int = 0, ignored: int = 0, unknown: int = 0
+) -> dict[str, Any]:
+    """The JSON body the endpoint answers an accepted call with, for these counts."""
+    return {
+        "ok": True,
+        "applied": applied,
+        "duplicates": duplicates,
+        "ignored": ignored,
+        "unknown": unknown,
+    }
+
+
 def call(
     body: bytes, headers: dict[str, str], query: dict[str, str] | None = None
 ) -> WebhookRequest:

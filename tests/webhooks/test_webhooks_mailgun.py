@@ -3,6 +3,8 @@ single-use."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import time
 from collections.abc import Callable
@@ -104,3 +106,14 @@ def test_not_json_and_wrong_content_type(client: TestClient, store: Store) -> No
     )
     assert broken.status_code == 400
     assert webhook_rows(store) == 0
+
+
+def test_a_signed_nan_timestamp_is_not_fresh(client: TestClient, store: Store) -> None:
+    """``float("nan")`` parses and compares false both ways; it must not pass as fresh."""
+    sub = add_subscriber(store, "ana@example.org")
+    body = mailgun_call(KEY, mailgun_failed("ana@example.org"))
+    token = body["signature"]["token"]
+    digest = hmac.new(KEY.encode(), ("nan" + token).encode(), hashlib.sha256).hexdigest()
+    body["signature"].update(timestamp="nan", signature=digest)
+    assert client.post("/webhooks/mailgun", json=body).status_code == 409
+    assert store.subscribers.get(sub.id).status is SubscriberStatus.ACTIVE

@@ -9,11 +9,13 @@ it carries or raises a :class:`~newsletter.errors.WebhookError` subclass that sa
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
@@ -25,16 +27,18 @@ from newsletter.web.webhooks.events import Event
 
 __all__ = [
     "Clock",
+    "Deps",
     "ForbiddenError",
     "PayloadError",
     "ReplayError",
     "SignatureError",
+    "TimestampedVerifier",
     "UpstreamError",
     "Verifier",
     "WebhookRequest",
     "check_fresh",
-    "env_secret",
     "json_body",
+    "unix_time",
 ]
 
 #: seconds since the epoch (``time.time``), injectable so tests can move time
@@ -84,6 +88,31 @@ class WebhookRequest:
         return self.headers.get(name.lower())
 
 
+@dataclass(frozen=True)
+class Deps:
+    """What verifiers are built with besides the config; injected by tests, else defaults.
+
+    One object rather than keyword arguments, so that every adapter's ``from_config``
+    takes the same two parameters and a new dependency is added in one place.
+    """
+
+    #: where secrets are read (``os.environ`` when None)
+    environ: Mapping[str, str] | None = None
+    #: the client for what a verifier fetches (SNS certificates); one per fetch when None
+    http: httpx.Client | None = None
+    clock: Clock | None = None
+
+    def secret(self, provider: str, key: str, var: str) -> str:
+        """The secret in environment variable ``var``, or a ConfigError naming the key."""
+        value = (os.environ if self.environ is None else self.environ).get(var, "").strip()
+        if not value:
+            raise ConfigError(
+                f"webhooks.{provider}.{key}: environment variable {var} is not set "
+                f"(it must hold the {provider} webhook secret)"
+            )
+        return value
+
+
 class Verifier(ABC):
     """Authenticates one provider's webhook calls and parses them into events."""
 
@@ -94,15 +123,8 @@ class Verifier(ABC):
 
     @classmethod
     @abstractmethod
-    def from_config(
-        cls,
-        config: Webhooks,
-        *,
-        environ: Mapping[str, str] | None = None,
-        http: httpx.Client | None = None,
-        clock: Clock | None = None,
-    ) -> Self:
-        """Build from the ``[webhooks]`` table; secrets are read from ``environ``."""
+    def from_config(cls, config: Webhooks, deps: Deps) -> Self:
+        """Build from the ``[webhooks]`` table; secrets are read through ``deps``."""
 
     @abstractmethod
     def verify(self, request: WebhookRequest) -> list[Event]:
@@ -134,24 +156,22 @@ class Verifier(ABC):
         self.close()
 
 
-def env_secret(environ: Mapping[str, str] | None, provider: str, key: str, var: str) -> str:
-    """The secret in environment variable ``var`` or a ConfigError naming the config key."""
-    value = (os.environ if environ is None else environ).get(var, "").strip()
-    if not value:
-        raise ConfigError(
-            f"webhooks.{provider}.{key}: environment variable {var} is not set "
-            f"(it must hold the {provider} webhook secret)"
-        )
-    return value
-
-
 def check_fresh(timestamp: float, now: float, tolerance: int) -> None:
     """Refuse a signed timestamp older (or further ahead) than ``tolerance`` seconds."""
+    if not math.isfinite(timestamp):  # nan compares false both ways and would pass below
+        raise ReplayError(f"timestamp {timestamp!r} is not a finite number")
     age = now - timestamp
     if age > tolerance:
         raise ReplayError(f"timestamp is {int(age)} s old (tolerance {tolerance} s)")
     if -age > tolerance:
         raise ReplayError(f"timestamp is {int(-age)} s in the future (tolerance {tolerance} s)")
+
+
+def unix_time(value: str, header: str) -> int:
+    """A signed Unix-seconds timestamp header's value, or a SignatureError naming it."""
+    if not value.strip().isdigit():
+        raise SignatureError(f"{header} is not a Unix timestamp")
+    return int(value)
 
 
 def json_body(body: bytes) -> Any:
@@ -165,3 +185,18 @@ def json_body(body: bytes) -> Any:
 def default_clock(clock: Clock | None) -> Clock:
     """``clock`` or ``time.time``."""
     return clock or time.time
+
+
+class TimestampedVerifier(Verifier):
+    """A verifier for a provider that signs a timestamp: stale or future calls are replays."""
+
+    def __init__(self, *, tolerance: int, clock: Clock | None = None) -> None:
+        self.tolerance = tolerance
+        self.clock = default_clock(clock)
+
+    def fresh(self, signed_at: float) -> datetime:
+        """The current time (the events' fallback time), once ``signed_at`` is within the
+        tolerance of it; ReplayError otherwise."""
+        now = self.clock()
+        check_fresh(signed_at, now, self.tolerance)
+        return datetime.fromtimestamp(now, UTC)

@@ -11,21 +11,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Self
-
-import httpx
 
 from newsletter.config.webhooks import Webhooks
 from newsletter.web.webhooks.base import (
     Clock,
+    Deps,
     PayloadError,
     SignatureError,
-    Verifier,
+    TimestampedVerifier,
     WebhookRequest,
-    check_fresh,
-    default_clock,
-    env_secret,
     json_body,
 )
 from newsletter.web.webhooks.events import Event, EventKind, from_epoch, refs
@@ -99,30 +95,21 @@ def parse(body: Any, now: datetime) -> list[Event]:
     ]
 
 
-class MailgunVerifier(Verifier):
+class MailgunVerifier(TimestampedVerifier):
     """Checks the HMAC and the timestamp; the token is the request's replay key."""
 
     name = "mailgun"
 
     def __init__(self, signing_key: str, *, tolerance: int, clock: Clock | None = None) -> None:
+        super().__init__(tolerance=tolerance, clock=clock)
         self.signing_key = signing_key
-        self.tolerance = tolerance
-        self.clock = default_clock(clock)
 
     @classmethod
-    def from_config(
-        cls,
-        config: Webhooks,
-        *,
-        environ: Mapping[str, str] | None = None,
-        http: httpx.Client | None = None,
-        clock: Clock | None = None,
-    ) -> Self:
+    def from_config(cls, config: Webhooks, deps: Deps) -> Self:
         """Key from the environment variable named by ``webhooks.mailgun.signing_key_env``."""
         assert config.mailgun is not None
-        var = config.mailgun.signing_key_env
-        key = env_secret(environ, cls.name, "signing_key_env", var)
-        return cls(key, tolerance=config.tolerance_seconds, clock=clock)
+        key = deps.secret(cls.name, "signing_key_env", config.mailgun.signing_key_env)
+        return cls(key, tolerance=config.tolerance_seconds, clock=deps.clock)
 
     def verify(self, request: WebhookRequest) -> list[Event]:
         """HMAC of timestamp + token, timestamp within the tolerance, then the event."""
@@ -135,9 +122,7 @@ class MailgunVerifier(Verifier):
             signed_at = float(timestamp)
         except ValueError as exc:
             raise SignatureError("Mailgun timestamp is not a number") from exc
-        now = self.clock()
-        check_fresh(signed_at, now, self.tolerance)
-        return parse(body, datetime.fromtimestamp(now, UTC))
+        return parse(body, self.fresh(signed_at))
 
     def replay_key(self, request: WebhookRequest) -> str | None:
         """The signature token: Mailgun makes a new one for every call."""

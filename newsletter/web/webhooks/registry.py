@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import httpx
 
 from newsletter.config.webhooks import Webhooks
-from newsletter.web.webhooks.base import Clock, Verifier
+from newsletter.web.webhooks.base import Clock, Deps, Verifier
 from newsletter.web.webhooks.brevo import BrevoVerifier
 from newsletter.web.webhooks.mailgun import MailgunVerifier
 from newsletter.web.webhooks.postmark import PostmarkVerifier
@@ -43,8 +43,9 @@ def build_verifiers(
     A configured provider whose secret variable is unset is a ConfigError, raised here at
     start-up rather than as a 401 on the first real event.
     """
+    deps = Deps(environ=environ, http=http, clock=clock)
     return {
-        name: cls.from_config(config, environ=environ, http=http, clock=clock)
+        name: cls.from_config(config, deps)
         for name, cls in VERIFIERS.items()
         if getattr(config, name) is not None
     }

@@ -15,23 +15,20 @@ import binascii
 import hashlib
 import hmac
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Self
-
-import httpx
 
 from newsletter.config.webhooks import Webhooks
 from newsletter.errors import ConfigError
 from newsletter.web.webhooks.base import (
     Clock,
+    Deps,
     PayloadError,
     SignatureError,
-    Verifier,
+    TimestampedVerifier,
     WebhookRequest,
-    check_fresh,
-    default_clock,
-    env_secret,
     json_body,
+    unix_time,
 )
 from newsletter.web.webhooks.events import Event, EventKind, from_iso, obj, refs
 
@@ -117,29 +114,21 @@ def parse(body: Any, msg_id: str, now: datetime) -> list[Event]:
     ]
 
 
-class ResendVerifier(Verifier):
+class ResendVerifier(TimestampedVerifier):
     """Checks the Svix signature and timestamp; ``svix-id`` is the replay key."""
 
     name = "resend"
 
     def __init__(self, key: bytes, *, tolerance: int, clock: Clock | None = None) -> None:
+        super().__init__(tolerance=tolerance, clock=clock)
         self.key = key
-        self.tolerance = tolerance
-        self.clock = default_clock(clock)
 
     @classmethod
-    def from_config(
-        cls,
-        config: Webhooks,
-        *,
-        environ: Mapping[str, str] | None = None,
-        http: httpx.Client | None = None,
-        clock: Clock | None = None,
-    ) -> Self:
+    def from_config(cls, config: Webhooks, deps: Deps) -> Self:
         """Secret from the environment variable named by ``webhooks.resend.secret_env``."""
         assert config.resend is not None
-        secret = env_secret(environ, cls.name, "secret_env", config.resend.secret_env)
-        return cls(decode_secret(secret), tolerance=config.tolerance_seconds, clock=clock)
+        secret = deps.secret(cls.name, "secret_env", config.resend.secret_env)
+        return cls(decode_secret(secret), tolerance=config.tolerance_seconds, clock=deps.clock)
 
     def verify(self, request: WebhookRequest) -> list[Event]:
         """One of the ``v1`` signatures must match; the timestamp within the tolerance."""
@@ -155,11 +144,8 @@ class ResendVerifier(Verifier):
             matched |= hmac.compare_digest(expected, candidate.encode("utf-8"))
         if not matched:
             raise SignatureError("Svix signature does not match")
-        if not timestamp.strip().isdigit():
-            raise SignatureError("svix-timestamp is not a Unix timestamp")
-        now = self.clock()
-        check_fresh(int(timestamp), now, self.tolerance)
-        return parse(json_body(request.body), msg_id, datetime.fromtimestamp(now, UTC))
+        now = self.fresh(unix_time(timestamp, "svix-timestamp"))
+        return parse(json_body(request.body), msg_id, now)
 
     def replay_key(self, request: WebhookRequest) -> str | None:
         """The Svix message id."""

@@ -12,10 +12,9 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Self
 
-import httpx
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -24,14 +23,13 @@ from newsletter.config.webhooks import Webhooks
 from newsletter.errors import ConfigError
 from newsletter.web.webhooks.base import (
     Clock,
+    Deps,
     PayloadError,
     SignatureError,
-    Verifier,
+    TimestampedVerifier,
     WebhookRequest,
-    check_fresh,
-    default_clock,
-    env_secret,
     json_body,
+    unix_time,
 )
 from newsletter.web.webhooks.events import Event, EventKind, from_epoch, refs
 
@@ -118,7 +116,7 @@ def parse(body: Any, now: datetime) -> list[Event]:
     return events
 
 
-class SendgridVerifier(Verifier):
+class SendgridVerifier(TimestampedVerifier):
     """Checks the ECDSA signature and the timestamp, then parses the event array."""
 
     name = "sendgrid"
@@ -126,24 +124,16 @@ class SendgridVerifier(Verifier):
     def __init__(
         self, public_key: ec.EllipticCurvePublicKey, *, tolerance: int, clock: Clock | None = None
     ) -> None:
+        super().__init__(tolerance=tolerance, clock=clock)
         self.public_key = public_key
-        self.tolerance = tolerance
-        self.clock = default_clock(clock)
 
     @classmethod
-    def from_config(
-        cls,
-        config: Webhooks,
-        *,
-        environ: Mapping[str, str] | None = None,
-        http: httpx.Client | None = None,
-        clock: Clock | None = None,
-    ) -> Self:
+    def from_config(cls, config: Webhooks, deps: Deps) -> Self:
         """Key from the environment variable named by ``webhooks.sendgrid.public_key_env``."""
         assert config.sendgrid is not None
         var = config.sendgrid.public_key_env
-        key = load_public_key(env_secret(environ, cls.name, "public_key_env", var))
-        return cls(key, tolerance=config.tolerance_seconds, clock=clock)
+        key = load_public_key(deps.secret(cls.name, "public_key_env", var))
+        return cls(key, tolerance=config.tolerance_seconds, clock=deps.clock)
 
     def verify(self, request: WebhookRequest) -> list[Event]:
         """Signature over timestamp + body, timestamp within the tolerance, then the events."""
@@ -158,8 +148,5 @@ class SendgridVerifier(Verifier):
             )
         except (InvalidSignature, binascii.Error, ValueError) as exc:
             raise SignatureError("SendGrid signature does not match") from exc
-        if not timestamp.strip().isdigit():
-            raise SignatureError(f"{TIMESTAMP_HEADER} is not a Unix timestamp")
-        now = self.clock()
-        check_fresh(int(timestamp), now, self.tolerance)
-        return parse(json_body(request.body), datetime.fromtimestamp(now, UTC))
+        now = self.fresh(unix_time(timestamp, TIMESTAMP_HEADER))
+        return parse(json_body(request.body), now)

@@ -14,10 +14,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Self
 
-import httpx
-
 from newsletter.config.webhooks import Webhooks
-from newsletter.web.webhooks.base import Clock, PayloadError
+from newsletter.web.webhooks.base import Deps, PayloadError
 from newsletter.web.webhooks.events import Event, EventKind, from_iso, obj, refs
 from newsletter.web.webhooks.sns import SnsVerifier
 
@@ -112,14 +110,7 @@ class SesVerifier(SnsVerifier):
     name = "ses"
 
     @classmethod
-    def from_config(
-        cls,
-        config: Webhooks,
-        *,
-        environ: Mapping[str, str] | None = None,
-        http: httpx.Client | None = None,
-        clock: Clock | None = None,
-    ) -> Self:
+    def from_config(cls, config: Webhooks, deps: Deps) -> Self:
         """Topics and regions from ``[webhooks.ses]`` (SNS needs no secret of ours)."""
         assert config.ses is not None
         return cls(
@@ -127,8 +118,8 @@ class SesVerifier(SnsVerifier):
             config.ses.allowed_regions(),
             tolerance=config.tolerance_seconds,
             confirm_subscriptions=config.ses.confirm_subscriptions,
-            http=http,
-            clock=clock,
+            http=deps.http,
+            clock=deps.clock,
         )
 
     def parse_message(self, message: str, message_id: str, now: datetime) -> list[Event]:

@@ -13,20 +13,17 @@ import base64
 import binascii
 import hmac
 from abc import abstractmethod
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Self
-
-import httpx
 
 from newsletter.config.webhooks import SharedSecretWebhook, Webhooks
 from newsletter.web.webhooks.base import (
     Clock,
+    Deps,
     SignatureError,
     Verifier,
     WebhookRequest,
     default_clock,
-    env_secret,
     json_body,
 )
 from newsletter.web.webhooks.events import Event
@@ -94,19 +91,12 @@ class SharedSecretVerifier(Verifier):
         self.clock = default_clock(clock)
 
     @classmethod
-    def from_config(
-        cls,
-        config: Webhooks,
-        *,
-        environ: Mapping[str, str] | None = None,
-        http: httpx.Client | None = None,
-        clock: Clock | None = None,
-    ) -> Self:
+    def from_config(cls, config: Webhooks, deps: Deps) -> Self:
         """Scheme from ``[webhooks.<name>]``, the secret from its ``secret_env`` variable."""
         table = getattr(config, cls.name)
         assert isinstance(table, SharedSecretWebhook)
-        secret = env_secret(environ, cls.name, "secret_env", table.secret_env)
-        return cls(SharedSecretAuth(table, secret), clock=clock)
+        secret = deps.secret(cls.name, "secret_env", table.secret_env)
+        return cls(SharedSecretAuth(table, secret), clock=deps.clock)
 
     @abstractmethod
     def parse(self, body: Any, now: datetime) -> list[Event]:

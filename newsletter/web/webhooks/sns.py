@@ -35,11 +35,9 @@ from newsletter.web.webhooks.base import (
     ForbiddenError,
     PayloadError,
     SignatureError,
+    TimestampedVerifier,
     UpstreamError,
-    Verifier,
     WebhookRequest,
-    check_fresh,
-    default_clock,
     json_body,
 )
 from newsletter.web.webhooks.events import Event
@@ -97,7 +95,7 @@ def canonical_string(message: Mapping[str, Any]) -> str:
     )
 
 
-class SnsVerifier(Verifier):
+class SnsVerifier(TimestampedVerifier):
     """Verifies SNS messages; subclasses turn a notification's ``Message`` into events."""
 
     content_types: ClassVar[tuple[str, ...]] = ("text/plain", "application/json")
@@ -112,12 +110,11 @@ class SnsVerifier(Verifier):
         http: httpx.Client | None = None,
         clock: Clock | None = None,
     ) -> None:
+        super().__init__(tolerance=tolerance, clock=clock)
         self.topic_arns = frozenset(topic_arns)
         self.regions = frozenset(regions)
-        self.tolerance = tolerance
         self.confirm_subscriptions = confirm_subscriptions
         self.http = http
-        self.clock = default_clock(clock)
         self._certs: OrderedDict[str, rsa.RSAPublicKey] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -141,9 +138,7 @@ class SnsVerifier(Verifier):
             url = msg.get("SubscribeURL")
             if not isinstance(url, str) or sns_url_region(url, SUBSCRIBE_URL, {region}) is None:
                 raise SignatureError("SubscribeURL is not an Amazon SNS URL of the topic's region")
-        now = self.clock()
-        signed_at = _timestamp(msg["Timestamp"])
-        check_fresh(signed_at.timestamp(), now, self.tolerance)
+        now = self.fresh(_timestamp(msg["Timestamp"]).timestamp())
         self._check_signature(msg, now)
         if msg["Type"] == "SubscriptionConfirmation":
             self._confirm(msg)
@@ -151,9 +146,7 @@ class SnsVerifier(Verifier):
         if msg["Type"] == "UnsubscribeConfirmation":
             log.warning("SNS: the subscription to %s was removed", msg["TopicArn"])
             return []
-        return self.parse_message(
-            msg["Message"], msg["MessageId"], datetime.fromtimestamp(now, UTC)
-        )
+        return self.parse_message(msg["Message"], msg["MessageId"], now)
 
     def replay_key(self, request: WebhookRequest) -> str | None:
         """The SNS MessageId (SNS re-sends a failed delivery with the same id)."""
@@ -178,7 +171,7 @@ class SnsVerifier(Verifier):
             raise SignatureError(f"unsupported SNS SignatureVersion {msg['SignatureVersion']!r}")
         return msg
 
-    def _check_signature(self, msg: Mapping[str, Any], now: float) -> None:
+    def _check_signature(self, msg: Mapping[str, Any], now: datetime) -> None:
         key = self._public_key(msg["SigningCertURL"], now)
         try:
             key.verify(
@@ -190,7 +183,7 @@ class SnsVerifier(Verifier):
         except (InvalidSignature, binascii.Error, ValueError) as exc:
             raise SignatureError("SNS signature does not match") from exc
 
-    def _public_key(self, url: str, now: float) -> rsa.RSAPublicKey:
+    def _public_key(self, url: str, now: datetime) -> rsa.RSAPublicKey:
         with self._lock:
             cached = self._certs.get(url)
         if cached is not None:
@@ -202,8 +195,7 @@ class SnsVerifier(Verifier):
             cert = x509.load_pem_x509_certificate(response.content)
         except ValueError as exc:
             raise UpstreamError(f"SNS signing certificate {url}: not a PEM certificate") from exc
-        moment = datetime.fromtimestamp(now, UTC)
-        if not cert.not_valid_before_utc <= moment <= cert.not_valid_after_utc:
+        if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
             raise SignatureError(f"SNS signing certificate {url} is not valid now")
         key = cert.public_key()
         if not isinstance(key, rsa.RSAPublicKey):
