@@ -1,17 +1,25 @@
 """The digest pipeline: gather -> select -> edition -> render per locale -> plan -> send.
 
-The functions here only call the stages in order; each stage lives in its own module.
+The functions here only call the stages in order; each stage lives in its own module
+(what goes into an edition: :mod:`newsletter.stories`).
 Running ``run_digest`` twice in a period does not send twice: the edition is keyed by
 (segment, period) in the store, and an unfinished edition is resumed from its rows.
+
+A ``stop`` event (a ``threading.Event``, set from another thread, e.g. the scheduler's on
+SIGTERM) ends a run early without losing anything: no new batch starts once it is set,
+batches already handed to the provider are recorded, a wait for retries ends, and
+segments not yet started are left for the next run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from newsletter.compose import Composer, Recipient, view_url
@@ -19,29 +27,25 @@ from newsletter.config import Segment, Settings
 from newsletter.delivery import Sender, SendReport, utcnow
 from newsletter.errors import DuplicateEditionError, EditionError, NewsletterError
 from newsletter.gather import GatherReport, gather
-from newsletter.models import Edition, EditionStatus, Item, RenderedVariant, ResultStatus
+from newsletter.models import Edition, EditionStatus, RenderedVariant, ResultStatus
 from newsletter.preview import PageEntry, write_index, write_variant, write_variant_pages
 from newsletter.providers import build_provider
 from newsletter.providers.base import Provider
 from newsletter.providers.outbox import OutboxProvider
 from newsletter.render import Renderer
 from newsletter.segments import recipients
-from newsletter.select import (
-    Story,
-    entries_for,
-    group_stories,
-    lookback,
-    new_stories,
-    period_key,
-    period_label,
-)
+from newsletter.select import Story, entries_for, period_key, period_label, skip_reason
 from newsletter.store import Store
+from newsletter.stories import MANUAL_PREFIX, select_stories, stories_of
 from newsletter.subscribers import ImportReport, sync_lists
 from newsletter.tokens import TokenSigner, load_secrets
 from newsletter.translate import build_translator, translate_missing
 from newsletter.translate.base import Translator
 
 log = logging.getLogger("newsletter.digest")
+
+#: how often a running send looks at the thread-side stop event, in seconds
+STOP_POLL = 0.2
 
 
 @dataclass
@@ -57,6 +61,8 @@ class SegmentResult:
     skipped: str | None = None
     sent: SendReport | None = None
     resumed: bool = False
+    #: a stop ended the run before this segment was done; the next run continues it
+    stopped: bool = False
 
 
 @dataclass
@@ -74,48 +80,33 @@ def signer_for(settings: Settings) -> TokenSigner:
     return TokenSigner(load_secrets(settings.security.secret_key_env, settings.paths.var))
 
 
-def stories_of(store: Store, items: Sequence[Item], default_lang: str) -> list[Story]:
-    """Stories for ``items`` with every stored language variant, in the given order."""
-    keys = {i.translation_key for i in items if i.translation_key}
-    siblings = store.items.by_translation_keys(keys) if keys else {}
-    pool = {i.id: i for i in items}
-    for group in siblings.values():
-        pool.update({i.id: i for i in group})
-    by_key = {s.key: s for s in group_stories(pool.values(), default_lang)}
-    order = list(dict.fromkeys(i.group_key for i in items))
-    return [by_key[k] for k in order]
+@contextlib.asynccontextmanager
+async def watching(stop: threading.Event | None) -> AsyncIterator[asyncio.Event | None]:
+    """An asyncio event set (within :data:`STOP_POLL` s) once the thread-side ``stop`` is.
 
+    ``threading.Event`` has no callback to hook, and setting an asyncio event from another
+    thread is unsafe, so a task on this loop looks at it; it ends with the block.
+    """
+    if stop is None:
+        yield None
+        return
+    seen = asyncio.Event()
 
-def select_stories(
-    settings: Settings,
-    store: Store,
-    segment: Segment,
-    now: datetime,
-    item_ids: Sequence[int] | None = None,
-) -> list[Story]:
-    """This period's new stories for ``segment`` (or exactly ``item_ids`` when given)."""
-    default = settings.locales.default
-    if item_ids:
-        return stories_of(store, store.items.get_many(item_ids), default)
-    since = now - lookback(segment)
-    candidates = store.items.list(since=since - timedelta(days=1))
-    stories = stories_of(store, candidates, default)
-    return new_stories(
-        stories,
-        sent=store.editions.sent_group_keys(segment.name),
-        since=since,
-        sources=segment.sources,
-        limit=settings.render.max_items,
-    )
+    async def watch() -> None:
+        while not stop.is_set():
+            await asyncio.sleep(STOP_POLL)
+        log.info("stop requested: no new batch is started")
+        seen.set()
 
-
-def _skip_reason(segment: Segment, stories: Sequence[Story]) -> str | None:
-    """Why ``segment`` gets no edition with ``stories``, or None when it does."""
-    if len(stories) >= max(segment.min_items, 1):
-        return None
-    if not stories:
-        return "nothing new"
-    return f"{len(stories)} new item(s), fewer than min_items={segment.min_items}"
+    if stop.is_set():
+        seen.set()
+    task = asyncio.create_task(watch())
+    try:
+        yield seen
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _recipient_locales(settings: Settings, store: Store, segment: Segment) -> dict[str, int]:
@@ -127,7 +118,11 @@ def _recipient_locales(settings: Settings, store: Store, segment: Segment) -> di
 
 
 class Digest:
-    """Runs the pipeline for the configured segments with injected parts."""
+    """Runs the pipeline for the configured segments with injected parts.
+
+    ``stop``, set from another thread, ends a send after the batches in flight are
+    recorded and keeps segments not yet started from starting (module docstring).
+    """
 
     def __init__(
         self,
@@ -140,6 +135,7 @@ class Digest:
         translator: Translator | None = None,
         clock: Callable[[], datetime] = utcnow,
         on_progress: Callable[[str, int, int], None] | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -150,6 +146,7 @@ class Digest:
         self._send_signer = signer
         self.clock = clock
         self.on_progress = on_progress
+        self.stop = stop
         # None when machine translation is off; a missing API key fails here, at start
         self.translator = translator or build_translator(settings)
         self._own_translator = translator is None
@@ -215,7 +212,7 @@ class Digest:
         stories = select_stories(self.settings, self.store, segment, now, item_ids)
         res.items = len(stories)
         res.recipients = _recipient_locales(self.settings, self.store, segment)
-        res.skipped = _skip_reason(segment, stories)
+        res.skipped = skip_reason(segment, stories)
         if res.skipped:
             return res
         # with nobody in the segment yet, show every locale rather than none
@@ -255,7 +252,7 @@ class Digest:
         now = self.clock()
         period = period_key(segment, now)
         if item_ids:
-            period = f"manual-{now:%Y%m%dT%H%M%S}"
+            period = f"{MANUAL_PREFIX}{now:%Y%m%dT%H%M%S}"
         res = SegmentResult(segment.name, period)
         edition = self.store.editions.find(segment.name, period)
         if edition is not None and edition.status is EditionStatus.FINISHED:
@@ -269,7 +266,7 @@ class Digest:
         if edition is None:
             stories = select_stories(self.settings, self.store, segment, now, item_ids)
             res.items = len(stories)
-            res.skipped = _skip_reason(segment, stories)
+            res.skipped = skip_reason(segment, stories)
             if res.skipped:
                 return res
             try:
@@ -333,9 +330,15 @@ class Digest:
             if self.on_progress:
                 self.on_progress(segment.name, n, total)
 
-        res.sent = await sender.send(
-            self.store.editions.get(edition.id), variants=variants, on_progress=progress
-        )
+        async with watching(self.stop) as stop:
+            res.sent = await sender.send(
+                self.store.editions.get(edition.id),
+                variants=variants,
+                on_progress=progress,
+                stop=stop,
+            )
+        # stopped just as the last batch was recorded: nothing is left to continue
+        res.stopped = res.sent.stopped and not res.sent.finished
         return res
 
     async def run(
@@ -358,6 +361,10 @@ class Digest:
                 results.append(await self.test_send(segment, test_to, item_ids))
             elif dry_run:
                 results.append(self.dry_run(segment, item_ids))
+            elif self.stop is not None and self.stop.is_set():
+                period = period_key(segment, self.clock())
+                skipped = "not started: stopping"
+                results.append(SegmentResult(segment.name, period, skipped=skipped, stopped=True))
             else:
                 results.append(await self.run_segment(segment, item_ids))
         return results
@@ -387,13 +394,18 @@ def run_digest(
     test_to: str | None = None,
     do_gather: bool = True,
     on_progress: Callable[[str, int, int], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> DigestReport:
-    """Gather, then build and send this period's edition for each segment."""
+    """Gather, then build and send this period's edition for each segment.
+
+    Setting ``stop`` (from another thread) ends the run early and loses nothing: see the
+    module docstring; the results say which segments were ``stopped``.
+    """
     own_store = store is None
     store = store or Store.open(settings.database_url())
     try:
         # built first: a missing catalog or a broken template fails before any work is done
-        digest = Digest(settings, store, provider=provider, on_progress=on_progress)
+        digest = Digest(settings, store, provider=provider, on_progress=on_progress, stop=stop)
         lists = sync_lists(settings, store, utcnow()) if not dry_run else {}
         gathered = gather(settings, store) if do_gather and not item_ids else None
 

@@ -5,6 +5,11 @@ config id, and for one-off runs the time they stand for). :func:`run_job` hands 
 to the :class:`Jobs` of the scheduler serving in this process. A run only calls
 :func:`newsletter.gather.gather` or :func:`newsletter.digest.run_digest`; skipping when
 nothing is new, ``min_items`` and the (segment, period) key are theirs.
+
+Stopping: the process's stop event goes to ``run_digest``, which starts no new batch
+once it is set, records the batches in flight and cuts a wait for retries short; a gather
+stops after the source it is on. Either run is then recorded as ``interrupted`` and
+continued on the next start.
 """
 
 from __future__ import annotations
@@ -49,7 +54,10 @@ def utcnow() -> datetime:
 
 
 class StopRequested(Exception):
-    """Raised from a progress callback once a stop was asked for: the batch is recorded."""
+    """Raised from gather's per-source callback once a stop was asked for.
+
+    ``gather`` takes no stop event; the source before the raise is already stored.
+    """
 
 
 def run_job(job_id: str, scheduled_for: str | None = None) -> None:
@@ -135,9 +143,18 @@ class Outcome:
 
 
 def digest_outcome(settings: Settings, report: DigestReport, now: datetime) -> Outcome:
-    """Summarise a digest run; ``on_empty = "error"`` turns "nothing new" into a failure."""
+    """Summarise a digest run; ``on_empty = "error"`` turns "nothing new" into a failure.
+
+    A run a stop cut short is ``interrupted`` (the next start continues it, and the
+    segments it finished skip then), whatever else happened in it.
+    """
     parts, statuses, follow = [], set(), None
     for res in report.segments:
+        if res.stopped:
+            statuses.add(RunStatus.INTERRUPTED)
+        if res.stopped and res.sent is None:
+            parts.append(f"{res.segment}: {res.skipped}")
+            continue
         if res.skipped:
             segment = settings.segment(res.segment)
             empty = res.edition_id is None and res.items < max(segment.min_items, 1)
@@ -151,7 +168,9 @@ def digest_outcome(settings: Settings, report: DigestReport, now: datetime) -> O
         text = f"{res.segment}: edition {res.edition_id}{' resumed' if res.resumed else ''}"
         text += f" ({counts or 'no recipients'})"
         statuses.add(RunStatus.DONE)
-        if not res.sent.finished:
+        if res.stopped:
+            text += ", stopped: continues on the next start"
+        elif not res.sent.finished:
             at = res.sent.next_retry_at or now + CONTINUE_AFTER
             follow = at if follow is None else min(follow, at)
             text += f", unfinished: continues at {at:%Y-%m-%d %H:%M} UTC"
@@ -162,7 +181,7 @@ def digest_outcome(settings: Settings, report: DigestReport, now: datetime) -> O
         if imported.errors:
             parts.append(f"list {name}: {len(imported.errors)} bad row(s): {imported.errors[0]}")
     status = next(
-        (s for s in (RunStatus.FAILED, RunStatus.DONE, RunStatus.SKIPPED) if s in statuses),
+        (s for s in (RunStatus.INTERRUPTED, RunStatus.FAILED, RunStatus.DONE) if s in statuses),
         RunStatus.SKIPPED,
     )
     return Outcome(status, "; ".join(parts) or "no segments", follow)
@@ -172,7 +191,8 @@ class Jobs:
     """Runs the configured jobs of this process, one run at a time, and records each run.
 
     ``defer`` schedules a one-off run (a wait for the send window, the continuation of an
-    unfinished send); ``stop`` is checked after every recorded batch and gathered source.
+    unfinished send); ``stop`` is handed to each digest and checked after each gathered
+    source.
     """
 
     def __init__(
@@ -236,7 +256,7 @@ class Jobs:
         try:
             outcome = self._gather() if job.job == "gather" else self._digest(job)
         except StopRequested:
-            outcome = Outcome(RunStatus.INTERRUPTED, "stopped after a recorded batch")
+            outcome = Outcome(RunStatus.INTERRUPTED, "gather stopped after a stored source")
         except NewsletterError as exc:
             outcome = Outcome(RunStatus.FAILED, str(exc))
         except Exception as exc:  # a bug in one run must not stop the scheduler
@@ -247,11 +267,6 @@ class Jobs:
         runs.finish(run_id, outcome.status, outcome.detail, utcnow())
         level = logging.ERROR if outcome.status is RunStatus.FAILED else logging.INFO
         log.log(level, "job %r: %s: %s", job.id, outcome.status.value, outcome.detail)
-
-    def check_stop(self, *_: Any) -> None:
-        """Called by the library after each recorded batch (or gathered source)."""
-        if self.stop.is_set():
-            raise StopRequested
 
     def _gather(self) -> Outcome:
         if self._http is None:
@@ -264,13 +279,14 @@ class Jobs:
         return Outcome(RunStatus.FAILED if bad else RunStatus.DONE, text)
 
     def _on_source(self, _report: SourceReport) -> None:
-        self.check_stop()
+        if self.stop.is_set():
+            raise StopRequested
 
     def _digest(self, job: ScheduleJob) -> Outcome:
         report = run_digest(
             self.settings,
             store=self.store,
             segments=[job.segment] if job.segment else None,
-            on_progress=self.check_stop,
+            stop=self.stop,
         )
         return digest_outcome(self.settings, report, utcnow())

@@ -10,8 +10,9 @@ beyond it is recorded as ``missed`` and logged. What one run does is :mod:`newsl
 
 Why ``BackgroundScheduler``: the main thread keeps the signal handlers, the heartbeat and
 the orderly stop (the scheduler's own thread only starts jobs). On SIGTERM/SIGINT the
-running job stops after its current batch is recorded; the run is marked ``interrupted``
-and continued on the next start, within the grace period.
+running job starts no new batch, records those in flight and returns (from a wait for
+retries too); the run is marked ``interrupted`` and continued on the next start, within
+the grace period.
 """
 
 from __future__ import annotations

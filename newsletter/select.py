@@ -17,11 +17,35 @@ from newsletter.models import DigestEntry, Item
 LOOKBACK = {"day": timedelta(days=1), "week": timedelta(days=7), "month": timedelta(days=31)}
 
 
+#: without ``lookback_days``, stories held back carry over for at most this many periods
+CARRY_OVER_PERIODS = 4
+
+
 def lookback(segment: Segment) -> timedelta:
     """How old an item may be and still be new for ``segment``."""
     if segment.lookback_days is not None:
         return timedelta(days=segment.lookback_days)
     return LOOKBACK[segment.period]
+
+
+def window_start(segment: Segment, now: datetime, last_edition: datetime | None) -> datetime:
+    """The oldest publication time a story may have to go into ``segment``'s edition now.
+
+    One lookback back; with an earlier edition, back to when it was created if that is
+    earlier, so stories held back in a skipped period (``min_items``, a run missed
+    beyond its grace) carry over to the next edition. The caller leaves out what earlier
+    editions gave. Never further back than ``lookback_days`` when configured (the
+    operator's limit on how old news may be), else :data:`CARRY_OVER_PERIODS` periods.
+    A segment without an edition yet looks back one lookback.
+    """
+    start = now - lookback(segment)
+    if last_edition is None:
+        return start
+    if segment.lookback_days is not None:
+        cap = now - timedelta(days=segment.lookback_days)
+    else:
+        cap = now - CARRY_OVER_PERIODS * LOOKBACK[segment.period]
+    return max(cap, min(start, last_edition))
 
 
 @dataclass(frozen=True)
@@ -105,6 +129,15 @@ def new_stories(
         and (not sources or any(v.source in sources for v in s.variants))
     ]
     return picked[:limit]
+
+
+def skip_reason(segment: Segment, stories: Sequence[Story]) -> str | None:
+    """Why ``segment`` gets no edition with ``stories``, or None when it does."""
+    if len(stories) >= max(segment.min_items, 1):
+        return None
+    if not stories:
+        return "nothing new"
+    return f"{len(stories)} new item(s), fewer than min_items={segment.min_items}"
 
 
 def entries_for(stories: Sequence[Story], chain: Sequence[str]) -> list[DigestEntry]:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from newsletter.config import Settings
-from newsletter.digest import Digest, SegmentResult, select_stories
+from newsletter.digest import Digest, SegmentResult
 from newsletter.gather import gather
 from newsletter.models import (
     DeliveryStatus,
@@ -25,6 +25,7 @@ from newsletter.models import (
 )
 from newsletter.providers.outbox import OutboxProvider
 from newsletter.store import Store
+from newsletter.stories import select_stories
 from newsletter.subscribers import sync_lists
 from newsletter.tokens import TokenSigner
 

@@ -1,4 +1,6 @@
-"""`newsletter run` as a real process: one per database, and SIGTERM mid-send loses nothing."""
+"""`newsletter run` as a real process: one per database; SIGTERM mid-send loses nothing,
+starts no other batch and ends a wait for retries at once.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +10,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import time_machine
 
-from newsletter.config import load
+from newsletter.config import Settings, load
 from newsletter.errors import SchedulerError
 from newsletter.models import DeliveryStatus, EditionStatus
 from newsletter.runner import Runner
@@ -70,19 +73,27 @@ segment = "members"
 cron = "0 * * * *"
 """
 
-# the provider of the child process: the outbox, slowed down (so a signal lands mid-send)
-# and recording every message it is handed, so a duplicate cannot hide behind a rewrite
+# the provider of the child process: the outbox, recording every message it is handed (so
+# a duplicate cannot hide behind a rewrite); with BATCH_GATE each batch stays at the
+# "provider" until that file exists, so a signal lands mid-send; with BUSY every message
+# is answered "try again later"
 CHILD = """\
 import asyncio, os, sys
+from newsletter.models import ResultStatus, SendResult
 from newsletter.providers import PROVIDERS
 from newsletter.providers.outbox import OutboxProvider
 
 class RecordingOutbox(OutboxProvider):
     async def send_batch(self, messages):
-        results = await super().send_batch(messages)
+        if os.environ.get("BUSY"):
+            results = [SendResult(m.delivery_id, ResultStatus.RETRYABLE) for m in messages]
+        else:
+            results = await super().send_batch(messages)
         with open(os.environ["RECORD_LOG"], "a", encoding="utf-8") as fh:
             fh.writelines(f"{m.delivery_id} {m.to_email}\\n" for m in messages)
-        await asyncio.sleep(float(os.environ.get("BATCH_PAUSE", "0")))
+        gate = os.environ.get("BATCH_GATE")
+        while gate and not os.path.exists(gate):
+            await asyncio.sleep(0.02)
         return results
 
 PROVIDERS["outbox"] = RecordingOutbox
@@ -94,8 +105,25 @@ main()
 READERS = 40
 
 
+@dataclass
+class Child:
+    """A `newsletter run` child process; its stderr goes to a file the test can read."""
+
+    proc: subprocess.Popen[str]
+    err_path: Path
+
+    def err(self) -> str:
+        """What the child has logged so far."""
+        return self.err_path.read_text(encoding="utf-8")
+
+    def finish(self, timeout: float = 30.0) -> str:
+        """Wait for the child to exit; its whole stderr."""
+        self.proc.wait(timeout=timeout)
+        return self.err()
+
+
 @pytest.fixture
-def setup(tmp_path: Path, db_url: str) -> Iterator[Callable[..., subprocess.Popen[str]]]:
+def setup(tmp_path: Path, db_url: str) -> Iterator[Callable[..., Child]]:
     """A config on disk and a way to start `newsletter run` children on it."""
     (tmp_path / "config.toml").write_text(
         CONFIG.format(db_url=db_url, templates=ROOT / "templates"), encoding="utf-8"
@@ -112,37 +140,43 @@ def setup(tmp_path: Path, db_url: str) -> Iterator[Callable[..., subprocess.Pope
         encoding="utf-8",
     )
     (tmp_path / "child.py").write_text(CHILD, encoding="utf-8")
-    children: list[subprocess.Popen[str]] = []
+    children: list[Child] = []
 
-    def start(pause: float = 0.0) -> subprocess.Popen[str]:
+    def start(gate: Path | None = None, busy: bool = False) -> Child:
         env = {
             **os.environ,
             "NEWSLETTER_SECRET_KEY": "process-test-key",
             "RECORD_LOG": str(tmp_path / "sent.log"),
-            "BATCH_PAUSE": str(pause),
+            "BATCH_GATE": str(gate or ""),
+            "BUSY": "1" if busy else "",
+            # log lines unwrapped, whatever terminal the tests run in
+            "COLUMNS": "200",
         }
-        child = subprocess.Popen(
-            [
-                sys.executable,
-                str(tmp_path / "child.py"),
-                "-c",
-                str(tmp_path / "config.toml"),
-                "run",
-            ],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        err_path = tmp_path / f"child{len(children)}.err"
+        with err_path.open("w", encoding="utf-8") as err:
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    str(tmp_path / "child.py"),
+                    "-c",
+                    str(tmp_path / "config.toml"),
+                    "run",
+                ],
+                cwd=tmp_path,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                text=True,
+            )
+        child = Child(proc, err_path)
         children.append(child)
         return child
 
     yield start
     for child in children:
-        if child.poll() is None:
-            child.kill()
-        child.communicate(timeout=10)
+        if child.proc.poll() is None:
+            child.proc.kill()
+        child.proc.wait(timeout=10)
 
 
 def wait_for(check: Callable[[], object], timeout: float = 30.0) -> None:
@@ -157,24 +191,45 @@ def holder(store: Store) -> str | None:
     return None if lock is None else lock.holder
 
 
+def lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def due_now(settings: Settings, store: Store, tmp_path: Path) -> datetime:
+    """A news item from yesterday and the jobs registered 90 minutes ago.
+
+    The hourly digest fell due since, within the grace period: a child runs it at once.
+    """
+    real_now = datetime.now(UTC)
+    (tmp_path / "news" / "item.bg.md").write_text(
+        f'---\ntitle: "Новина"\ndate: {(real_now - timedelta(days=1)).isoformat()}\n---\nТекст.\n',
+        encoding="utf-8",
+    )
+    with time_machine.travel(real_now - timedelta(minutes=90), tick=False):
+        runner = Runner(settings, store)
+        runner.start()
+        runner.shutdown()
+    return real_now
+
+
 def test_a_second_scheduler_process_is_refused_and_a_crashed_one_does_not_block(
-    setup: Callable[..., subprocess.Popen[str]], tmp_path: Path
+    setup: Callable[..., Child], tmp_path: Path
 ) -> None:
     settings = load(tmp_path / "config.toml")
     with Store.open(settings.database_url()) as store:
         first = setup()
         wait_for(lambda: holder(store))
-        assert f":{first.pid}:" in (holder(store) or "")
+        assert f":{first.proc.pid}:" in (holder(store) or "")
         second = setup()
-        _, err = second.communicate(timeout=30)
-        assert second.returncode == 1
-        lines = err.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: another scheduler is running (")
-        assert f":{first.pid}:" in lines[0] and "last heartbeat" in lines[0]
-        assert first.poll() is None
+        err = second.finish()
+        assert second.proc.returncode == 1
+        (line,) = err.strip().splitlines()
+        assert line.startswith("error: another scheduler is running (")
+        assert f":{first.proc.pid}:" in line and "last heartbeat" in line
+        assert first.proc.poll() is None
         # a crash (SIGKILL) leaves the lock behind: refused until it lapses (lock_ttl 3s)
-        first.kill()
-        first.wait(timeout=10)
+        first.proc.kill()
+        first.proc.wait(timeout=10)
         runner = Runner(settings, store)
         with pytest.raises(SchedulerError, match="another scheduler is running"):
             runner.start()
@@ -187,36 +242,32 @@ def test_a_second_scheduler_process_is_refused_and_a_crashed_one_does_not_block(
         assert holder(store) is None
 
 
-def test_sigterm_during_a_send_loses_nothing(
-    setup: Callable[..., subprocess.Popen[str]], tmp_path: Path
+def test_sigterm_during_a_send_loses_nothing_and_starts_no_other_batch(
+    setup: Callable[..., Child], tmp_path: Path
 ) -> None:
     settings = load(tmp_path / "config.toml")
     log = tmp_path / "sent.log"
-    real_now = datetime.now(UTC)
-    (tmp_path / "news" / "item.bg.md").write_text(
-        f'---\ntitle: "Новина"\ndate: {(real_now - timedelta(days=1)).isoformat()}\n---\nТекст.\n',
-        encoding="utf-8",
-    )
+    gate = tmp_path / "gate"
     with Store.open(settings.database_url()) as store:
-        # the jobs were registered 90 minutes ago: an hourly digest fell due since, within
-        # the grace period, so the child runs it as soon as it starts
-        with time_machine.travel(real_now - timedelta(minutes=90), tick=False):
-            runner = Runner(settings, store)
-            runner.start()
-            runner.shutdown()
-        child = setup(pause=0.25)
-        wait_for(lambda: log.exists() and log.read_text().count("\n") >= 5)
-        child.send_signal(signal.SIGTERM)
-        _, err = child.communicate(timeout=30)
-        assert child.returncode == 0, err
+        due_now(settings, store, tmp_path)
+        child = setup(gate=gate)
+        # the first batch is at the provider, held there until the gate opens
+        wait_for(lambda: len(lines(log)) >= 5)
+        child.proc.send_signal(signal.SIGTERM)
+        # the send has seen the stop: from here on no batch may start
+        wait_for(lambda: "stop requested: no new batch is started" in child.err())
+        assert len(lines(log)) == 5
+        gate.touch()
+        err = child.finish()
+        assert child.proc.returncode == 0, err
         assert "SIGTERM: finishing the current batch, then stopping" in err
         (edition,) = store.editions.list(segment="members")
-        counts = store.deliveries.counts(edition.id)
-        sent = counts.get(DeliveryStatus.SENT, 0)
-        # whole batches were recorded; none is left claimed; the rest waits, queued
-        assert sent % 5 == 0 and 5 <= sent < READERS
-        assert counts == {DeliveryStatus.SENT: sent, DeliveryStatus.QUEUED: READERS - sent}
-        assert len(log.read_text().splitlines()) == sent
+        # the batch in flight was recorded, no other one went out, none is left claimed
+        assert store.deliveries.counts(edition.id) == {
+            DeliveryStatus.SENT: 5,
+            DeliveryStatus.QUEUED: READERS - 5,
+        }
+        assert len(lines(log)) == 5
         (run,) = store.runs.history("members-hourly")
         assert run.status is RunStatus.INTERRUPTED
 
@@ -227,11 +278,11 @@ def test_sigterm_during_a_send_loses_nothing(
                 and store.runs.latest()["members-hourly"].status is RunStatus.DONE
             )
         )
-        again.send_signal(signal.SIGTERM)
-        _, err = again.communicate(timeout=30)
-        assert again.returncode == 0, err
+        again.proc.send_signal(signal.SIGTERM)
+        err = again.finish()
+        assert again.proc.returncode == 0, err
         assert store.deliveries.counts(edition.id) == {DeliveryStatus.SENT: READERS}
-        handed = log.read_text().splitlines()
+        handed = lines(log)
         # every reader exactly once across both processes
         assert len(handed) == READERS == len({line.split()[1] for line in handed})
         assert len(list((tmp_path / "outbox").rglob("*.eml"))) == READERS
@@ -240,3 +291,36 @@ def test_sigterm_during_a_send_loses_nothing(
         assert len(store.editions.list(segment="members")) == 1
         # a clean stop releases the lock: the next start need not wait
         assert holder(store) is None
+
+
+def test_sigterm_during_a_wait_for_retries_stops_at_once(
+    setup: Callable[..., Child], tmp_path: Path
+) -> None:
+    settings = load(tmp_path / "config.toml")
+    log = tmp_path / "sent.log"
+    with Store.open(settings.database_url()) as store:
+        due_now(settings, store, tmp_path)
+        child = setup(busy=True)
+
+        def all_waiting() -> bool:
+            editions = store.editions.list(segment="members")
+            counts = store.deliveries.counts(editions[0].id) if editions else {}
+            return counts == {DeliveryStatus.RETRY: READERS}
+
+        # every row was tried and waits ~30 s for its retry, which the send waits for
+        wait_for(all_waiting)
+        (edition,) = store.editions.list(segment="members")
+        retry_at = store.deliveries.next_retry_at(edition.id)
+        assert retry_at is not None and retry_at > datetime.now(UTC) + timedelta(seconds=20)
+        signalled = time.monotonic()
+        child.proc.send_signal(signal.SIGTERM)
+        err = child.finish(timeout=60)
+        # generous: only a stop that waits for the retry (20 s and more away) fails this
+        assert time.monotonic() - signalled < 20
+        assert child.proc.returncode == 0, err
+        assert "stop requested: no new batch is started" in err
+        assert store.deliveries.counts(edition.id) == {DeliveryStatus.RETRY: READERS}
+        assert len(lines(log)) == READERS  # tried once each, nothing after the signal
+        (run,) = store.runs.history("members-hourly")
+        assert run.status is RunStatus.INTERRUPTED
+        assert "stopped: continues on the next start" in run.detail
