@@ -94,7 +94,7 @@ class EditionReport:
 
     @property
     def unknown(self) -> int:
-        """Rows whose worker died mid-send with a provider that cannot deduplicate."""
+        """Rows the provider may or may not have (worker died, answer lost; no dedup)."""
         return self.counts.get(DeliveryStatus.UNKNOWN, 0)
 
     def eta(self, rate: float | None) -> timedelta | None:

@@ -39,7 +39,7 @@ from newsletter.models import (
 from newsletter.providers.base import Provider
 from newsletter.ratelimit import RateLimiter, Slot
 from newsletter.store import Store
-from newsletter.store.deliveries import Claim
+from newsletter.store.deliveries import FINAL, Claim
 from newsletter.tokens import TokenSigner, load_secrets
 
 log = logging.getLogger("newsletter.delivery")
@@ -95,6 +95,8 @@ class SendReport:
     failed: int = 0
     skipped: int = 0
     retry: int = 0
+    #: answers lost after the provider got the request: rows left ``unknown``, not sent again
+    unknown: int = 0
     batches: int = 0
     #: times the provider asked us to slow down
     throttled: int = 0
@@ -204,8 +206,7 @@ class Sender:
         )
         if on_progress is not None:
             counts = deliveries.counts(edition.id)
-            done = sum(counts.get(s, 0) for s in (DeliveryStatus.SENT, DeliveryStatus.FAILED))
-            on_progress(done + counts.get(DeliveryStatus.SKIPPED, 0))
+            on_progress(sum(counts.get(s, 0) for s in (*FINAL, DeliveryStatus.UNKNOWN)))
         await self._loop(run, wait_for_retries, stop)
         return self._finish(run)
 
@@ -238,6 +239,11 @@ class Sender:
                     break  # paused or cancelled by an operator meanwhile
                 slot = await self._slot(stop)
                 if slot is None:
+                    run.report.stopped = True
+                    break
+                # the slot and a stop can arrive in the same loop turn: a stop wins
+                if stop is not None and stop.is_set():
+                    slot.release()
                     run.report.stopped = True
                     break
                 # the wait for the slot may have been long: look at the status again
@@ -396,6 +402,9 @@ class Sender:
                 final += 1
             elif r.status is ResultStatus.RETRYABLE:
                 report.retry += 1
+            elif r.status is ResultStatus.UNKNOWN:  # only an operator sends it again
+                report.unknown += 1
+                final += 1
             else:
                 report.failed += 1
                 final += 1

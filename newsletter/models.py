@@ -210,6 +210,9 @@ class ResultStatus(enum.StrEnum):
     ACCEPTED = "accepted"
     RETRYABLE = "retryable"
     PERMANENT = "permanent"
+    #: the request may or may not have been taken (its answer was lost after it was fully
+    #: sent) and the provider cannot deduplicate a resend: only an operator sends it again
+    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)

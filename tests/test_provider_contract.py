@@ -12,11 +12,14 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import socket
 import ssl
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -25,6 +28,8 @@ from newsletter.config import Settings
 from newsletter.errors import ProviderError
 from newsletter.models import OutgoingMessage, ResultStatus, SendResult
 from newsletter.providers import PROVIDERS, OutboxProvider, Provider, build_provider
+from newsletter.providers.http import HttpProvider
+from newsletter.providers.smtp import SmtpProvider
 
 #: a recipient every provider (or its test double) must reject permanently
 INVALID = "no-at-sign.example.org"
@@ -214,6 +219,65 @@ def test_async_context_manager_closes(provider: Provider) -> None:
     asyncio.run(provider.aclose())  # closing twice is harmless
     with pytest.raises(ProviderError):
         send(provider, [make_message(2)])
+
+
+class _HangUp(BaseHTTPRequestHandler):
+    """Reads each whole request, then closes the connection without a word."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.close_connection = True
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def _hang_up_server() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _HangUp)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+
+
+def test_lost_answer_is_unknown_unless_the_provider_deduplicates(provider: Provider) -> None:
+    # the provider got the whole request and may have taken it; only a provider whose
+    # resend is deduplicated may retry it (SMTP's data-phase drop: test_smtp.py)
+    if not isinstance(provider, HttpProvider):
+        pytest.skip("not an HTTP provider")
+    with _hang_up_server() as url:
+        provider.base_url = url
+        results = send(provider, [make_message(1), make_message(2)])
+    assert [r.delivery_id for r in results] == [1, 2]
+    expected = ResultStatus.RETRYABLE if provider.supports_idempotency else ResultStatus.UNKNOWN
+    assert {r.status for r in results} == {expected}, results[0].error
+    assert all(r.provider_message_id is None for r in results)
+
+
+def test_refused_connection_is_retryable(provider: Provider) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # the port is closed again: nothing can have been sent
+    if isinstance(provider, HttpProvider):
+        provider.base_url = f"http://127.0.0.1:{port}"
+    elif isinstance(provider, SmtpProvider):
+        provider.port = port
+    else:
+        pytest.skip("does not connect anywhere")
+    results = send(provider, [make_message(1), make_message(2)])
+    assert [(r.delivery_id, r.status) for r in results] == [
+        (1, ResultStatus.RETRYABLE),
+        (2, ResultStatus.RETRYABLE),
+    ]
 
 
 # --- the registry ----------------------------------------------------------------------

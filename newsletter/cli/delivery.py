@@ -62,7 +62,7 @@ def worker_cmd(
         state = "finished" if res.finished else _counts(res.counts)
         out.print(
             f"edition {edition_id}: sent {res.sent}, failed {res.failed}, skipped {res.skipped}, "
-            f"retries {res.retry}, throttled {res.throttled}x — {state}",
+            f"unknown {res.unknown}, retries {res.retry}, throttled {res.throttled}x — {state}",
             highlight=False,
         )
     for edition_id, problem in sorted(report.problems.items()):
@@ -205,8 +205,8 @@ def _print_report(rep: EditionReport) -> None:
             else f"send them on purpose with `newsletter editions resume {e.id} --resend-unknown`."
         )
         out.print(
-            f"[yellow]{rep.unknown} row(s) unknown[/]: a worker died while sending them and the "
-            f"provider cannot deduplicate; {hint}",
+            f"[yellow]{rep.unknown} row(s) unknown[/]: a worker died while sending them, or the "
+            f"provider's answer was lost, and it cannot deduplicate; {hint}",
             highlight=False,
         )
 

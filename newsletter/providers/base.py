@@ -25,7 +25,13 @@ class Provider(abc.ABC):
       took responsibility for the message and has a ``provider_message_id`` for it;
       ``RETRYABLE`` means try the same message later (``retry_after`` when the provider
       said how long); ``PERMANENT`` means this message will never be accepted (invalid
-      recipient, rejected content).
+      recipient, rejected content); ``UNKNOWN`` means the message may or may not have been
+      taken (the request was complete at the provider but no answer came back) and sending
+      it again could deliver it twice. Only a provider without :attr:`supports_idempotency`
+      answers ``UNKNOWN``; an idempotent one answers ``RETRYABLE`` there, since a resend
+      with the same key is deduplicated. A message that surely did not reach the provider
+      (connection refused, connect or pool timeout, request not fully written) is
+      ``RETRYABLE``, never ``UNKNOWN``.
     - It never raises for a problem of one recipient or one message: that is a result.
       It raises :class:`~newsletter.errors.ProviderError` only when the provider as a
       whole cannot be used (bad credentials, account suspended, unwritable folder), so the

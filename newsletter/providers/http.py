@@ -18,9 +18,14 @@ An HTTP adapter subclasses :class:`HttpProvider` and writes two things:
 
 How answers map to results (the same for every provider):
 
-- transport errors (timeouts, refused or reset connections, broken HTTP) and 408, 429,
-  5xx -> ``RETRYABLE`` for every message of the request, with ``retry_after`` from
-  ``Retry-After`` (seconds or HTTP date) or a rate-limit reset header when given;
+- 408, 429, 5xx -> ``RETRYABLE`` for every message of the request, with ``retry_after``
+  from ``Retry-After`` (seconds or HTTP date) or a rate-limit reset header when given;
+- transport errors before the request was complete at the provider (refused connection,
+  connect or pool timeout, body not fully written) -> ``RETRYABLE``: nothing was taken;
+- transport errors after it was (read timeout, reset or close before the answer): the
+  provider may have taken the request -> ``RETRYABLE`` when it deduplicates a resend
+  (:attr:`~newsletter.providers.base.Provider.supports_idempotency`), else ``UNKNOWN``,
+  which is never re-sent automatically (see :mod:`newsletter.providers.answers`);
 - 401 / 403 -> :class:`~newsletter.errors.ProviderError` is raised: the credentials or the
   account are unusable, so the caller stops instead of failing every message;
 - other 4xx -> ``PERMANENT`` with the provider's error text (``Failed.rejection`` set), see
@@ -33,12 +38,9 @@ No ``httpx`` exception ever leaves this module's methods.
 from __future__ import annotations
 
 import abc
-import json
 import os
-import time
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Self, TypedDict, Unpack
 
 import httpx
@@ -47,12 +49,23 @@ from newsletter import __version__
 from newsletter.config.providers import HttpProviderBase
 from newsletter.errors import ConfigError, ProviderError
 from newsletter.models import OutgoingMessage, ResultStatus, SendResult
+from newsletter.providers.answers import (
+    ERROR_LIMIT,
+    RESET_HEADERS,
+    RequestTrace,
+    error_text,
+    may_have_arrived,
+    parse_retry_after,
+    retry_after_from,
+)
 from newsletter.providers.base import Provider
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
 
 __all__ = [
+    "ERROR_LIMIT",
+    "RESET_HEADERS",
     "ClientOptions",
     "Failed",
     "HttpProvider",
@@ -67,17 +80,6 @@ __all__ = [
 ]
 
 USER_AGENT: Final = f"newsletter/{__version__} (+httpx)"
-#: headers giving the seconds (or epoch time) when a rate limit resets, first match wins
-RESET_HEADERS: Final = (
-    "ratelimit-reset",
-    "x-ratelimit-reset",
-    "x-sib-ratelimit-reset",
-    "x-rate-limit-reset",
-)
-#: longest provider error text kept in a result (stored per delivery row)
-ERROR_LIMIT: Final = 500
-# a reset value above this is an epoch timestamp, below it a number of seconds
-_EPOCH_THRESHOLD: Final = 1_000_000_000
 _RETRYABLE_STATUS: Final = frozenset({408, 425, 429})
 # errors that will recur on every request: a config problem, not a passing failure
 _FATAL_TRANSPORT: Final = (httpx.UnsupportedProtocol, httpx.InvalidURL, httpx.LocalProtocolError)
@@ -130,87 +132,6 @@ def client_options(config: HttpProviderBase) -> ClientOptions:
     return ClientOptions(
         base_url=config.base_url, timeout=config.timeout, concurrency=config.concurrency
     )
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value: delta seconds or an HTTP date.
-
-    ``None`` for a missing or unreadable value; never negative.
-    """
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:  # "-0000" dates are UTC by RFC 5322
-        return None
-    current = time.time() if now is None else now
-    return max(when.timestamp() - current, 0.0)
-
-
-def retry_after_from(headers: httpx.Headers, *, now: float | None = None) -> float | None:
-    """Seconds to wait according to the answer: ``Retry-After``, else a rate-limit reset.
-
-    Reset headers hold either seconds to wait (Brevo, IETF ``RateLimit-Reset``) or the epoch
-    second of the reset (SendGrid, GitHub style); values past year 2001 are taken as epoch.
-    """
-    parsed = parse_retry_after(headers.get("retry-after"), now=now)
-    if parsed is not None:
-        return parsed
-    for name in RESET_HEADERS:
-        raw = headers.get(name)
-        if raw is None:
-            continue
-        try:
-            number = float(raw.strip())
-        except ValueError:
-            continue
-        if number > _EPOCH_THRESHOLD:
-            number -= time.time() if now is None else now
-        return max(number, 0.0)
-    return None
-
-
-def _flatten_error(body: Any) -> str | None:
-    """The human text of the usual JSON error shapes, else None."""
-    if isinstance(body, Mapping):
-        for key in ("message", "Message", "error", "detail", "title"):
-            value = body.get(key)
-            if isinstance(value, str) and value:
-                return value
-            if isinstance(value, Mapping):
-                inner = _flatten_error(value)
-                if inner:
-                    return inner
-        errors = body.get("errors")
-        if isinstance(errors, list) and errors:
-            parts = [_flatten_error(e) or str(e) for e in errors]
-            return "; ".join(parts)
-    if isinstance(body, str) and body:
-        return body
-    return None
-
-
-def error_text(response: httpx.Response) -> str:
-    """``HTTP <status>: <the provider's own error text>``, shortened for storing."""
-    try:
-        text = _flatten_error(response.json())
-    except (json.JSONDecodeError, UnicodeDecodeError, httpx.ResponseNotRead):
-        text = None
-    if text is None:
-        try:
-            text = response.text.strip()
-        except (UnicodeDecodeError, httpx.ResponseNotRead):
-            text = ""
-    text = " ".join(text.split())
-    detail = f"HTTP {response.status_code}: {text}" if text else f"HTTP {response.status_code}"
-    return detail[:ERROR_LIMIT]
 
 
 def mailbox(name: str, address: str) -> str:
@@ -347,18 +268,41 @@ class HttpProvider(Provider):
         headers = {**self.headers, **kwargs.pop("headers", {})}
         if self.auth is not None:
             kwargs.setdefault("auth", self.auth)
+        trace = RequestTrace()
+        extensions = {**kwargs.pop("extensions", {}), "trace": trace}
         try:
-            response = await self.client.request(method, self.url(path), headers=headers, **kwargs)
+            response = await self.client.request(
+                method, self.url(path), headers=headers, extensions=extensions, **kwargs
+            )
         except _FATAL_TRANSPORT as exc:
             raise ProviderError(f"{self.name}: cannot call {self.url(path)}: {exc}") from exc
         except httpx.HTTPError as exc:
-            # the request may or may not have arrived; the provider said nothing: retry
-            reason = f"{exc.__class__.__name__}: {exc}".rstrip(": ")
-            error = f"{self.name}: no answer from {self.url(path)} ({reason})"[:ERROR_LIMIT]
-            return Failed(every(messages, ResultStatus.RETRYABLE, error))
+            return self.no_answer(messages, path, exc, trace)
         if response.is_success:
             return response
         return self.failure(response, messages)
+
+    def no_answer(
+        self,
+        messages: Sequence[OutgoingMessage],
+        path: str,
+        exc: httpx.HTTPError,
+        trace: RequestTrace,
+    ) -> Failed:
+        """Map a request that got no answer (see the module docstring)."""
+        # the verdict goes last and must survive ERROR_LIMIT: shorten the reason instead
+        reason = f"{exc.__class__.__name__}: {exc}".rstrip(": ")[:200]
+        error = f"{self.name}: no answer from {self.url(path)} ({reason})"
+        status = ResultStatus.RETRYABLE
+        if not may_have_arrived(exc, trace):
+            error += "; the request did not reach the provider"
+        elif self.supports_idempotency:
+            error += "; it may have been accepted, a resend under the same key is deduplicated"
+        else:
+            # a resend could deliver it twice: an operator decides (resume --resend-unknown)
+            status = ResultStatus.UNKNOWN
+            error += "; it may have been accepted, so it is not sent again automatically"
+        return Failed(every(messages, status, error[:ERROR_LIMIT]))
 
     def failure(self, response: httpx.Response, messages: Sequence[OutgoingMessage]) -> Failed:
         """Map a non-2xx answer (see the module docstring); raises for 401/403."""

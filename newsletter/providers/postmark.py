@@ -146,15 +146,16 @@ class PostmarkProvider(HttpProvider):
         except ValueError:
             elements = None
         if not isinstance(elements, list) or len(elements) != len(chunk):
-            # we cannot tell which messages Postmark took; another try is the lesser harm
+            # Postmark answered 200, so it took the batch, but we cannot tell which messages
+            # it accepted: resending could deliver twice, so the operator decides
             error = f"postmark: unreadable batch answer: {answer.text[:200]!r}"
-            return every(chunk, ResultStatus.RETRYABLE, error)
+            return every(chunk, ResultStatus.UNKNOWN, error)
         return [self._result(msg, el) for msg, el in zip(chunk, elements, strict=True)]
 
     def _result(self, msg: OutgoingMessage, element: object) -> SendResult:
         """One message's result from its element of the batch answer."""
-        if not isinstance(element, dict):
-            return SendResult(msg.delivery_id, ResultStatus.RETRYABLE, error="postmark: bad answer")
+        if not isinstance(element, dict):  # inside a 200 answer: it may have been sent
+            return SendResult(msg.delivery_id, ResultStatus.UNKNOWN, error="postmark: bad answer")
         code = element.get("ErrorCode")
         text = str(element.get("Message") or "")
         if code == 0 and element.get("MessageID"):

@@ -16,9 +16,10 @@ What each SMTP answer means for the message (RFC 5321 reply classes):
   taken, so it is sent again on a fresh connection. The provider reconnects only when the
   dropped connection had finished at least one transaction; a fresh connection that
   drops at once means the server is down, and the rest of the batch is ``RETRYABLE``.
-- A connection lost or timed out while the data was on the way: ``RETRYABLE`` with an
-  error saying it may have been delivered (SMTP cannot tell). The resend carries the same
-  Message-ID, which lets receiving systems drop the duplicate.
+- A connection lost or timed out while the data was on the way: ``UNKNOWN`` (SMTP cannot
+  tell whether the server queued it, and servers do not deduplicate), so it is not sent
+  again automatically; if an operator resends it, it carries the same Message-ID, which
+  lets some receiving systems drop the duplicate.
 - Refused login or an untrusted certificate: :class:`~newsletter.errors.ProviderError`;
   no message can go through until the configuration changes.
 """
@@ -208,7 +209,7 @@ class SmtpProvider(Provider):
                             results.append(
                                 SendResult(
                                     msg.delivery_id,
-                                    ResultStatus.RETRYABLE,
+                                    ResultStatus.UNKNOWN,
                                     error=f"{self.where}: {exc.reason} while sending the "
                                     "message data; it may have been delivered",
                                 )

@@ -1,10 +1,12 @@
 """Delivery rows: one per (edition, subscriber), the source of truth for sending.
 
-A row moves queued -> claimed -> sent | retry | failed, or to skipped (the subscriber left
-before their row was sent, or the edition was cancelled). A row is ``sent`` only after
-the provider accepted it. Workers claim rows with a lease; on PostgreSQL with
-``FOR UPDATE SKIP LOCKED`` so several workers share an edition, on SQLite inside one
-writer transaction.
+A row moves queued -> claimed -> sent | retry | failed | unknown, or to skipped (the
+subscriber left before their row was sent, or the edition was cancelled). A row is
+``sent`` only after the provider accepted it; ``unknown`` when it may or may not have gone
+out (its worker died holding it, or the provider's answer was lost) and the provider
+cannot deduplicate a resend: only :meth:`DeliveryStore.requeue_unknown` sends it again.
+Workers claim rows with a lease; on PostgreSQL with ``FOR UPDATE SKIP LOCKED`` so several
+workers share an edition, on SQLite inside one writer transaction.
 
 Every claim gets a unique token, stored in ``claimed_by`` and, the first time a row is
 claimed, in ``batch_key``. Rows that were handed to the provider once and must go again
@@ -262,7 +264,8 @@ class DeliveryStore(DeliveryQueries):
 
         ``backoff(attempts, retry_after)`` gives the delay before the next try. A retryable
         result that carries ``retry_after`` is the provider throttling us, not a fault of
-        the message: it is retried however many attempts it took. Only rows still claimed
+        the message: it is retried however many attempts it took. An ``UNKNOWN`` result
+        makes the row ``unknown``, never re-sent automatically. Only rows still claimed
         (by ``claimed_by``, when given) are written.
         """
         if not results:
@@ -292,6 +295,8 @@ class DeliveryStore(DeliveryQueries):
                         "b_sent_at": now,
                         "b_error": None,
                     }
+                elif res.status is ResultStatus.UNKNOWN:
+                    values["b_status"] = DeliveryStatus.UNKNOWN.value
                 elif res.status is ResultStatus.RETRYABLE and (throttled or tries < max_attempts):
                     delay = backoff(tries, res.retry_after)
                     values |= {

@@ -15,6 +15,8 @@ Every delivered message is recorded (recipient, provider id, request number). Fa
 injected per request at ``fault_rate``: 429 with Retry-After, 500, a connection reset, or
 a read timeout (the server goes silent past the client's timeout; with
 ``timeout_after_processing`` it has delivered the request first, the ambiguous case).
+``stall_requests`` and ``throttle_requests`` inject a read timeout or a 429 at chosen
+request numbers instead.
 ``kill`` makes the server SIGKILL a worker process when its n-th request arrives, before
 or after delivering it: a crash at an exact point, from outside the worker.
 """
@@ -83,6 +85,8 @@ class FakeProvider:
     latency: float = 0.0
     #: answer these request numbers (1-based, all requests) with 429 regardless of fault_rate
     throttle_requests: set[int] = field(default_factory=set)
+    #: these request numbers get the "timeout" fault regardless of fault_rate
+    stall_requests: set[int] = field(default_factory=set)
     kill: Kill | None = None
     seed: int = 0
     delivered: list[Delivered] = field(default_factory=list)
@@ -161,6 +165,8 @@ def _handler(state: FakeProvider) -> type[BaseHTTPRequestHandler]:
                 fault = None
                 if number in state.throttle_requests:
                     fault = "429"
+                elif number in state.stall_requests:
+                    fault = "timeout"
                 elif state.fault_rate and state._rng.random() < state.fault_rate:
                     fault = state._rng.choice(state.faults)
                 state.log.append((number, path, fault or "ok", time.monotonic()))

@@ -57,7 +57,7 @@ def prepare(provider: str, folder: Path, fake: FakeProvider) -> Campaign:
         {
             "name": provider,
             "base_url": fake.base_url,
-            "timeout": 1.0,
+            "timeout": 1.0,  # below the 2 s lease the kills rely on
             "batch_size": 10,
             "concurrency": 2,
         },

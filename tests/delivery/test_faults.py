@@ -1,75 +1,169 @@
 """One in five requests fails (429 with Retry-After, 500, connection reset, read timeout):
-every reader still gets the edition exactly once.
+every reader still gets the edition exactly once, and nobody gets it twice unasked.
 
-Resend's read timeouts come *after* the provider delivered the batch (the ambiguous
-case): the same batch goes again under the same Idempotency-Key and is recognised.
-Postmark cannot recognise a repeat, so its fake stalls *before* taking the batch: a
-timeout after Postmark took a batch is a known limit (see the delivery README section).
+- Resend: its fake's read timeouts come *after* it delivered the batch (the ambiguous
+  case). The same batch goes again under the same Idempotency-Key and is recognised, so
+  everyone has it exactly once with no operator step.
+- Postmark cannot recognise a repeat. Its fake resets or stalls *before* taking a batch,
+  but the worker cannot tell that from a lost answer: those rows end ``unknown``, never
+  re-sent by the worker, and ``editions resume --resend-unknown`` sends them; then
+  everyone has it exactly once.
+- Postmark, answers lost after acceptance: a second fake takes chosen batches and answers
+  only after the client's timeout. Those readers have the message but their rows are
+  ``unknown`` (``editions show`` says so), and the worker never sends them again; the
+  operator's ``--resend-unknown`` then gives them a second copy, on purpose.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
+from typer.testing import CliRunner
+
 from delivery.fakeprovider import FAULTS, FakeProvider, serve
-from delivery.harness import rows, run, seed_edition, write_config
+from delivery.harness import Proc, rows, run, seed_edition, write_config
+from newsletter.cli import app
 from newsletter.models import DeliveryStatus
 
 RECIPIENTS = 1000
+#: the edition the late-answering fake gets, and the requests it takes but answers late
+LATE_RECIPIENTS = 200
+LATE_REQUESTS = {2, 4}
+BATCH = 20
+#: the client's timeout, and how long a "timeout" fault keeps the fake silent (longer)
+CLIENT_TIMEOUT = 3.0
+STALL = CLIENT_TIMEOUT + 1.0
+WORKER = ("worker", "--once", "--lease", "5", "--retry-base", "0.2", "--max-attempts", "10")
+RESEND_UNKNOWN = ("editions", "resume", "--resend-unknown")
+SENT, UNKNOWN = DeliveryStatus.SENT, DeliveryStatus.UNKNOWN
 
 
-def _prepare(provider: str, folder: Path, fake: FakeProvider) -> tuple[str, int, Path]:
-    """A seeded edition and a config pointing ``provider`` at ``fake``."""
+@dataclass(frozen=True)
+class Setup:
+    """One provider's edition: its store, its config, the fake it sends to."""
+
+    url: str
+    edition: int
+    config: Path
+    fake: FakeProvider
+
+
+def _prepare(provider: str, folder: Path, fake: FakeProvider, n: int) -> Setup:
+    """A seeded edition of ``n`` readers and a config pointing ``provider`` at ``fake``."""
     folder.mkdir()
     url = f"sqlite:///{folder / 'store.db'}"
-    edition = seed_edition(url, RECIPIENTS)
+    edition = seed_edition(url, n)
     config = write_config(
         folder,
         url,
         {
             "name": provider,
             "base_url": fake.base_url,
-            "timeout": 1.0,
-            "batch_size": 20,
+            # generous: a loaded CI machine must not turn a healthy answer into a lost one
+            "timeout": CLIENT_TIMEOUT,
+            "batch_size": BATCH,
             "concurrency": 3,
         },
     )
-    return url, edition, config
+    return Setup(url, edition, config, fake)
+
+
+def _start(pool: ThreadPoolExecutor, s: Setup, *args: str) -> Future[Proc]:
+    """``newsletter ARGS`` for setup ``s`` in a process of its own, run from ``pool``."""
+    return pool.submit(run, s.config, *args, log=s.config.parent / f"{args[0]}-{args[1]}.log")
+
+
+def _check_sent_once(s: Setup, n: int) -> None:
+    """Every row sent, every reader has exactly one message, the one the row names."""
+    found = rows(s.url, s.edition)
+    assert Counter(status for _, status, _, _ in found) == {SENT: n}
+    delivered, ids = s.fake.counts(), s.fake.ids()
+    twice = {a: k for a, k in delivered.items() if k != 1}
+    assert len(delivered) == n and not twice, list(twice.items())[:5]
+    for address, _, message_id, _ in found:
+        assert message_id in ids[address]
+
+
+def _check_unknown_never_taken(s: Setup) -> None:
+    """Postmark whose fake failed before taking batches: sent rows delivered once, unknown
+    rows not at all (the worker did not send them again)."""
+    found = rows(s.url, s.edition)
+    statuses = Counter(status for _, status, _, _ in found)
+    assert set(statuses) == {SENT, UNKNOWN}, statuses
+    delivered, ids = s.fake.counts(), s.fake.ids()
+    for address, status, message_id, _ in found:
+        if status is SENT:
+            assert delivered[address] == 1 and message_id in ids[address], address
+        else:
+            assert delivered[address] == 0, address
+
+
+def _late_readers(fake: FakeProvider) -> set[str]:
+    with fake.lock:
+        return {d.to for d in fake.delivered if d.request in LATE_REQUESTS}
+
+
+def _check_unknown_after_acceptance(s: Setup) -> None:
+    """The late batches' readers have the message once, and their rows are unknown."""
+    late = _late_readers(s.fake)
+    assert len(late) == BATCH * len(LATE_REQUESTS)
+    found = rows(s.url, s.edition)
+    assert {a for a, st, _, _ in found if st is UNKNOWN} == late
+    assert {a for a, st, _, _ in found if st is SENT} == {a for a, _, _, _ in found} - late
+    delivered = s.fake.counts()
+    assert len(delivered) == LATE_RECIPIENTS and set(delivered.values()) == {1}
 
 
 def test_faults_at_20_percent_still_deliver_everyone_exactly_once(tmp_path: Path) -> None:
     with (
-        serve(fault_rate=0.2, retry_after=0.3, seed=7) as resend_fake,
-        serve(fault_rate=0.2, retry_after=0.3, seed=8, timeout_after_processing=False) as pm_fake,
+        serve(fault_rate=0.2, retry_after=0.3, seed=7, stall=STALL) as resend_fake,
+        serve(
+            fault_rate=0.2, retry_after=0.3, seed=8, stall=STALL, timeout_after_processing=False
+        ) as pm_fake,
+        serve(
+            stall_requests=LATE_REQUESTS, stall=STALL, timeout_after_processing=True
+        ) as late_fake,
     ):
         # seeding migrates a store: in this thread (Alembic's context is process-global)
-        setups = {
-            "resend": (*_prepare("resend", tmp_path / "resend", resend_fake), resend_fake),
-            "postmark": (*_prepare("postmark", tmp_path / "postmark", pm_fake), pm_fake),
-        }
-        args = ("worker", "--once", "--lease", "5", "--retry-base", "0.2", "--max-attempts", "10")
-        with ThreadPoolExecutor(2) as pool:
-            jobs = {
-                name: pool.submit(run, config, *args, log=config.parent / "worker.log")
-                for name, (_, _, config, _) in setups.items()
-            }
-            outputs = {name: job.result(timeout=180).output() for name, job in jobs.items()}
+        resend = _prepare("resend", tmp_path / "resend", resend_fake, RECIPIENTS)
+        postmark = _prepare("postmark", tmp_path / "postmark", pm_fake, RECIPIENTS)
+        late = _prepare("postmark", tmp_path / "late", late_fake, LATE_RECIPIENTS)
+        with ThreadPoolExecutor(3) as pool:
+            setups = {"resend": resend, "postmark": postmark, "late": late}
+            jobs = {name: _start(pool, setup, *WORKER) for name, setup in setups.items()}
+            workers = {name: job.result(timeout=180) for name, job in jobs.items()}
+            for name, faulty in (("resend", resend), ("postmark", postmark)):
+                # every kind of fault really happened, and throttling slowed the worker down
+                outcomes = faulty.fake.outcomes()
+                assert all(outcomes[f] > 0 for f in FAULTS), (name, outcomes)
+                assert "throttled 0x" not in workers[name].output(), workers[name].output()
+            # Resend's timeouts hit after delivery: the repeats were recognised, not re-sent
+            _check_sent_once(resend, RECIPIENTS)
+            assert resend_fake.replays > 0
+            _check_unknown_never_taken(postmark)
+            _check_unknown_after_acceptance(late)
 
-        for name, (url, edition, _, fake) in setups.items():
-            found = rows(url, edition)
-            statuses = Counter(status for _, status, _, _ in found)
-            assert statuses == {DeliveryStatus.SENT: RECIPIENTS}, (name, statuses)
-            delivered, ids = fake.counts(), fake.ids()
-            assert len(delivered) == RECIPIENTS
-            twice = {a: n for a, n in delivered.items() if n != 1}
-            assert not twice, f"{name}: delivered more than once: {list(twice.items())[:5]}"
-            for address, _, message_id, _ in found:
-                assert message_id in ids[address]
-            # every kind of fault really happened, and throttling slowed the worker down
-            outcomes = fake.outcomes()
-            assert all(outcomes[f] > 0 for f in FAULTS), (name, outcomes)
-            assert "throttled 0x" not in outputs[name], outputs[name]
-        # Resend's timeouts hit after delivery: the repeats were recognised, not re-sent
-        assert resend_fake.replays > 0
+            # the operator resends the unknown rows once the provider is healthy again
+            pm_fake.fault_rate = 0.0
+            resent = _start(pool, postmark, *RESEND_UNKNOWN, str(postmark.edition))
+            # meanwhile `editions show` (in this process: it only reads) reports the others
+            args = ["-c", str(late.config), "editions", "show", str(late.edition)]
+            shown = CliRunner().invoke(app, args, env={"COLUMNS": "250"})
+            assert shown.exit_code == 0, shown.output
+            unknown = BATCH * len(LATE_REQUESTS)
+            assert f"{unknown} row(s) unknown" in shown.output, shown.output
+            assert f"{unknown} × postmark: no answer from" in shown.output, shown.output
+            assert "it may have been accepted, so it is not sent again" in shown.output
+            late_resent = _start(pool, late, *RESEND_UNKNOWN, str(late.edition))
+            resent.result(timeout=180)
+            late_resent.result(timeout=180)
+        _check_sent_once(postmark, RECIPIENTS)
+        # on purpose: the late batches' readers now have a second copy, nobody else does
+        found = rows(late.url, late.edition)
+        assert Counter(status for _, status, _, _ in found) == {SENT: LATE_RECIPIENTS}
+        delivered = late_fake.counts()
+        assert {a for a, k in delivered.items() if k == 2} == _late_readers(late_fake)
+        assert set(delivered.values()) == {1, 2}

@@ -142,6 +142,7 @@ def test_refused_connection_is_retryable_never_an_httpx_error(
             results = await provider.send_batch(messages)
             assert {r.status for r in results} == {ResultStatus.RETRYABLE}
             assert all("ConnectError" in (r.error or "") for r in results)
+            assert "the request did not reach the provider" in (results[0].error or "")
 
     asyncio.run(run())
     with pytest.raises(ProviderError, match="closed"):

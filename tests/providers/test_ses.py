@@ -148,12 +148,12 @@ def test_session_token_is_sent_and_signed(server: SpecServer, fake: FakeSes) -> 
         send(provider_for(server), [make_message(2)])
 
 
-def test_timeout_and_reset_are_retryable_and_not_resent(server: SpecServer, fake: FakeSes) -> None:
+def test_timeout_and_reset_are_unknown_and_not_resent(server: SpecServer, fake: FakeSes) -> None:
     server.script(Answer(200, {"MessageId": "late"}, delay=2.0))
     [slow] = send(provider_for(server, timeout=0.3), [make_message(1)])
     server.script(Answer(reset=True))
     [reset] = send(provider_for(server), [make_message(2)])
-    assert statuses(slow) == statuses(reset) == [R]
+    assert statuses(slow) == statuses(reset) == [ResultStatus.UNKNOWN]
     assert slow[0].error is not None and "no answer" in slow[0].error
     assert len(server.requests) == 2  # no idempotency key: SES gets each message once
 
