@@ -41,6 +41,7 @@ def export_data(store: Store, subscriber_id: int, now: datetime) -> dict[str, An
         "consents": [_jsonable(asdict(c)) for c in store.consents.for_subscriber(sub.id)],
         "events": [_jsonable(asdict(e)) for e in store.events.for_subscriber(sub.id)],
         "deliveries": [_jsonable(d) for d in store.events.deliveries(sub.id)],
+        "provider_events": [_jsonable(e) for e in store.webhooks.for_subscriber(sub.id)],
     }
 
 

@@ -168,6 +168,27 @@ def resubscribe(store: Store, subscriber_id: int, *, source: str, now: datetime)
     return sub
 
 
+@dataclass(frozen=True)
+class PurgeReport:
+    """What :func:`purge_pending` deleted."""
+
+    #: pending subscribers who never confirmed
+    subscribers: int
+    #: unconfirmed sign-up requests (theirs, and those of people already subscribed)
+    requests: int
+
+
+def purge_pending(settings: Settings, store: Store, now: datetime) -> PurgeReport:
+    """Delete sign-ups whose confirmation link has expired (``web.confirm_max_age_days``).
+
+    An unconfirmed request is no consent, so neither the address nor the name it brought
+    in is kept once its link can no longer be followed.
+    """
+    before = now - timedelta(days=settings.web.confirm_max_age_days)
+    people, requests = store.consents.purge_unconfirmed(before)
+    return PurgeReport(subscribers=people, requests=requests)
+
+
 def pause_choices(settings: Settings) -> list[int]:
     """The pause lengths (weeks) offered in the preference centre."""
     limit = settings.web.max_pause_weeks

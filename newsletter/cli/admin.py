@@ -24,6 +24,7 @@ from newsletter.models import NewSubscriber, SubscriberStatus
 from newsletter.privacy import erase
 from newsletter.store import db
 from newsletter.subscribers import export_csv, import_csv, normalize_email, normalize_locale
+from newsletter.subscription import purge_pending
 
 ListOpt = Annotated[str | None, typer.Option("--list", help="Only subscribers on this list.")]
 
@@ -162,6 +163,21 @@ def erase_cmd(
     else:
         state = "added to" if report.newly_suppressed else "already on"
         out.print(f"{address} is not a subscriber; its hash is {state} the suppression list")
+
+
+@subscribers_app.command("purge-pending")
+def purge_pending_cmd() -> None:
+    """Delete sign-ups never confirmed whose link expired (web.confirm_max_age_days).
+
+    ``newsletter serve`` does this by itself at start and every few hours.
+    """
+    cfg = settings()
+    with opened(cfg) as store:
+        report = purge_pending(cfg, store, now())
+    out.print(
+        f"{report.subscribers} unconfirmed sign-up(s) deleted, "
+        f"{report.requests} expired request(s) deleted"
+    )
 
 
 @editions_app.command("list")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 import typer
 
-from newsletter.cli.app import app, err, settings
+from newsletter.cli.app import app, err, settings, state
 
 
 @app.command("serve")
@@ -22,6 +23,10 @@ def serve_cmd(
     from newsletter.web import serve
 
     cfg = settings()
+    if not state.debug:
+        # a service's log: refused requests and their reasons (paths without tokens),
+        # housekeeping; uvicorn's access log stays off, since page URLs carry tokens
+        logging.getLogger("newsletter").setLevel(logging.INFO)
     err.print(
         f"serving {cfg.web.base_url} on {host or cfg.web.host}:"
         f"{cfg.web.port if port is None else port}",

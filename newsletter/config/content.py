@@ -215,6 +215,8 @@ class Segment(Model):
 
     name: str
     description: str = ""
+    #: the description per locale (archive pages and feeds), overriding ``description``
+    descriptions: dict[str, str] = Field(default_factory=dict)
     rules: list[Rule] = Field(default_factory=list)
     period: Literal["week", "month", "day"] = "week"
     timezone: str = "Europe/Sofia"
@@ -243,6 +245,10 @@ class Segment(Model):
         """The segment's time zone."""
         return ZoneInfo(self.timezone)
 
+    def description_for(self, locale: str) -> str:
+        """What readers of ``locale`` see as the segment's title (its name if none)."""
+        return self.descriptions.get(locale) or self.description or self.name
+
 
 class ListConfig(Model):
     """A mailing list; with ``file``, that CSV is merged into the store before each digest.
@@ -252,6 +258,12 @@ class ListConfig(Model):
 
     name: str
     description: str = ""
+    #: the description per locale (sign-up form, preference centre), overriding ``description``
+    descriptions: dict[str, str] = Field(default_factory=dict)
     file: RelPath | None = None
     #: anyone may join it on the sign-up form and in the preference centre
     public: bool = False
+
+    def description_for(self, locale: str) -> str:
+        """What readers of ``locale`` see as the list's label (its name if none)."""
+        return self.descriptions.get(locale) or self.description or self.name

@@ -121,6 +121,9 @@ class Webhooks(Model):
     #: this many soft bounces within ``soft_bounce_window_days`` count as a hard bounce
     soft_bounce_threshold: int = Field(default=3, ge=1)
     soft_bounce_window_days: int = Field(default=30, ge=1)
+    #: days the ids of received events are kept (replays of older ones are not recognised);
+    #: at least the soft-bounce window, which counts from these rows
+    retention_days: int = Field(default=90, ge=1)
     #: larger request bodies are refused with 413 before they are read in full
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     sendgrid: SendgridWebhook | None = None
@@ -129,6 +132,15 @@ class Webhooks(Model):
     postmark: SharedSecretWebhook | None = None
     brevo: SharedSecretWebhook | None = None
     resend: ResendWebhook | None = None
+
+    @model_validator(mode="after")
+    def _retention_covers_window(self) -> Webhooks:
+        if self.retention_days < self.soft_bounce_window_days:
+            raise ValueError(
+                f"retention_days ({self.retention_days}) must be at least "
+                f"soft_bounce_window_days ({self.soft_bounce_window_days})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _secret_not_shared(self) -> Webhooks:

@@ -14,7 +14,17 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from newsletter.store.tables import consents, deliveries, editions, subscriber_events
+from newsletter.models import SubscriberStatus
+from newsletter.store.tables import (
+    consents,
+    deliveries,
+    editions,
+    subscriber_events,
+    subscribers,
+)
+
+#: rows deleted per statement by a purge (keeps IN lists short)
+_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -123,6 +133,39 @@ class ConsentStore:
             )
         return bool(result.rowcount)
 
+    def purge_unconfirmed(self, before: datetime) -> tuple[int, int]:
+        """Delete sign-up requests never confirmed and made before ``before``, and the
+        pending subscribers nothing but such requests brought in.
+
+        A pending subscriber goes only if they came from the sign-up form (they have a
+        consent record), none of their requests was confirmed and the newest is older than
+        ``before``: someone imported as pending is left alone. No suppression is added:
+        an unconfirmed request is not a request to be forgotten. Returns (subscribers
+        deleted, requests deleted).
+        """
+        c, s = consents, subscribers
+        stale = (
+            sa.select(c.c.subscriber_id)
+            .group_by(c.c.subscriber_id)
+            .having(sa.func.max(c.c.requested_at) < before, sa.func.count(c.c.confirmed_at) == 0)
+        )
+        pending = s.c.status == SubscriberStatus.PENDING.value
+        people = requests = 0
+        with self.engine.begin() as conn:
+            ids = list(conn.execute(sa.select(s.c.id).where(pending, s.c.id.in_(stale))).scalars())
+            for start in range(0, len(ids), _CHUNK):
+                # still pending at delete time: a confirmation in between keeps the person
+                chunk = sa.select(s.c.id).where(pending, s.c.id.in_(ids[start : start + _CHUNK]))
+                for table in (deliveries, subscriber_events):
+                    conn.execute(sa.delete(table).where(table.c.subscriber_id.in_(chunk)))
+                requests += conn.execute(sa.delete(c).where(c.c.subscriber_id.in_(chunk))).rowcount
+                people += conn.execute(sa.delete(s).where(s.c.id.in_(chunk))).rowcount
+            # requests of people who stay (already subscribed, asked again, never confirmed)
+            requests += conn.execute(
+                sa.delete(c).where(c.c.confirmed_at.is_(None), c.c.requested_at < before)
+            ).rowcount
+        return int(people), int(requests)
+
     def for_subscriber(self, subscriber_id: int) -> list[Consent]:
         """Every consent record of a subscriber, oldest first."""
         query = (
@@ -183,6 +226,8 @@ class EventStore:
                 d.c.status,
                 d.c.sent_at,
                 d.c.provider_message_id,
+                d.c.provider_event,
+                d.c.provider_event_at,
             )
             .join(editions, editions.c.id == d.c.edition_id)
             .where(d.c.subscriber_id == subscriber_id)

@@ -107,6 +107,16 @@ class WebhookEventStore:
             query = sa.select(t.c.id).where(t.c.provider == provider, t.c.event_id == event_id)
             return conn.execute(query).first() is not None
 
+    def for_subscriber(self, subscriber_id: int) -> list[dict[str, Any]]:
+        """What providers reported about a subscriber, oldest first (for a data export)."""
+        query = (
+            sa.select(t.c.provider, t.c.kind, t.c.occurred_at, t.c.received_at)
+            .where(t.c.subscriber_id == subscriber_id, t.c.kind != REQUEST_KIND)
+            .order_by(t.c.occurred_at, t.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
     def soft_bounces(self, subscriber_id: int, since: datetime) -> int:
         """Soft bounces of a subscriber since ``since`` and since their last delivery.
 

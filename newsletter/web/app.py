@@ -8,9 +8,12 @@ under ``/webhooks`` when that package is present.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import logging
+import signal
+import threading
 from collections.abc import AsyncIterator
 
 import sqlalchemy as sa
@@ -26,8 +29,8 @@ from newsletter.config import Settings
 from newsletter.providers.base import Provider
 from newsletter.store import Store
 from newsletter.tokens import TokenSigner, load_secrets
-from newsletter.web import archive, preferences, rights, subscribe, unsubscribe
-from newsletter.web.common import error_page
+from newsletter.web import archive, housekeeping, preferences, rights, subscribe, unsubscribe
+from newsletter.web.common import error_page, log_path
 from newsletter.web.context import Clock, WebContext, context_of, utcnow
 from newsletter.web.csrf import CsrfTokens
 from newsletter.web.guards import BodyLimit, RateLimiter, SecurityHeaders
@@ -55,7 +58,7 @@ def _is_webhook(request: Request) -> bool:
 async def http_error(request: Request, exc: Exception) -> Response:
     """Starlette's HTTP errors (404, 405, 413 ...) as localized pages."""
     assert isinstance(exc, HTTPException)
-    log.info("%s %s -> %d %s", request.method, request.url.path, exc.status_code, exc.detail)
+    log.info("%s %s -> %d %s", request.method, log_path(request), exc.status_code, exc.detail)
     if _is_webhook(request):
         return PlainTextResponse(str(exc.detail), status_code=exc.status_code)
     return error_page(request, exc.status_code, headers=dict(exc.headers or {}))
@@ -63,7 +66,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 async def server_error(request: Request, exc: Exception) -> Response:
     """Anything unexpected: logged with its traceback, a short localized page shown."""
-    log.exception("error on %s %s", request.method, request.url.path, exc_info=exc)
+    log.exception("error on %s %s", request.method, log_path(request), exc_info=exc)
     if _is_webhook(request):
         return PlainTextResponse("internal error", status_code=500)
     try:
@@ -97,8 +100,13 @@ def create_app(
     provider: Provider | None = None,
     signer: TokenSigner | None = None,
     clock: Clock | None = None,
+    housekeeping_every: float = housekeeping.EVERY,
 ) -> Starlette:
-    """The Starlette app; builds the store, signer and provider only when none is given."""
+    """The Starlette app; builds the store, signer and provider only when none is given.
+
+    While it runs, :mod:`~newsletter.web.housekeeping` runs at start and then every
+    ``housekeeping_every`` seconds.
+    """
     owns_store = store is None
     if store is None:
         store = Store.open(settings.database_url())
@@ -131,9 +139,15 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # the first run before serving: nothing stale is ever served, and tests see it done
+        await housekeeping.housekeep_logged(ctx)
+        task = asyncio.create_task(housekeeping.housekeep_every(ctx, housekeeping_every))
         try:
             yield
         finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
             await ctx.aclose()
 
     async def too_large(scope: Scope, receive: Receive) -> Response:
@@ -158,17 +172,35 @@ def create_app(
     return app
 
 
+def _stopped(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
-    """Run the app under uvicorn until SIGINT/SIGTERM (``newsletter serve``)."""
+    """Run the app under uvicorn until SIGINT/SIGTERM (``newsletter serve``).
+
+    SIGTERM is how a service manager stops the server: after uvicorn's graceful shutdown
+    (requests in flight answered, the store closed) the process exits 0, not by the
+    signal, so the manager records a clean stop. SIGINT stays an interrupt (exit 130).
+    """
     import uvicorn
 
-    app = create_app(settings)
-    uvicorn.run(
-        app,
-        host=host or settings.web.host,
-        port=settings.web.port if port is None else port,
-        proxy_headers=True,
-        forwarded_allow_ips=settings.web.forwarded_allow_ips,
-        server_header=False,
-        log_config=None,
-    )
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        # uvicorn handles SIGTERM while serving, then restores this handler and raises
+        # the signal again; a SIGTERM before it serves stops start-up here the same way
+        previous = signal.signal(signal.SIGTERM, _stopped)
+    try:
+        app = create_app(settings)
+        uvicorn.run(
+            app,
+            host=host or settings.web.host,
+            port=settings.web.port if port is None else port,
+            proxy_headers=True,
+            forwarded_allow_ips=settings.web.forwarded_allow_ips,
+            server_header=False,
+            log_config=None,
+        )
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

@@ -34,6 +34,12 @@ def neutral_values(ctx: WebContext) -> dict[str, str]:
     }
 
 
+def _segment_title(ctx: WebContext, name: str, locale: str) -> str:
+    """A segment's title in ``locale`` (a segment no longer configured: its name)."""
+    found = next((s for s in ctx.settings.segments if s.name == name), None)
+    return found.description_for(locale) if found else name
+
+
 def _not_found(request: Request) -> Response:
     archive_url = context_of(request).href("/archive")
     return error_page(request, 404, links=[(N_("Newsletter archive"), archive_url)])
@@ -43,11 +49,10 @@ async def index(request: Request) -> Response:
     """GET /archive: every segment with published editions, and its languages."""
     ctx = context_of(request)
     locale = ctx.pages.negotiate(request)
-    descriptions = {s.name: s.description for s in ctx.settings.segments}
     segments = [
         (
             name,
-            descriptions.get(name) or name,
+            _segment_title(ctx, name, locale),
             [(loc, ctx.href(f"/archive/segments/{name}/{loc}")) for loc in locales],
         )
         for name, locales in ctx.store.archive.locales().items()
@@ -85,12 +90,11 @@ async def segment_index(request: Request) -> Response:
     page_locale = ctx.pages.negotiate(
         request, locale if "lang" not in request.query_params else None
     )
-    descriptions = {s.name: s.description for s in ctx.settings.segments}
     return ctx.pages.page(
         request,
         page_locale,
         "web/archive_list.html",
-        segment=descriptions.get(segment) or segment,
+        segment=_segment_title(ctx, segment, page_locale),
         edition_locale=locale,
         entries=[(e, ctx.href(f"/archive/{e.edition_id}/{e.locale}")) for e in entries],
         feed_url=ctx.href(f"/archive/segments/{segment}/{locale}/feed.atom"),
@@ -112,7 +116,7 @@ def atom_feed(ctx: WebContext, segment: str, locale: str, entries: list[ArchiveE
     self_url = ctx.link(f"/archive/segments/{segment}/{locale}/feed.atom")
     org = ctx.settings.organisation.name_for(locale)
     _sub(feed, "id", self_url)
-    _sub(feed, "title", f"{org}: {segment}")
+    _sub(feed, "title", f"{org}: {_segment_title(ctx, segment, locale)}")
     newest: datetime = max((e.date for e in entries), default=ctx.clock())
     _sub(feed, "updated", newest.isoformat())
     author = _sub(feed, "author")

@@ -4,6 +4,7 @@ checks every POST from a subscriber's own page passes."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
@@ -32,6 +33,24 @@ STATUS_TEXT: dict[int, tuple[str, str]] = {
 }
 
 
+#: a path segment this long may be a link token: never written to a log
+_LONG_SEGMENT = re.compile(r"[^/]{24,}")
+
+
+def log_path(request: Request) -> str:
+    """The request path as it may be logged: the matched route's pattern (tokens stay
+    ``{token}``), else the path with every long segment masked.
+
+    Page URLs carry subscriber tokens, and a preferences token never expires: whoever
+    reads a log line with one could manage that person's subscription.
+    """
+    route = request.scope.get("route")
+    pattern = getattr(route, "path", None)
+    if isinstance(pattern, str) and pattern:
+        return pattern
+    return _LONG_SEGMENT.sub("…", request.url.path)
+
+
 async def read_form(request: Request) -> Form | None:
     """The posted form (urlencoded or multipart) as lists of values, or None when the body
     is not a form or cannot be parsed."""
@@ -46,7 +65,7 @@ async def read_form(request: Request) -> Form | None:
     except Exception as exc:  # python-multipart raises several types for broken bodies
         if getattr(exc, "status_code", None) == 413:
             raise
-        log.info("unreadable form body on %s: %s", request.url.path, exc)
+        log.info("unreadable form body on %s: %s", log_path(request), exc)
         return None
     try:
         return {key: [v for v in form.getlist(key) if isinstance(v, str)] for key in form}
@@ -112,13 +131,13 @@ def use_email_link(request: Request, title: str) -> Response:
 
 def bad_request(request: Request, reason: str, locale: str | None = None) -> Response:
     """400 for a malformed request; ``reason`` goes to the log, not to the visitor."""
-    log.info("bad request on %s: %s", request.url.path, reason)
+    log.info("bad request on %s: %s", log_path(request), reason)
     return error_page(request, 400, locale)
 
 
 def csrf_failed(request: Request, locale: str) -> Response:
     """403: the form's CSRF token is missing, expired or for another form."""
-    log.info("CSRF check failed on %s", request.url.path)
+    log.info("CSRF check failed on %s", log_path(request))
     return error_page(request, 403, locale)
 
 

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from starlette.requests import Request
 
@@ -49,11 +49,18 @@ class WebContext:
     owns_provider: bool = False
     _provider_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
-    def href(self, path: str) -> str:
+    def href(self, path: str, request: Request | None = None) -> str:
         """A root-relative URL for ``path`` under the base URL's path prefix (if any), so
-        pages work behind a reverse proxy that serves the app below a folder."""
-        prefix = urlsplit(self.settings.web.base_url).path.rstrip("/")
-        return prefix + path
+        pages work behind a reverse proxy that serves the app below a folder.
+
+        With ``request``, the page language the visitor picked (``?lang=``) is kept, so
+        the form posted or the link followed answers in that language too.
+        """
+        url = urlsplit(self.settings.web.base_url).path.rstrip("/") + path
+        lang = request.query_params.get("lang", "") if request is not None else ""
+        if lang in self.settings.locales.available:
+            url += ("&" if "?" in path else "?") + urlencode({"lang": lang})
+        return url
 
     def link(self, path: str) -> str:
         """The absolute public URL of ``path`` (for emails and feeds)."""

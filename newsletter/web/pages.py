@@ -22,6 +22,7 @@ from starlette.responses import HTMLResponse
 from newsletter import i18n
 from newsletter.config import Settings
 from newsletter.errors import TemplateError
+from newsletter.render import load_template
 
 log = logging.getLogger("newsletter.web")
 
@@ -95,14 +96,7 @@ class Pages:
         return env
 
     def _template(self, env: jinja2.Environment, name: str) -> jinja2.Template:
-        folder = self.settings.paths.templates
-        try:
-            return env.get_template(name)
-        except jinja2.TemplateSyntaxError as exc:
-            where = exc.filename or str(folder / (exc.name or name))
-            raise TemplateError(f"{where}: line {exc.lineno}: {exc.message}") from exc
-        except jinja2.TemplateNotFound as exc:
-            raise TemplateError(f"{folder / str(exc.name)}: template not found") from exc
+        return load_template(env, name, self.settings.paths.templates)
 
     # -- languages ----------------------------------------------------------------------
 
@@ -133,7 +127,9 @@ class Pages:
         """What every page template gets."""
         org = self.settings.organisation
         switch = []
-        if request is not None:
+        # only a GET can be repeated in another language: the result page of a POST (an
+        # erasure, say) has no GET twin, so it gets no switcher; its form kept ``?lang=``
+        if request is not None and request.method in ("GET", "HEAD"):
             for loc in self.locales:
                 url = request.url.include_query_params(lang=loc)
                 switch.append((loc, i18n.language_name(loc, loc), f"{url.path}?{url.query}"))
@@ -142,6 +138,7 @@ class Pages:
             "dir": i18n.text_direction(locale),
             "organisation": org,
             "org_name": org.name_for(locale),
+            "org_address": org.address_for(locale),
             "colors": org.colors,
             "base_url": self.settings.web.base_url,
             # root-relative links keep working behind a proxy serving the app in a folder

@@ -42,7 +42,7 @@ def render(
 ) -> Response:
     """The preference centre page for ``sub``."""
     locale = ctx.pages.negotiate(request, sub.locale)
-    descriptions = {lst.name: lst.description for lst in ctx.settings.lists}
+    labels = {lst.name: lst.description_for(locale) for lst in ctx.settings.lists}
     now = ctx.clock()
     base = f"/preferences/{token}"
     return ctx.pages.page(
@@ -54,13 +54,13 @@ def render(
         can_resubscribe=sub.status is SubscriberStatus.UNSUBSCRIBED,
         saved=saved,
         locales=ctx.settings.locales.available,
-        lists=[(name, descriptions.get(name, "")) for name in editable_lists(ctx.settings, sub)],
+        lists=[(name, labels.get(name, name)) for name in editable_lists(ctx.settings, sub)],
         paused_until=sub.paused_until if sub.is_paused(now) else None,
         pause_weeks=pause_choices(ctx.settings),
-        action=ctx.href(base),
-        export_action=ctx.href(f"{base}/export"),
-        erase_action=ctx.href(f"{base}/erase"),
-        unsubscribe_url=ctx.href(f"/unsubscribe/{ctx.signer.sign('unsubscribe', sub.id)}"),
+        action=ctx.href(base, request),
+        export_action=ctx.href(f"{base}/export", request),
+        erase_action=ctx.href(f"{base}/erase", request),
+        unsubscribe_url=ctx.href(f"/unsubscribe/{ctx.signer.sign('unsubscribe', sub.id)}", request),
         csrf=ctx.csrf.issue("preferences", sub.id),
         csrf_export=ctx.csrf.issue("export", sub.id),
         csrf_erase=ctx.csrf.issue("erase", sub.id),
@@ -105,7 +105,7 @@ async def save(request: Request) -> Response:
     except (SubscriberError, ValueError) as exc:
         return bad_request(request, str(exc), locale)
     token = request.path_params["token"]
-    return RedirectResponse(ctx.href(f"/preferences/{token}?saved=1"), status_code=303)
+    return RedirectResponse(ctx.href(f"/preferences/{token}?saved=1", request), status_code=303)
 
 
 def routes() -> list[BaseRoute]:

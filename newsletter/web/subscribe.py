@@ -65,7 +65,7 @@ def _form_page(
     values: Form | None = None,
 ) -> Response:
     ctx = context_of(request)
-    descriptions = {lst.name: lst.description for lst in ctx.settings.lists}
+    labels = {lst.name: lst.description_for(locale) for lst in ctx.settings.lists}
     values = values or {}
     return ctx.pages.page(
         request,
@@ -77,7 +77,7 @@ def _form_page(
         csrf_field=FIELD,
         consent_text=_consent_text(ctx, locale),
         locales=ctx.settings.locales.available,
-        lists=[(name, descriptions.get(name, "")) for name in joinable_lists(ctx.settings)],
+        lists=[(name, labels[name]) for name in joinable_lists(ctx.settings)],
         errors=[ctx.pages.gettext(locale, e) for e in errors or []],
         email=first(values, "email"),
         name=first(values, "name"),
@@ -243,7 +243,7 @@ async def confirm_page(request: Request) -> Response:
         request,
         locale,
         "web/confirm.html",
-        action=ctx.href(f"/confirm/{request.path_params['token']}"),
+        action=ctx.href(f"/confirm/{request.path_params['token']}", request),
         csrf=ctx.csrf.issue("confirm", sub.id),
         csrf_field=FIELD,
     )
@@ -258,7 +258,7 @@ def _confirmed(request: Request, ctx: WebContext, sub: Subscriber, locale: str) 
         links=[
             (
                 N_("Manage preferences"),
-                ctx.href(f"/preferences/{ctx.signer.sign('preferences', sub.id)}"),
+                ctx.href(f"/preferences/{ctx.signer.sign('preferences', sub.id)}", request),
             )
         ],
         organisation=ctx.settings.organisation.name_for(locale),

@@ -42,14 +42,14 @@ async def confirm_page(request: Request) -> Response:
         return invalid_link(request)
     ctx = context_of(request)
     locale = ctx.pages.negotiate(request, sub.locale)
-    preferences = ctx.href(f"/preferences/{ctx.signer.sign('preferences', sub.id)}")
+    preferences = ctx.href(f"/preferences/{ctx.signer.sign('preferences', sub.id)}", request)
     if sub.status not in SUBSCRIBED:
         return _done(request, locale, preferences)
     return ctx.pages.page(
         request,
         locale,
         "web/unsubscribe.html",
-        action=ctx.href(f"/unsubscribe/{request.path_params['token']}"),
+        action=ctx.href(f"/unsubscribe/{request.path_params['token']}", request),
         preferences_url=preferences,
     )
 
@@ -86,7 +86,7 @@ async def one_click(request: Request) -> Response:
     log.info("subscriber %d unsubscribed (%s)", sub.id, source)
     locale = ctx.pages.negotiate(request, sub.locale)
     return _done(
-        request, locale, ctx.href(f"/preferences/{ctx.signer.sign('preferences', sub.id)}")
+        request, locale, ctx.href(f"/preferences/{ctx.signer.sign('preferences', sub.id)}", request)
     )
 
 

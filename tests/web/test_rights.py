@@ -13,6 +13,7 @@ from web_helpers import NOW, Web, csrf_of, publish_edition
 from newsletter.models import NewSubscriber
 from newsletter.store import Store
 from newsletter.store.tables import consents, deliveries, subscriber_events, subscribers
+from newsletter.store.webhooks import EventRow
 from newsletter.subscribers import import_csv
 
 
@@ -39,6 +40,39 @@ def test_export_downloads_everything_about_the_subscriber(web: Web) -> None:
     assert [e["kind"] for e in data["events"]] == ["preferences"]
     assert [d["edition_id"] for d in data["deliveries"]] == [edition.id]
     assert "ivo@example.org" not in res.text
+    # what providers reported about the person is theirs to see too
+    row = web.store.webhooks.find_delivery(
+        email=sub.email, edition_id=edition.id, subscriber_id=sub.id
+    )
+    assert row is not None
+    web.store.webhooks.note_delivery(row, "soft_bounce", NOW, NOW, keep=())
+    web.store.webhooks.claim("mailgun", [EventRow("evt-1", "soft_bounce", sub.id, NOW)], NOW)
+    again = web.client.post(
+        f"/preferences/{token}/export", data={"csrf_token": _form(web, token, "/export")}
+    )
+    data = json.loads(again.content)
+    [delivery] = data["deliveries"]
+    assert delivery["provider_event"] == "soft_bounce"
+    assert data["provider_events"] == [
+        {
+            "provider": "mailgun",
+            "kind": "soft_bounce",
+            "occurred_at": NOW.isoformat(),
+            "received_at": NOW.isoformat(),
+        }
+    ]
+
+
+def test_export_and_erase_refuse_bad_tokens(web: Web) -> None:
+    sub = web.add()
+    csrf = _form(web, web.token("preferences", sub), "/erase")
+    for token in (web.token("unsubscribe", sub), "garbage", web.token("preferences", 404)):
+        for action in ("export", "erase"):
+            res = web.client.post(
+                f"/preferences/{token}/{action}", data={"csrf_token": csrf, "confirm": "yes"}
+            )
+            assert res.status_code == 400 and "<h1>" in res.text, (token, action)
+    assert web.store.subscribers.find(sub.email) is not None
 
 
 def test_export_needs_its_own_csrf_token(web: Web) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 
+import pytest
 from web_helpers import TestClient, Web, publish_edition
 
 from newsletter.delivery import Sender
@@ -145,3 +147,18 @@ def test_token_signed_with_an_old_key_still_works(web: Web) -> None:
     with TestClient(app) as client:
         assert client.post(f"/unsubscribe/{old}", data=ONE_CLICK).status_code == 200
     assert web.store.subscribers.get(sub.id).status is SubscriberStatus.UNSUBSCRIBED
+
+
+def test_logs_never_hold_a_link_token(web: Web, caplog: pytest.LogCaptureFixture) -> None:
+    """A preferences token never expires: a log line with one would hand over the account."""
+    sub = web.add()
+    token = web.token("preferences", sub)
+    with caplog.at_level(logging.INFO, logger="newsletter.web"):
+        web.client.post(f"/preferences/{token}", data={"action": "save"})  # no CSRF: 403
+        web.client.post(f"/preferences/{token}", content=b"x", headers={"content-type": "x/y"})
+        web.client.get(f"/preferences/{token}/erase")  # 405
+        web.client.get(f"/no-such-page/{token}")  # 404, no route matched
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) >= 4 and not any(token in line for line in lines), lines
+    assert any("/preferences/{token}" in line for line in lines)
+    assert any("/no-such-page/…" in line for line in lines)

@@ -112,3 +112,30 @@ def test_documented_examples_parse_to_the_expected_kinds() -> None:
     assert from_iso("2014-08-01T13:28:10.2735393-04:00", NOW) == datetime(
         2014, 8, 1, 17, 28, 10, 273539, tzinfo=UTC
     )
+
+
+def test_per_recipient_event_ids_hold_no_address() -> None:
+    """Event ids outlive an erasure in webhook_events: they must not carry the address."""
+    addresses = ["Ana.Petrova@example.org", "ivo@example.org"]
+    note = {
+        "notificationType": "Bounce",
+        "bounce": {
+            "bounceType": "Permanent",
+            "feedbackId": "fb-1",
+            "bouncedRecipients": [{"emailAddress": a} for a in addresses],
+        },
+        "mail": {"messageId": "ses-1"},
+    }
+    body = {"type": "email.bounced", "data": {"to": addresses, "bounce": {"type": "Permanent"}}}
+    for events in (ses.parse(json.dumps(note), "sns-1", NOW), resend.parse(body, "msg_1", NOW)):
+        ids = [e.event_id for e in events]
+        assert len(set(ids)) == 2 and [e.email for e in events] == addresses
+        for event_id in ids:
+            assert "@" not in event_id and "petrova" not in event_id.lower()
+    # the same recipient in another notification still gets its own id
+    again = ses.parse(
+        json.dumps({**note, "bounce": {**note["bounce"], "feedbackId": "fb-2"}}), "sns-2", NOW
+    )
+    assert {e.event_id for e in again}.isdisjoint(
+        e.event_id for e in ses.parse(json.dumps(note), "sns-1", NOW)
+    )

@@ -23,6 +23,7 @@ __all__ = [
     "Event",
     "EventKind",
     "Refs",
+    "address_key",
     "content_id",
     "from_epoch",
     "from_iso",
@@ -149,6 +150,15 @@ def from_iso(value: Any, default: datetime) -> datetime:
 def obj(value: Any) -> dict[str, Any]:
     """``value`` if it is a JSON object, else an empty one (providers' optional blocks)."""
     return value if isinstance(value, dict) else {}
+
+
+def address_key(email: str) -> str:
+    """A short digest of an address, for event ids made per recipient.
+
+    ``webhook_events`` keeps event ids long after an erasure, so an id must never hold an
+    address itself.
+    """
+    return hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()[:24]
 
 
 def content_id(obj: Any) -> str:

@@ -30,7 +30,7 @@ from newsletter.web.webhooks.base import (
     json_body,
     unix_time,
 )
-from newsletter.web.webhooks.events import Event, EventKind, from_iso, obj, refs
+from newsletter.web.webhooks.events import Event, EventKind, address_key, from_iso, obj, refs
 
 __all__ = ["ResendVerifier", "decode_secret", "parse", "sign"]
 
@@ -104,7 +104,7 @@ def parse(body: Any, msg_id: str, now: datetime) -> list[Event]:
             provider="resend",
             kind=event_kind,
             email=address,
-            event_id=msg_id if len(addresses) == 1 else f"{msg_id}:{address.lower()}",
+            event_id=msg_id if len(addresses) == 1 else f"{msg_id}:{address_key(address)}",
             timestamp=when,
             provider_message_id=email_id,
             **ids,

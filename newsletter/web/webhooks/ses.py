@@ -16,7 +16,7 @@ from typing import Any, Self
 
 from newsletter.config.webhooks import Webhooks
 from newsletter.web.webhooks.base import Deps, PayloadError
-from newsletter.web.webhooks.events import Event, EventKind, from_iso, obj, refs
+from newsletter.web.webhooks.events import Event, EventKind, address_key, from_iso, obj, refs
 from newsletter.web.webhooks.sns import SnsVerifier
 
 __all__ = ["SesVerifier", "parse"]
@@ -94,7 +94,7 @@ def parse(message: str, sns_message_id: str, now: datetime) -> list[Event]:
             kind=event_kind,
             email=address,
             # SES may send one notification per recipient or one for several: key by both
-            event_id=f"{base_id or sns_message_id}:{address.lower()}",
+            event_id=f"{base_id or sns_message_id}:{address_key(address)}",
             timestamp=when,
             provider_message_id=ses_id,
             **ids,
