@@ -36,7 +36,15 @@ from newsletter.palette import checked_palette
 from newsletter.personalize import CONDITIONALS, PLACEHOLDERS, personalize
 from newsletter.sanitize import text_paragraphs, truncate
 
-__all__ = ["PLACEHOLDERS", "EntryView", "Renderer", "Section", "personalize"]
+__all__ = [
+    "PLACEHOLDERS",
+    "EntryView",
+    "Renderer",
+    "Section",
+    "load_template",
+    "personalize",
+    "tidy_summary",
+]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +59,50 @@ _ABSOLUTE = ("https://", "http://")
 def _absolute(url: str | None) -> str | None:
     # a relative URL would point nowhere inside a mail client: leave the link or image out
     return url if url and url.startswith(_ABSOLUTE) else None
+
+
+def load_template(env: jinja2.Environment, name: str, folder: Path) -> jinja2.Template:
+    """``name`` from ``env``; a syntax error or a missing file is one-line :class:`TemplateError`.
+
+    ``folder`` is the templates folder the loader reads, named in the message. Shared by
+    the email renderer and the web pages (:mod:`newsletter.web.pages`).
+    """
+    try:
+        return env.get_template(name)
+    except jinja2.TemplateSyntaxError as exc:
+        where = exc.filename or str(folder / (exc.name or name))
+        raise TemplateError(f"{where}: line {exc.lineno}: {exc.message}") from exc
+    except jinja2.TemplateNotFound as exc:
+        raise TemplateError(f"{folder / str(exc.name)}: template not found") from exc
+
+
+# a sentence ends at . ! ? (closing quotes may follow) before a word that is not lowercase
+# ("2026 г. в Бургас" is no sentence end; caseless scripts such as Georgian count as one)
+_SENTENCE_END = re.compile(r"[.!?…][\"'”“»)\]]*\s+(?=[^\s])")
+_ENDED = (".", "!", "?", "…")
+_CLOSERS = "\"'”“»)]"
+
+
+def tidy_summary(summary: str, complete: bool) -> str:
+    """``summary`` ending where a reader expects it to, not on a colon or a cut-off list.
+
+    A summary picked paragraph by paragraph can stop on "the topics are:" or on the first
+    item of a list. Such a tail (no closing punctuation) is dropped when an earlier
+    sentence ends the summary well enough; otherwise the summary gets an ellipsis.
+    ``complete`` says the summary is the whole text: a complete text is left as it is
+    unless it ends on a colon.
+    """
+    text = summary.rstrip()
+    if not text or text.rstrip(_CLOSERS).endswith(_ENDED):
+        return text
+    if complete and not text.endswith(":"):
+        return text
+    ends = [m.end() for m in _SENTENCE_END.finditer(text) if not text[m.end()].islower()]
+    # keep at least half of what was picked: a lone first sentence of a long summary
+    # says less than the cut text with an ellipsis
+    if ends and ends[-1] >= len(text) // 2:
+        return text[: ends[-1]].rstrip()
+    return text.rstrip(" :;,-–—") + "…"
 
 
 @dataclass(frozen=True)
@@ -147,14 +199,7 @@ class Renderer:
         return env
 
     def _template(self, env: jinja2.Environment, name: str) -> jinja2.Template:
-        folder = self.settings.paths.templates
-        try:
-            return env.get_template(name)
-        except jinja2.TemplateSyntaxError as exc:
-            where = exc.filename or str(folder / (exc.name or name))
-            raise TemplateError(f"{where}: line {exc.lineno}: {exc.message}") from exc
-        except jinja2.TemplateNotFound as exc:
-            raise TemplateError(f"{folder / str(exc.name)}: template not found") from exc
+        return load_template(env, name, self.settings.paths.templates)
 
     def _render_template(self, env: jinja2.Environment, name: str, ctx: dict[str, Any]) -> str:
         template = self._template(env, name)
@@ -226,12 +271,15 @@ class Renderer:
         if isinstance(published, datetime) and published.tzinfo is not None:
             published = published.astimezone(segment.tz)
         limit = self.settings.render.summary_chars
+        shown = " ".join(text_paragraphs(item.summary_html or item.body_html))
+        whole = shown if not item.summary_html else " ".join(text_paragraphs(item.body_html))
+        summary = truncate(shown, limit)
         return EntryView(
             entry=entry,
             title=item.title,
             link=_absolute(item.link),
             image=_absolute(item.image),
-            summary=truncate(" ".join(text_paragraphs(item.summary_html or item.body_html)), limit),
+            summary=tidy_summary(summary, complete=summary == whole),
             published=i18n.format_date(published, locale),
             lang=entry.shown_lang,
             dir=i18n.text_direction(entry.shown_lang),
@@ -321,7 +369,8 @@ class Renderer:
             "reason": org.reasons.get(locale),
             "colors": self.palette,
             "segment": segment,
-            "list_name": segment.name,
+            # the readers' own words for the segment, not its config slug
+            "list_name": segment.description_for(locale),
             "period": segment.period,
             "period_label": period_label,
             "heading": self._heading(segment, locale),

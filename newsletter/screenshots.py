@@ -77,7 +77,9 @@ class Shot:
 
     html: Path
     png: Path
+    #: the viewport width; the PNG is this wide unless the page overflows it
     width: int
+    #: the PNG's height: the whole page
     height: int
     #: the document's scrollWidth: more than ``width`` means sideways scrolling
     scroll_width: int
@@ -191,12 +193,12 @@ class Screenshotter:
                 metrics = page.evaluate(_OVERFLOW_JS)
                 target = screenshot_path(html, width)
                 page.screenshot(path=str(target), full_page=True)
-                png_width, png_height = png_size(target)
+                _png_width, png_height = png_size(target)
                 shots.append(
                     Shot(
                         html=html,
                         png=target,
-                        width=png_width,
+                        width=width,
                         height=png_height,
                         scroll_width=int(metrics["scrollWidth"]),
                         overflow=[str(x) for x in metrics["overflow"]],
@@ -251,6 +253,8 @@ def preview_with_screenshots(
     # fail on a missing browser before rendering anything
     find_chromium(executable)
     index, entries = preview(settings, store, segments=segments, locales=locales, out=out)
+    if not entries:  # nothing rendered: no browser to start
+        return index, entries, []
     shots = capture([e.path for e in entries], executable=executable, remote_images=remote_images)
     index = write_index(index.parent, "Preview", entries)
     return index, entries, shots

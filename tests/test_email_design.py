@@ -27,7 +27,8 @@ from newsletter.config import Settings
 from newsletter.errors import ConfigError
 from newsletter.models import DigestEntry, RenderedVariant
 from newsletter.palette import Palette, contrast
-from newsletter.render import Renderer, personalize
+from newsletter.render import Renderer, personalize, tidy_summary
+from newsletter.sanitize import summarize
 
 GMAIL_CLIP = 102 * 1024
 
@@ -553,3 +554,75 @@ def test_customized_template_with_unsafe_css_is_reported(
     assert "display: flex" in caplog.text
     assert "'banner.png' is not an absolute URL" in caplog.text
     assert "no width in pixels" in caplog.text
+
+
+# -- summaries -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("summary", "complete", "expected"),
+    [
+        # the tail introduces a list the digest does not show: cut back to the sentence
+        (
+            "Обучението е в Бургас. Ще се проведе на 8 декември 2026 г. в инкубатора. "
+            "Ще бъдат разгледани следните теми:",
+            False,
+            "Обучението е в Бургас. Ще се проведе на 8 декември 2026 г. в инкубатора.",
+        ),
+        # the first item of a list, picked as a paragraph of its own
+        (
+            "Developers will meet investors and export credit agencies. Offshore wind",
+            False,
+            "Developers will meet investors and export credit agencies.",
+        ),
+        # nothing to cut back to: an ellipsis instead of the colon
+        ("Кой може да кандидатства:", False, "Кой може да кандидатства…"),
+        (
+            "Short. Then a long tail that is cut off here, before it could end",
+            False,
+            "Short. Then a long tail that is cut off here, before it could end…",
+        ),
+        # a complete text is left alone, unless it ends on a colon
+        ("A note without a full stop", True, "A note without a full stop"),
+        ("Topics:", True, "Topics…"),
+        ("Ends well.", False, "Ends well."),
+        ("Той каза „стига.“", False, "Той каза „стига.“"),
+        ("Cut by the length limit…", False, "Cut by the length limit…"),
+    ],
+)
+def test_tidy_summary(summary: str, complete: bool, expected: str) -> None:
+    """A summary never stops on a colon or a cut-off list item; "2026 г. в" is no sentence end."""
+    assert tidy_summary(summary, complete) == expected
+
+
+def test_rendered_summary_reads_as_finished(renderer: Renderer) -> None:
+    """A story summarized up to "the topics are:" (as gather does) ends on its last sentence."""
+    body = (
+        "<p>Клъстерът организира тридневно обучение за общински енергийни мениджъри. То ще "
+        "се проведе от 8 до 10 декември 2026 г. в Бизнес инкубатора в Бургас.</p>"
+        "<p>Ще бъдат разгледани следните теми:</p><ul><li>изготвяне и актуализиране на "
+        "общинските програми за енергийна ефективност и на плановете за устойчива "
+        "енергия, с примери от общините в Бургаска, Варненска и Добричка област и с "
+        "упражнения по реални данни;</li><li>енергийни обследвания.</li></ul>"
+    )
+    limit = renderer.settings.render.summary_chars
+    item = replace(story(1), body_html=body, summary_html=summarize(body, limit))
+    assert item.summary_html.endswith("теми:")  # what gather stores
+    empty = replace(story(2), body_html="", summary_html=None)
+    variant = renderer.render(
+        segment=renderer.settings.segments[0],
+        period_label="W48",
+        edition_date=date(2026, 11, 23),
+        entries=[DigestEntry(item, "bg", False), DigestEntry(empty, "bg", False)],
+        locale="bg",
+        view_url="https://news.cluster.example.org/archive/1/bg",
+    )
+    html, text = personalize(variant, VALUES)
+    doc = parse(html)
+    summaries = [p.text_content() for p in doc.xpath("//p[contains(@class, 'summary')]")]
+    assert summaries == [
+        "Клъстерът организира тридневно обучение за общински енергийни мениджъри. То ще се "
+        "проведе от 8 до 10 декември 2026 г. в Бизнес инкубатора в Бургас."
+    ], "one summary: a story without text gets no empty paragraph"
+    assert "теми" not in html and "теми" not in text
+    assert "инкубатора в Бургас." in " ".join(text.split())

@@ -11,17 +11,19 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from email_samples import LOCALES, VALUES, demo_settings, entries
+from email_samples import DEMO, LOCALES, VALUES, demo_settings, entries
 from test_cli import cli, project
 
 from newsletter.config import load
 from newsletter.errors import ScreenshotError
 from newsletter.gather import gather
+from newsletter.models import DigestEntry
 from newsletter.render import Renderer, personalize
 from newsletter.screenshots import (
     WIDTHS,
@@ -98,6 +100,31 @@ def test_nothing_overflows_a_phone_screen(shots: list[Shot]) -> None:
         assert shot.fits
 
 
+def test_long_words_and_a_wide_logo_fit_a_phone(shooter: Screenshotter, tmp_path: Path) -> None:
+    """A 70-letter word, a bare URL in a summary and a 552 px logo wrap or shrink at 375 px."""
+    word = "Energieeffizienzsteigerungsmaßnahmenverordnungsnovellierungsentwurf"
+    url = "https://partners.example.com/nordkueste/2026/11/supply-chain-pilots-for-black-sea-ports"
+    organisation = {**DEMO["organisation"], "logo_width": 552, "logo_height": 120}
+    settings = demo_settings(organisation=organisation)
+    shown = entries("de", 3)
+    long_item = replace(
+        shown[1].item, title=f"{word} vorgestellt", summary_html=f"<p>Siehe {url} zu {word}.</p>"
+    )
+    shown[1] = DigestEntry(long_item, "bg", True)
+    variant = Renderer(settings).render(
+        segment=settings.segment("members"),
+        period_label="W48",
+        edition_date=date(2026, 11, 23),
+        entries=shown,
+        locale="de",
+        view_url="https://news.cluster.example.org/archive/1/de",
+    )
+    page = tmp_path / "de.html"
+    page.write_text(personalize(variant, VALUES)[0], encoding="utf-8")
+    for shot in shooter.capture(page):
+        assert shot.fits, (shot.width, shot.scroll_width, shot.overflow)
+
+
 def test_overflow_is_detected(shooter: Screenshotter, tmp_path: Path) -> None:
     """The measurement is real: a fixed 500 px block at 375 px is reported."""
     page = tmp_path / "wide.html"
@@ -109,6 +136,8 @@ def test_overflow_is_detected(shooter: Screenshotter, tmp_path: Path) -> None:
     (shot,) = shooter.capture(page, [375])
     assert not shot.fits and shot.scroll_width >= 500
     assert any('class="too-wide"' in line for line in shot.overflow)
+    # the shot names the viewport it was taken at; the full-page PNG is as wide as the page
+    assert shot.width == 375 and png_size(shot.png)[0] >= 500
 
 
 @contextmanager
@@ -203,6 +232,15 @@ def test_preview_command_writes_screenshots_beside_the_html(tmp_path: Path) -> N
     assert 'href="members/de-375.png"' in index and 'href="members/de-600.png"' in index
     # the archive copy written beside it is the same HTML the screenshots show
     assert (folder / "de.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_preview_command_with_nothing_gathered_says_so(tmp_path: Path) -> None:
+    """Before any gather there is nothing to render: a hint, exit 0, no screenshots."""
+    cfg = project(tmp_path)
+    proc = cli(cfg, "preview", "--screenshots", "--no-remote-images")
+    assert proc.returncode == 0, proc.stderr
+    assert "Nothing to preview" in proc.stdout and "newsletter gather" in proc.stdout
+    assert not list(tmp_path.glob("preview/**/*.png"))
 
 
 def test_preview_command_without_chromium_fails_in_one_line(tmp_path: Path) -> None:

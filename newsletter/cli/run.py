@@ -177,6 +177,12 @@ def preview_cmd(
             str(e.variant.item_count),
         )
     out.print(table)
+    if not entries:
+        out.print(
+            "[yellow]Nothing to preview:[/] no segment has new items this period "
+            "(run `newsletter gather` first?)",
+            highlight=False,
+        )
     for shot in shots:
         if not shot.fits:
             where = "; ".join(shot.overflow[:3]) or f"page is {shot.scroll_width} px wide"
