@@ -3,12 +3,17 @@
 One failing source is reported (name and a one-line reason) and skipped; the others still
 gather, and nothing a failing source stored before is touched, because a source's items
 are only written after its whole fetch succeeded.
+
+A ``stop`` event (set from another thread, e.g. the scheduler's on SIGTERM) is looked at
+between sources: the source in progress finishes and is stored, the rest are left for the
+next gather and named in the report.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -56,6 +61,13 @@ class GatherReport:
     """Per-source reports and their totals."""
 
     sources: list[SourceReport] = field(default_factory=list)
+    #: sources not gathered because a stop was asked for
+    left: list[str] = field(default_factory=list)
+
+    @property
+    def stopped(self) -> bool:
+        """True when a stop ended the gather before every source was done."""
+        return bool(self.left)
 
     @property
     def new(self) -> int:
@@ -91,8 +103,13 @@ def gather(
     only: Sequence[str] | None = None,
     now: datetime | None = None,
     on_source: Callable[[SourceReport], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> GatherReport:
-    """Gather every enabled source (or only the named ones, enabled or not)."""
+    """Gather every enabled source (or only the named ones, enabled or not).
+
+    Once ``stop`` is set no further source starts; the one in progress is finished and
+    stored, and the others are listed in :attr:`GatherReport.left`.
+    """
     configs = _selected(settings, only)
     now = now or datetime.now(UTC)
     own_client = client is None
@@ -100,7 +117,11 @@ def gather(
     report = GatherReport()
     detector = LanguageDetector(settings.locales.available) if settings.locales.detect else None
     try:
-        for config in configs:
+        for n, config in enumerate(configs):
+            if stop is not None and stop.is_set():
+                report.left = [c.name for c in configs[n:]]
+                log.info("stop requested: not gathered: %s", ", ".join(report.left))
+                break
             source_report = _gather_one(settings, store, config, http, now, detector)
             report.sources.append(source_report)
             if on_source is not None:

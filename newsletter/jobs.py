@@ -6,10 +6,10 @@ to the :class:`Jobs` of the scheduler serving in this process. A run only calls
 :func:`newsletter.gather.gather` or :func:`newsletter.digest.run_digest`; skipping when
 nothing is new, ``min_items`` and the (segment, period) key are theirs.
 
-Stopping: the process's stop event goes to ``run_digest``, which starts no new batch
-once it is set, records the batches in flight and cuts a wait for retries short; a gather
-stops after the source it is on. Either run is then recorded as ``interrupted`` and
-continued on the next start.
+Stopping: the process's stop event goes to ``gather`` and ``run_digest``. No further
+source is gathered once it is set (the one in progress is stored), no new batch starts,
+the batches in flight are recorded and a wait for retries is cut short. Either run is
+then recorded as ``interrupted`` and continued on the next start.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from apscheduler.executors.pool import BasePoolExecutor
 from newsletter.config import ScheduleJob, Settings
 from newsletter.digest import DigestReport, run_digest
 from newsletter.errors import NewsletterError, SchedulerError
-from newsletter.gather import SourceReport, gather
+from newsletter.gather import GatherReport, gather
 from newsletter.schedule import local_text, next_opening, window_open
 from newsletter.sources.base import default_client
 from newsletter.store import Store
@@ -51,13 +51,6 @@ _active_guard = threading.Lock()
 def utcnow() -> datetime:
     """The current time, timezone-aware."""
     return datetime.now(UTC)
-
-
-class StopRequested(Exception):
-    """Raised from gather's per-source callback once a stop was asked for.
-
-    ``gather`` takes no stop event; the source before the raise is already stored.
-    """
 
 
 def run_job(job_id: str, scheduled_for: str | None = None) -> None:
@@ -142,6 +135,18 @@ class Outcome:
     continue_at: datetime | None = None
 
 
+def gather_outcome(report: GatherReport) -> Outcome:
+    """Summarise a gather: ``failed`` when every source failed, ``interrupted`` by a stop."""
+    text = f"{report.new} new, {report.updated} updated from {len(report.sources)} source(s)"
+    if report.failed:
+        text += "; failed: " + "; ".join(f"{s.name}: {s.error}" for s in report.failed)
+    if report.stopped:
+        text += f"; stopped before {', '.join(report.left)}: continues on the next start"
+        return Outcome(RunStatus.INTERRUPTED, text)
+    bad = bool(report.sources) and len(report.failed) == len(report.sources)
+    return Outcome(RunStatus.FAILED if bad else RunStatus.DONE, text)
+
+
 def digest_outcome(settings: Settings, report: DigestReport, now: datetime) -> Outcome:
     """Summarise a digest run; ``on_empty = "error"`` turns "nothing new" into a failure.
 
@@ -177,6 +182,8 @@ def digest_outcome(settings: Settings, report: DigestReport, now: datetime) -> O
         parts.append(text)
     for source in report.gathered.failed if report.gathered else []:
         parts.append(f"source {source.name} failed: {source.error}")
+    if report.gathered is not None and report.gathered.stopped:
+        parts.append(f"gather stopped before {', '.join(report.gathered.left)}")
     for name, imported in report.lists.items():
         if imported.errors:
             parts.append(f"list {name}: {len(imported.errors)} bad row(s): {imported.errors[0]}")
@@ -191,8 +198,8 @@ class Jobs:
     """Runs the configured jobs of this process, one run at a time, and records each run.
 
     ``defer`` schedules a one-off run (a wait for the send window, the continuation of an
-    unfinished send); ``stop`` is handed to each digest and checked after each gathered
-    source.
+    unfinished send); ``stop`` is handed to each gather and digest. ``client`` is the HTTP
+    client every gather of this process shares (built on first use when none is given).
     """
 
     def __init__(
@@ -203,6 +210,7 @@ class Jobs:
         holder: str,
         stop: threading.Event,
         defer: Defer,
+        client: httpx.Client | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -210,8 +218,8 @@ class Jobs:
         self.stop = stop
         self.defer = defer
         self.by_id: dict[str, ScheduleJob] = {j.id: j for j in settings.schedule}
-        # one pooled HTTP client for every gather of this process (built on first use)
-        self._http: httpx.Client | None = None
+        self._http = client
+        self._own_http = client is None
 
     def activate(self) -> None:
         """Make this the runner :func:`run_job` hands runs to (one per process)."""
@@ -227,7 +235,7 @@ class Jobs:
         with _active_guard:
             if _active is self:
                 _active = None
-        if self._http is not None:
+        if self._own_http and self._http is not None:
             self._http.close()
             self._http = None
 
@@ -255,8 +263,6 @@ class Jobs:
         log.info("job %r: running (due %s)", job.id, local_text(scheduled_for, job.tz))
         try:
             outcome = self._gather() if job.job == "gather" else self._digest(job)
-        except StopRequested:
-            outcome = Outcome(RunStatus.INTERRUPTED, "gather stopped after a stored source")
         except NewsletterError as exc:
             outcome = Outcome(RunStatus.FAILED, str(exc))
         except Exception as exc:  # a bug in one run must not stop the scheduler
@@ -268,19 +274,15 @@ class Jobs:
         level = logging.ERROR if outcome.status is RunStatus.FAILED else logging.INFO
         log.log(level, "job %r: %s: %s", job.id, outcome.status.value, outcome.detail)
 
-    def _gather(self) -> Outcome:
+    @property
+    def http(self) -> httpx.Client:
+        """The HTTP client of this process's gathers (one pool for all of them)."""
         if self._http is None:
             self._http = default_client()
-        report = gather(self.settings, self.store, client=self._http, on_source=self._on_source)
-        text = f"{report.new} new, {report.updated} updated from {len(report.sources)} source(s)"
-        if report.failed:
-            text += "; failed: " + "; ".join(f"{s.name}: {s.error}" for s in report.failed)
-        bad = bool(report.sources) and len(report.failed) == len(report.sources)
-        return Outcome(RunStatus.FAILED if bad else RunStatus.DONE, text)
+        return self._http
 
-    def _on_source(self, _report: SourceReport) -> None:
-        if self.stop.is_set():
-            raise StopRequested
+    def _gather(self) -> Outcome:
+        return gather_outcome(gather(self.settings, self.store, client=self.http, stop=self.stop))
 
     def _digest(self, job: ScheduleJob) -> Outcome:
         report = run_digest(
@@ -288,5 +290,6 @@ class Jobs:
             store=self.store,
             segments=[job.segment] if job.segment else None,
             stop=self.stop,
+            client=self.http,
         )
         return digest_outcome(self.settings, report, utcnow())

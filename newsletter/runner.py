@@ -11,8 +11,8 @@ beyond it is recorded as ``missed`` and logged. What one run does is :mod:`newsl
 Why ``BackgroundScheduler``: the main thread keeps the signal handlers, the heartbeat and
 the orderly stop (the scheduler's own thread only starts jobs). On SIGTERM/SIGINT the
 running job starts no new batch, records those in flight and returns (from a wait for
-retries too); the run is marked ``interrupted`` and continued on the next start, within
-the grace period.
+retries too); a gather stores the source it is on and starts no other. The run is marked
+``interrupted`` and continued on the next start, within the grace period.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
+import httpx
 import sqlalchemy as sa
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -59,7 +60,10 @@ log = logging.getLogger("newsletter.scheduler")
 
 
 class Runner:
-    """Serves the configured jobs in this process while it holds the scheduler lock."""
+    """Serves the configured jobs in this process while it holds the scheduler lock.
+
+    ``client`` is the HTTP client the gathers share (built on first use when none is given).
+    """
 
     def __init__(
         self,
@@ -68,13 +72,16 @@ class Runner:
         *,
         holder: str | None = None,
         stop: threading.Event | None = None,
+        client: httpx.Client | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.stop = stop or threading.Event()
         self.ttl = settings.scheduler.lock_ttl
-        self.jobs = Jobs(settings, store, holder=self.holder, stop=self.stop, defer=self._one_off)
+        self.jobs = Jobs(
+            settings, store, holder=self.holder, stop=self.stop, defer=self._one_off, client=client
+        )
         self.scheduler: BackgroundScheduler | None = None
         self.executor = FireTimeExecutor()
         self.lost_lock = False
@@ -98,7 +105,7 @@ class Runner:
                 self.store.engine.url.render_as_string(hide_password=False)
             )
             self.scheduler = self._build(self._engine)
-            self._register(self._engine)
+            self._register(self._engine, now)
             self._continue_interrupted(now)
             self.scheduler.start()
         except BaseException:
@@ -186,7 +193,7 @@ class Runner:
         scheduler.add_listener(self._on_busy, EVENT_JOB_MAX_INSTANCES)
         return scheduler
 
-    def _register(self, engine: sa.Engine) -> None:
+    def _register(self, engine: sa.Engine, now: datetime) -> None:
         assert self.scheduler is not None
         stored = stored_jobs(engine)
         stale = [sid for sid in stored if sid.split(SEP, 1)[0] not in self.jobs.by_id]
@@ -194,6 +201,11 @@ class Runner:
         for sid in stale:
             log.info("job %r is no longer in the config: removed", sid)
         for job in self.jobs.by_id.values():
+            waiting = stored.get(f"{job.id}{SEP}window")
+            if job.window is None and waiting is not None and len(waiting.args) > 1:
+                # the run waited for a window the config no longer has: nothing holds it back
+                log.info("job %r has no send window any more: its waiting run goes now", job.id)
+                self._one_off(job, "window", now, datetime.fromisoformat(waiting.args[1]))
             trigger = build_trigger(job)
             keep: dict[str, Any] = {}
             old = stored.get(job.id)

@@ -1,4 +1,6 @@
-"""Shared parts of the scheduler tests: sample people and news, and a clock-driving driver.
+"""Shared parts of the scheduler tests: sample people and news, a clock-driving driver,
+and the ``build`` and ``opened`` fixtures (a test module imports ``build_fixture`` and
+``opened_fixture`` to use them).
 
 time-machine freezes the clock; :class:`Driver` moves it to each next fire time and waits
 (real time, milliseconds) until the scheduler has run what fell due. Nothing sleeps until
@@ -7,8 +9,11 @@ a real Monday.
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +23,8 @@ import pytest
 import time_machine
 
 from newsletter.config import Settings
+from newsletter.models import OutgoingMessage, SendResult
+from newsletter.providers.outbox import OutboxProvider
 from newsletter.runner import Runner
 from newsletter.store import Store
 from newsletter.store.runs import JobRun
@@ -61,13 +68,14 @@ def local(*args: int) -> datetime:
     return datetime(*args, tzinfo=SOFIA)  # type: ignore[misc]
 
 
-def settings_factory(
+@pytest.fixture(name="build")
+def build_fixture(
     make_config: Callable[..., Settings],
     tmp_path: Path,
     db_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Callable[..., Settings]:
-    """Settings for the scheduler tests; keyword overrides replace top-level tables."""
+    """Settings for a scheduler test; keyword overrides replace top-level tables."""
     monkeypatch.setenv("NEWSLETTER_SECRET_KEY", "schedule-test-key")
     (tmp_path / "news").mkdir(exist_ok=True)
     (tmp_path / "members.csv").write_text(MEMBERS_CSV, encoding="utf-8")
@@ -115,6 +123,14 @@ class Stores:
     def close(self) -> None:
         for store in self.opened:
             store.close()
+
+
+@pytest.fixture(name="opened")
+def opened_fixture() -> Iterator[Stores]:
+    """Opens stores for settings; closed at the end of the test."""
+    stores = Stores()
+    yield stores
+    stores.close()
 
 
 def write_news(folder: Path, when: datetime) -> None:
@@ -180,27 +196,73 @@ class Driver:
         self.advance(end)
 
 
+def wait_for(check: Callable[[], object], timeout: float = 30.0, interval: float = 0.05) -> None:
+    """Wait (real time) until ``check()`` is true."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(interval)
+
+
 def runs_of(store: Store, job_id: str) -> list[JobRun]:
     return list(reversed(store.runs.history(job_id, limit=100)))
 
 
+@contextmanager
+def running(settings: Settings, store: Store, at: datetime, **parts: Any) -> Iterator[Driver]:
+    """The scheduler started at ``at`` on a frozen clock, shut down when the block ends.
+
+    ``parts`` go to the :class:`Runner` (``stop``, ``client``).
+    """
+    with time_machine.travel(at, tick=False) as traveller:
+        runner = Runner(settings, store, **parts)
+        runner.start()
+        try:
+            yield Driver(runner, traveller)
+        finally:
+            runner.shutdown()
+
+
 def register(settings: Settings, store: Store, at: datetime) -> None:
     """Start and stop the scheduler at ``at``: its jobs are in the job store from then on."""
-    with time_machine.travel(at, tick=False):
-        runner = Runner(settings, store)
-        runner.start()
-        runner.shutdown()
+    with running(settings, store, at):
+        pass
 
 
 def start_and_settle(settings: Settings, store: Store, at: datetime) -> None:
     """Start the scheduler at ``at``, let it run what is due, stop it."""
-    with time_machine.travel(at, tick=False) as traveller:
-        runner = Runner(settings, store)
-        runner.start()
-        try:
-            Driver(runner, traveller).settle()
-        finally:
-            runner.shutdown()
+    with running(settings, store, at) as driver:
+        driver.settle()
+
+
+def seven_members(tmp_path: Path) -> None:
+    """Replace the members' list file with seven readers (several batches of two)."""
+    people = "".join(
+        person(f"reader{n}@members.example.org", f"Reader {n}", "bg", "BG", "members")
+        for n in range(7)
+    )
+    (tmp_path / "members.csv").write_text(HEADER + people, encoding="utf-8")
+
+
+def stopping_outbox(stop: threading.Event) -> type[OutboxProvider]:
+    """An outbox that sets ``stop`` while its first batch is at the provider.
+
+    What SIGTERM does mid-send; the digest notices within ``STOP_POLL`` (made short by the
+    tests), long before the batch returns. A class, so the scheduler can build it from
+    config once a test puts it in ``PROVIDERS``.
+    """
+
+    class StoppingOutbox(OutboxProvider):
+        batches = 0
+
+        async def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
+            results = await super().send_batch(messages)
+            self.batches += 1
+            stop.set()
+            await asyncio.sleep(0.3)
+            return results
+
+    return StoppingOutbox
 
 
 MONDAY_ONLY = [

@@ -15,6 +15,7 @@ import pytest
 
 from newsletter.config import Settings
 from newsletter.digest import Digest, SegmentResult
+from newsletter.digest.trial import dry_run_segment, send_test
 from newsletter.gather import gather
 from newsletter.models import (
     DeliveryStatus,
@@ -229,7 +230,7 @@ def test_unsubscribed_before_sending_is_skipped_with_reason(settings: Settings) 
 
 def test_dry_run_stores_and_sends_nothing(settings: Settings) -> None:
     store, _, digest = prepare(settings)
-    results = run(digest, dry_run=True)
+    results = [dry_run_segment(digest, segment) for segment in settings.segments]
     assert all(r.variants and r.edition_id is None for r in results)
     assert store.editions.list() == []
     assert not settings.provider.path.exists() or emls(settings.provider.path) == []
@@ -238,7 +239,7 @@ def test_dry_run_stores_and_sends_nothing(settings: Settings) -> None:
 
 def test_test_send_goes_to_one_address_per_locale(settings: Settings) -> None:
     store, _, digest = prepare(settings)
-    (res,) = run(digest, segments=["members"], test_to="editor@example.org")
+    res = asyncio.run(send_test(digest, settings.segment("members"), "editor@example.org"))
     messages = emls(settings.provider.path)
     assert len(messages) == len(res.variants) >= 3
     assert all(m["To"].addresses[0].addr_spec == "editor@example.org" for m in messages)
@@ -334,7 +335,7 @@ def test_machine_translation_fills_only_stories_without_a_human_variant(
             translator=translator,
             clock=clock,
         )
-        (res,) = run(digest, segments=["members"], dry_run=True)
+        res = dry_run_segment(digest, settings.segment("members"))
         de = res.variants["de"].html
         solar_en = next(
             i
@@ -346,7 +347,7 @@ def test_machine_translation_fills_only_stories_without_a_human_variant(
         assert "Maschinelle Übersetzung" in de
         assert fake.requests
         first = len(fake.requests)
-        run(digest, segments=["members"], dry_run=True)
+        dry_run_segment(digest, settings.segment("members"))
         assert len(fake.requests) == first  # served from the store's cache
         store.close()
     finally:

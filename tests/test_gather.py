@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -323,3 +324,28 @@ def test_local_feed_file_and_duplicates_across_sources(
     report = gather(settings, store, now=NOW)
     assert [(s.new, s.unchanged) for s in report.sources] == [(2, 0), (0, 2)]
     assert {i.source for i in store.items.list()} == {"remote"}
+
+
+def test_a_stop_lets_the_source_in_progress_finish_and_leaves_the_rest(
+    make_config: Callable[..., Settings], store: Store, server: Server, news: Path
+) -> None:
+    settings = _settings(
+        make_config,
+        {"kind": "feed", "name": "feed", "url": server.url("/bg.xml")},
+        {"kind": "folder", "name": "news", "path": str(news)},
+        {"kind": "feed", "name": "local", "path": str(FIXTURES / "feed_en.atom")},
+    )
+    stop = threading.Event()
+    # the stop comes while the feed's answer is on its way (what SIGTERM does mid-source)
+    with httpx.Client(event_hooks={"response": [lambda _: stop.set()]}) as client:
+        report = gather(settings, store, client=client, now=NOW, stop=stop)
+    assert [s.name for s in report.sources] == ["feed"]
+    assert report.stopped and report.left == ["news", "local"]
+    # the feed's items and its state (ETag) are stored; nothing of the others
+    assert report.new == 2 and {i.source for i in store.items.list()} == {"feed"}
+    assert [s.source for s in store.items.states()] == ["feed"]
+    assert store.items.state("feed").etag == '"v1"'
+    # the next gather does them all
+    again = gather(settings, store, now=NOW + timedelta(hours=1))
+    assert not again.stopped and [s.name for s in again.sources] == ["feed", "news", "local"]
+    assert again.sources[0].not_modified and again.sources[1].new > 0

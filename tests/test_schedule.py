@@ -7,49 +7,31 @@ Real APScheduler, real job store, real store; time-machine is the clock (see
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-import time_machine
 from schedule_support import (
     MONDAY_ONLY,
     SCHEDULE,
-    Driver,
     Stores,
+    build_fixture,  # noqa: F401 (a fixture)
     local,
+    opened_fixture,  # noqa: F401 (a fixture)
     register,
+    running,
     runs_of,
-    settings_factory,
     start_and_settle,
     write_news,
 )
 
 from newsletter.config import Settings
 from newsletter.models import DeliveryStatus, EditionStatus
-from newsletter.runner import Runner
 from newsletter.schedule import list_jobs, stored_jobs
 from newsletter.status import health
 from newsletter.store.runs import RunStatus
-
-
-@pytest.fixture
-def build(
-    make_config: Callable[..., Settings],
-    tmp_path: Path,
-    db_url: str,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Callable[..., Settings]:
-    return settings_factory(make_config, tmp_path, db_url, monkeypatch)
-
-
-@pytest.fixture
-def opened() -> Iterator[Stores]:
-    stores = Stores()
-    yield stores
-    stores.close()
 
 
 @pytest.mark.parametrize(
@@ -75,13 +57,8 @@ def test_a_week_across_dst_gives_one_edition_per_segment_per_week(
     end = start + timedelta(days=7, hours=12)
     # one news item every day at 08:00 Sofia time
     news = [start + timedelta(days=d, hours=8) for d in range(8)]
-    with time_machine.travel(start, tick=False) as traveller:
-        runner = Runner(settings, store)
-        runner.start()
-        try:
-            Driver(runner, traveller).run_until(end, news, tmp_path / "news")
-        finally:
-            runner.shutdown()
+    with running(settings, store, start) as driver:
+        driver.run_until(end, news, tmp_path / "news")
     week = start.strftime("%G-W%V")
     for segment, periods in (("members", [week]), ("partners", partners_periods)):
         editions = store.editions.list(segment=segment)
@@ -118,15 +95,11 @@ def test_restarts_leave_one_job_each_and_keep_their_times(
     settings = build()
     store = opened(settings)
     seen = []
-    with time_machine.travel(local(2026, 11, 18, 10), tick=False) as traveller:
-        for minute in (5, 25, 45):
-            traveller.move_to(local(2026, 11, 18, 10, minute))
-            runner = Runner(settings, store)
-            runner.start()
-            runner.shutdown()
-            jobs = stored_jobs(store.engine)
-            assert sorted(jobs) == ["gather", "members-weekly", "partners-weekly"]
-            seen.append({k: v.next_run_time for k, v in jobs.items()})
+    for minute in (5, 25, 45):
+        register(settings, store, local(2026, 11, 18, 10, minute))
+        jobs = stored_jobs(store.engine)
+        assert sorted(jobs) == ["gather", "members-weekly", "partners-weekly"]
+        seen.append({k: v.next_run_time for k, v in jobs.items()})
     assert seen[0]["members-weekly"] == local(2026, 11, 22, 3, 30)
     assert seen[0]["partners-weekly"] == datetime(
         2026, 11, 23, 9, tzinfo=ZoneInfo("Europe/Bucharest")
@@ -138,10 +111,7 @@ def test_restarts_leave_one_job_each_and_keep_their_times(
     assert [r.scheduled_for for r in runs_of(store, "gather")] == [local(2026, 11, 18, 12)]
     assert stored_jobs(store.engine)["gather"].next_run_time == local(2026, 11, 18, 18)
     # a job removed from config is removed from the job store on the next start
-    runner = Runner(build(schedule=SCHEDULE[:2]), store)
-    with time_machine.travel(local(2026, 11, 18, 13), tick=False):
-        runner.start()
-        runner.shutdown()
+    register(build(schedule=SCHEDULE[:2]), store, local(2026, 11, 18, 13))
     assert sorted(stored_jobs(store.engine)) == ["gather", "members-weekly"]
 
 

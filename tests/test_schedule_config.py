@@ -7,15 +7,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
+from schedule_support import SOFIA, local, register
 from typer.testing import CliRunner
 
 from newsletter.config import ConfigError, ScheduleJob, Settings, load
 from newsletter.config.schedule import SendWindow, format_duration, parse_days, parse_duration
-from newsletter.runner import Runner
 from newsletter.schedule import (
     MonthlyWeekdayTrigger,
     build_trigger,
@@ -28,11 +27,6 @@ from newsletter.store import Store
 from newsletter.store.runs import RunStatus
 
 ROOT = Path(__file__).resolve().parent.parent
-SOFIA = ZoneInfo("Europe/Sofia")
-
-
-def local(*args: int) -> datetime:
-    return datetime(*args, tzinfo=SOFIA)  # type: ignore[misc]
 
 
 @pytest.mark.parametrize(
@@ -257,9 +251,7 @@ def test_schedule_list_history_and_status_commands(
         assert "not registered yet" in before.output
         assert "2026-11-30 09:00 EET" in before.output  # members: Monday 09:00 Sofia
         with Store.open(settings.database_url()) as store:
-            runner = Runner(settings, store)
-            runner.start()
-            runner.shutdown()
+            register(settings, store, local(2026, 11, 30, 8, 30))
             store.runs.note(
                 "partners-weekly",
                 local(2026, 11, 24, 10),

@@ -7,24 +7,27 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
+from fixtures.sources.httpserver import Route, fixture_bytes, serve
 from schedule_support import (
-    HEADER,
     MONDAY_ONLY,
     Stores,
+    build_fixture,  # noqa: F401 (a fixture)
     local,
-    person,
-    settings_factory,
+    opened_fixture,  # noqa: F401 (a fixture)
+    seven_members,
+    stopping_outbox,
     write_news,
 )
 
-from newsletter import digest as digest_module
 from newsletter.config import Settings
-from newsletter.digest import Digest, DigestReport, SegmentResult
+from newsletter.digest import Digest, DigestReport, SegmentResult, run_digest
+from newsletter.digest import edition as digest_edition
 from newsletter.gather import gather
 from newsletter.jobs import digest_outcome
 from newsletter.models import (
@@ -47,23 +50,6 @@ MEMBERS = {
     "rules": [{"field": "lists", "op": "contains", "value": "members"}],
     "min_items": 2,
 }
-
-
-@pytest.fixture
-def build(
-    make_config: Callable[..., Settings],
-    tmp_path: Path,
-    db_url: str,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Callable[..., Settings]:
-    return settings_factory(make_config, tmp_path, db_url, monkeypatch)
-
-
-@pytest.fixture
-def opened() -> Iterator[Stores]:
-    stores = Stores()
-    yield stores
-    stores.close()
 
 
 def run_at(
@@ -168,44 +154,19 @@ def test_cancelled_and_hand_picked_editions_do_not_move_the_window(
     assert last_selection(store, "members") == local(2026, 11, 2, 9)
 
 
-def seven_members(tmp_path: Path) -> None:
-    people = "".join(
-        person(f"reader{n}@members.example.org", f"Reader {n}", "bg", "BG", "members")
-        for n in range(7)
-    )
-    (tmp_path / "members.csv").write_text(HEADER + people, encoding="utf-8")
-
-
-class StoppingOutbox(OutboxProvider):
-    """Asks for a stop while its first batch is at the provider."""
-
-    def __init__(self, folder: Path, stop: threading.Event) -> None:
-        super().__init__(folder)
-        self.stop = stop
-        self.batches = 0
-
-    async def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
-        results = await super().send_batch(messages)
-        self.batches += 1
-        self.stop.set()
-        # the digest notices within STOP_POLL (made short below), long before this returns
-        await asyncio.sleep(0.3)
-        return results
-
-
 def test_a_stop_ends_the_send_after_the_batch_in_flight_and_starts_no_other_segment(
     build: Callable[..., Settings],
     opened: Stores,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(digest_module, "STOP_POLL", 0.01)
+    monkeypatch.setattr(digest_edition, "STOP_POLL", 0.01)
     seven_members(tmp_path)
     settings = build(provider={"name": "outbox", "path": "outbox", "batch_size": 2})
     store = opened(settings)
     write_news(tmp_path / "news", local(2026, 11, 20, 9))
     stop = threading.Event()
-    provider = StoppingOutbox(tmp_path / "outbox", stop)
+    provider = stopping_outbox(stop)(tmp_path / "outbox")
     now = local(2026, 11, 23, 9)
     members, partners = run_at(
         settings, store, now, provider=provider, stop=stop, segments=["members", "partners"]
@@ -267,3 +228,34 @@ def test_a_stop_ends_a_wait_for_retries(
     assert provider.handed == 7
     outcome = digest_outcome(settings, DigestReport(None, [members]), now)
     assert outcome.status is RunStatus.INTERRUPTED
+
+
+def test_a_stop_during_the_gather_of_a_digest_starts_no_segment(
+    build: Callable[..., Settings], opened: Stores, tmp_path: Path
+) -> None:
+    write_news(tmp_path / "news", local(2026, 11, 20, 9))
+    stop = threading.Event()
+    feed = Route(fixture_bytes("feed_bg.xml"), content_type="application/rss+xml")
+    with (
+        serve({"/bg.xml": feed}) as server,
+        # the stop comes while the feed's answer is on its way (what SIGTERM does)
+        httpx.Client(event_hooks={"response": [lambda _: stop.set()]}) as client,
+    ):
+        sources = [
+            {"name": "partner-feed", "kind": "feed", "url": server.url("/bg.xml")},
+            {"name": "cluster-news", "kind": "folder", "path": "news", "lang": "bg"},
+        ]
+        settings = build(sources=sources)
+        store = opened(settings)
+        report = run_digest(settings, store=store, stop=stop, client=client)
+    assert report.gathered is not None and report.gathered.left == ["cluster-news"]
+    # the source in progress was stored, the next one not gathered, no segment started
+    assert {i.source for i in store.items.list()} == {"partner-feed"}
+    assert [(r.segment, r.skipped, r.stopped) for r in report.segments] == [
+        ("members", "not started: stopping", True),
+        ("partners", "not started: stopping", True),
+    ]
+    assert store.editions.list() == []
+    outcome = digest_outcome(settings, report, datetime.now(UTC))
+    assert outcome.status is RunStatus.INTERRUPTED
+    assert "gather stopped before cluster-news" in outcome.detail

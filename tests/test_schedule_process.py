@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import time_machine
+from schedule_support import register, wait_for
 
 from newsletter.config import Settings, load
 from newsletter.errors import SchedulerError
@@ -179,13 +179,6 @@ def setup(tmp_path: Path, db_url: str) -> Iterator[Callable[..., Child]]:
         child.proc.wait(timeout=10)
 
 
-def wait_for(check: Callable[[], object], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def holder(store: Store) -> str | None:
     lock = store.locks.get("scheduler")
     return None if lock is None else lock.holder
@@ -205,10 +198,7 @@ def due_now(settings: Settings, store: Store, tmp_path: Path) -> datetime:
         f'---\ntitle: "Новина"\ndate: {(real_now - timedelta(days=1)).isoformat()}\n---\nТекст.\n',
         encoding="utf-8",
     )
-    with time_machine.travel(real_now - timedelta(minutes=90), tick=False):
-        runner = Runner(settings, store)
-        runner.start()
-        runner.shutdown()
+    register(settings, store, real_now - timedelta(minutes=90))
     return real_now
 
 

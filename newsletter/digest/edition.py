@@ -1,9 +1,10 @@
-"""The digest pipeline: gather -> select -> edition -> render per locale -> plan -> send.
+"""A real digest run: this period's edition of each segment, created (or resumed) and sent.
 
-The functions here only call the stages in order; each stage lives in its own module
-(what goes into an edition: :mod:`newsletter.stories`).
-Running ``run_digest`` twice in a period does not send twice: the edition is keyed by
-(segment, period) in the store, and an unfinished edition is resumed from its rows.
+Per segment: select the stories, create the edition, plan one delivery row per recipient,
+render each locale's variant once, send. Each stage lives in its own module (what goes
+into an edition: :mod:`newsletter.stories`). Running twice in a period does not send
+twice: the edition is keyed by (segment, period) in the store, and an unfinished edition
+is resumed from its rows.
 
 A ``stop`` event (a ``threading.Event``, set from another thread, e.g. the scheduler's on
 SIGTERM) ends a run early without losing anything: no new batch starts once it is set,
@@ -22,13 +23,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from newsletter.compose import Composer, Recipient, view_url
+from newsletter.compose import view_url
 from newsletter.config import Segment, Settings
 from newsletter.delivery import Sender, SendReport, utcnow
-from newsletter.errors import DuplicateEditionError, EditionError, NewsletterError
-from newsletter.gather import GatherReport, gather
-from newsletter.models import Edition, EditionStatus, RenderedVariant, ResultStatus
-from newsletter.preview import PageEntry, write_index, write_variant, write_variant_pages
+from newsletter.errors import DuplicateEditionError, EditionError
+from newsletter.gather import GatherReport
+from newsletter.models import Edition, EditionStatus, RenderedVariant
+from newsletter.preview import write_variant_pages
 from newsletter.providers import build_provider
 from newsletter.providers.base import Provider
 from newsletter.providers.outbox import OutboxProvider
@@ -37,7 +38,7 @@ from newsletter.segments import recipients
 from newsletter.select import Story, entries_for, period_key, period_label, skip_reason
 from newsletter.store import Store
 from newsletter.stories import MANUAL_PREFIX, select_stories, stories_of
-from newsletter.subscribers import ImportReport, sync_lists
+from newsletter.subscribers import ImportReport
 from newsletter.tokens import TokenSigner, load_secrets
 from newsletter.translate import build_translator, translate_missing
 from newsletter.translate.base import Translator
@@ -109,19 +110,13 @@ async def watching(stop: threading.Event | None) -> AsyncIterator[asyncio.Event 
             await task
 
 
-def _recipient_locales(settings: Settings, store: Store, segment: Segment) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for sub in recipients(store, segment):
-        loc = settings.locales.resolve(sub.locale)
-        counts[loc] = counts.get(loc, 0) + 1
-    return counts
-
-
 class Digest:
     """Runs the pipeline for the configured segments with injected parts.
 
     ``stop``, set from another thread, ends a send after the batches in flight are
-    recorded and keeps segments not yet started from starting (module docstring).
+    recorded and keeps segments not yet started from starting (module docstring). Trial
+    runs that store nothing (dry run, test send, preview) use the same parts:
+    :mod:`newsletter.digest.trial`.
     """
 
     def __init__(
@@ -151,6 +146,13 @@ class Digest:
         self.translator = translator or build_translator(settings)
         self._own_translator = translator is None
         self._own_provider = provider is None
+
+    def chosen(self, names: Sequence[str] | None) -> list[Segment]:
+        """The named segments (every configured one when ``names`` is empty)."""
+        chosen = [self.settings.segment(n) for n in names] if names else self.settings.segments
+        if not chosen:
+            raise EditionError("no segments configured: add [[segments]] to config.toml")
+        return chosen
 
     def with_translations(self, stories: Sequence[Story], locale: str) -> list[Story]:
         """``stories`` plus machine translations into ``locale`` where only the original fits.
@@ -196,54 +198,6 @@ class Digest:
         if self._provider is None:
             self._provider = build_provider(self.settings)
         return self._provider
-
-    def preview_segment(self, segment: Segment, locale: str) -> RenderedVariant | None:
-        """This period's variant of ``segment`` in ``locale``, or None when nothing is new."""
-        now = self.clock()
-        stories = select_stories(self.settings, self.store, segment, now)
-        if not stories:
-            return None
-        return self.render_variants(segment, stories, [locale], now, 0)[locale]
-
-    def dry_run(self, segment: Segment, item_ids: Sequence[int] | None = None) -> SegmentResult:
-        """Select and render as a real run would, but store and send nothing."""
-        now = self.clock()
-        res = SegmentResult(segment.name, period_key(segment, now))
-        stories = select_stories(self.settings, self.store, segment, now, item_ids)
-        res.items = len(stories)
-        res.recipients = _recipient_locales(self.settings, self.store, segment)
-        res.skipped = skip_reason(segment, stories)
-        if res.skipped:
-            return res
-        # with nobody in the segment yet, show every locale rather than none
-        locales = sorted(res.recipients) or self.settings.locales.available
-        res.variants = self.render_variants(segment, stories, locales, now, 0)
-        return res
-
-    async def test_send(
-        self, segment: Segment, to: str, item_ids: Sequence[int] | None = None
-    ) -> SegmentResult:
-        """Send one message per locale to ``to``; no edition is created, nothing is recorded."""
-        res = self.dry_run(segment, item_ids)
-        if res.skipped:
-            return res
-        composer = Composer(
-            self.settings,
-            self.signer,
-            edition_id=0,
-            segment=segment.name,
-            period=f"test-{res.period}",
-            subject_prefix="[TEST] ",
-        )
-        msgs = [
-            composer.compose(v, Recipient(n, 0, to, ""))
-            for n, v in enumerate(res.variants.values(), start=1)
-        ]
-        results = await self.provider.send_batch(msgs)
-        bad = [r for r in results if r.status is not ResultStatus.ACCEPTED]
-        if bad:
-            raise NewsletterError(f"test send to {to} failed: {bad[0].error}")
-        return res
 
     async def run_segment(
         self, segment: Segment, item_ids: Sequence[int] | None = None
@@ -342,26 +296,12 @@ class Digest:
         return res
 
     async def run(
-        self,
-        segments: Sequence[str] | None = None,
-        *,
-        item_ids: Sequence[int] | None = None,
-        dry_run: bool = False,
-        test_to: str | None = None,
+        self, segments: Sequence[str] | None = None, *, item_ids: Sequence[int] | None = None
     ) -> list[SegmentResult]:
         """Run every named segment (all configured ones when ``segments`` is empty)."""
-        chosen = (
-            [self.settings.segment(n) for n in segments] if segments else self.settings.segments
-        )
-        if not chosen:
-            raise EditionError("no segments configured: add [[segments]] to config.toml")
         results = []
-        for segment in chosen:
-            if test_to:
-                results.append(await self.test_send(segment, test_to, item_ids))
-            elif dry_run:
-                results.append(self.dry_run(segment, item_ids))
-            elif self.stop is not None and self.stop.is_set():
+        for segment in self.chosen(segments):
+            if self.stop is not None and self.stop.is_set():
                 period = period_key(segment, self.clock())
                 skipped = "not started: stopping"
                 results.append(SegmentResult(segment.name, period, skipped=skipped, stopped=True))
@@ -381,68 +321,3 @@ class Digest:
             self.translator.close()
         if self._own_provider and self._provider is not None:
             await self._provider.aclose()
-
-
-def run_digest(
-    settings: Settings,
-    *,
-    store: Store | None = None,
-    provider: Provider | None = None,
-    segments: Sequence[str] | None = None,
-    item_ids: Sequence[int] | None = None,
-    dry_run: bool = False,
-    test_to: str | None = None,
-    do_gather: bool = True,
-    on_progress: Callable[[str, int, int], None] | None = None,
-    stop: threading.Event | None = None,
-) -> DigestReport:
-    """Gather, then build and send this period's edition for each segment.
-
-    Setting ``stop`` (from another thread) ends the run early and loses nothing: see the
-    module docstring; the results say which segments were ``stopped``.
-    """
-    own_store = store is None
-    store = store or Store.open(settings.database_url())
-    try:
-        # built first: a missing catalog or a broken template fails before any work is done
-        digest = Digest(settings, store, provider=provider, on_progress=on_progress, stop=stop)
-        lists = sync_lists(settings, store, utcnow()) if not dry_run else {}
-        gathered = gather(settings, store) if do_gather and not item_ids else None
-
-        async def go() -> list[SegmentResult]:
-            try:
-                return await digest.run(
-                    segments, item_ids=item_ids, dry_run=dry_run, test_to=test_to
-                )
-            finally:
-                await digest.aclose()
-
-        results = asyncio.run(go())
-        outbox = None if dry_run else digest.write_outbox_index()
-        return DigestReport(gathered, results, outbox, lists)
-    finally:
-        if own_store:
-            store.close()
-
-
-def preview(
-    settings: Settings,
-    store: Store,
-    *,
-    segments: list[str] | None = None,
-    locales: list[str] | None = None,
-    out: Path | None = None,
-) -> tuple[Path, list[PageEntry]]:
-    """Render this period's selection for each (segment, locale); store and send nothing."""
-    folder = out or settings.paths.preview
-    digest = Digest(settings, store)
-    chosen = [settings.segment(n) for n in segments] if segments else settings.segments
-    entries = []
-    for segment in chosen:
-        for locale in locales or settings.locales.available:
-            res = digest.preview_segment(segment, locale)
-            if res is None:
-                continue
-            path = write_variant(settings, res, folder / segment.name / f"{locale}.html")
-            entries.append(PageEntry(segment.name, res, path))
-    return write_index(folder, "Preview", entries), entries
