@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from newsletter.config import Settings
 from newsletter.errors import EditionError
 from newsletter.models import DeliveryStatus, Edition, EditionStatus, RenderedVariant
+from newsletter.providers import PROVIDERS
 from newsletter.store import Store
 from newsletter.store.delivery_stats import PENDING
 
@@ -107,12 +108,21 @@ class EditionReport:
 
 
 def configured_rate(settings: Settings, batch_size: int | None = None) -> float | None:
-    """Messages per second the ``[provider]`` limits allow (None when unlimited)."""
+    """Messages per second the ``[provider]`` limits allow (None when unlimited).
+
+    A request rate counts as ``requests_per_second`` full batches a second, the batch
+    being the one a sender uses: ``batch_size`` (default the table's), capped by what the
+    provider accepts.
+    """
     cfg = settings.provider
     limits = []
     if cfg.messages_per_second:
         limits.append(cfg.messages_per_second)
-    size = batch_size or cfg.batch_size
+    provider = PROVIDERS.get(cfg.name)
+    most = provider.max_batch if provider is not None else None
+    size = batch_size or cfg.batch_size or most
+    if size and most:
+        size = min(size, most)
     if cfg.requests_per_second and size:
         limits.append(cfg.requests_per_second * size)
     return min(limits) if limits else None

@@ -7,6 +7,9 @@ One :class:`Sender` keeps up to ``concurrency`` batches in flight (asyncio; the 
 calls stay on the event loop's thread, so SQLite sees one writer per process), paced by a
 shared :class:`~newsletter.ratelimit.RateLimiter`. A batch is claimed only once the
 limiter lets it start, so rows never wait out a throttle pause while holding a lease.
+
+This module is the run loop; what a run did is counted in
+:mod:`newsletter.delivery_report` (``SendReport`` is importable from here too).
 """
 
 from __future__ import annotations
@@ -19,12 +22,14 @@ import os
 import random
 import secrets
 import socket
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from newsletter.compose import Composer, Recipient
 from newsletter.config import Settings
+from newsletter.delivery_report import SendReport, close_run, throttle_pause
 from newsletter.errors import EditionError, ProviderError
 from newsletter.models import (
     DeliveryStatus,
@@ -32,8 +37,6 @@ from newsletter.models import (
     EditionStatus,
     OutgoingMessage,
     RenderedVariant,
-    ResultStatus,
-    SendResult,
     SubscriberStatus,
 )
 from newsletter.providers.base import Provider
@@ -41,6 +44,8 @@ from newsletter.ratelimit import RateLimiter, Slot
 from newsletter.store import Store
 from newsletter.store.deliveries import FINAL, Claim
 from newsletter.tokens import TokenSigner, load_secrets
+
+__all__ = ["SendReport", "Sender", "backoff", "edition_signer", "utcnow", "worker_id"]
 
 log = logging.getLogger("newsletter.delivery")
 
@@ -85,29 +90,6 @@ def edition_signer(settings: Settings, edition: Edition) -> TokenSigner:
     stamp = edition.created_at.timestamp()
     secrets = load_secrets(settings.security.secret_key_env, settings.paths.var)
     return TokenSigner(secrets, clock=lambda: stamp)
-
-
-@dataclass
-class SendReport:
-    """Counts of one sending run (of this run only, see the store for the edition's totals)."""
-
-    sent: int = 0
-    failed: int = 0
-    skipped: int = 0
-    retry: int = 0
-    #: answers lost after the provider got the request: rows left ``unknown``, not sent again
-    unknown: int = 0
-    batches: int = 0
-    #: times the provider asked us to slow down
-    throttled: int = 0
-    counts: dict[DeliveryStatus, int] = field(default_factory=dict)
-    finished: bool = False
-    #: the run ended because it was asked to stop (signal), with work left
-    stopped: bool = False
-    #: when the next retry is due, if rows wait for one
-    next_retry_at: datetime | None = None
-    #: rows other workers were still holding when this run returned
-    held: int = 0
 
 
 @dataclass
@@ -208,7 +190,7 @@ class Sender:
             counts = deliveries.counts(edition.id)
             on_progress(sum(counts.get(s, 0) for s in (*FINAL, DeliveryStatus.UNKNOWN)))
         await self._loop(run, wait_for_retries, stop)
-        return self._finish(run)
+        return close_run(self.store, edition.id, run.report, self.clock())
 
     async def _loop(self, run: _Run, wait_for_retries: float, stop: asyncio.Event | None) -> None:
         deliveries = self.store.deliveries
@@ -331,10 +313,10 @@ class Sender:
         be at the provider, and a repeat only deduplicates if it is the same request.
         """
         now = self.clock()
-        deliveries = self.store.deliveries
         keep_whole = claim.again and self.provider.supports_idempotency
         subs = self.store.subscribers.get_many([d.subscriber_id for d in claim.rows])
         messages = []
+        skips: defaultdict[str, list[int]] = defaultdict(list)
         for d in claim.rows:
             sub = subs.get(d.subscriber_id)
             if sub is None:
@@ -348,14 +330,15 @@ class Sender:
             else:
                 reason = None
             if sub is None or reason is not None:
-                deliveries.skip(d.id, reason or "", now)
-                run.report.skipped += 1
+                skips[reason or ""].append(d.id)
                 continue
             variant = run.variants.get(d.locale)
             if variant is None:
                 raise EditionError(f"edition {run.edition.id} has no rendered {d.locale} variant")
             to = Recipient(d.id, sub.id, sub.email, sub.name)
             messages.append(run.composer.compose(variant, to))
+        for reason, ids in skips.items():  # one write per reason, not per row
+            self.store.deliveries.skip_many(ids, reason, now)
         return messages
 
     async def _batch(self, run: _Run, claim: Claim, slot: Slot) -> None:
@@ -368,7 +351,7 @@ class Sender:
                 deliveries.release([d.id for d in claim.rows], self.clock(), claimed_by=claim.token)
                 raise
             skipped = len(claim) - len(messages)
-            results: list[SendResult] = []
+            written: Counter[DeliveryStatus] = Counter()
             if messages:
                 try:
                     results = await self.provider.send_batch(messages)
@@ -380,58 +363,21 @@ class Sender:
                     raise
                 # anything else (a bug, a cancellation) leaves the rows claimed: whether
                 # they went out is unknown, and the lease expiry says so
-                deliveries.record(
+                written = deliveries.record(
                     results,
                     self.clock(),
                     max_attempts=self.max_attempts,
                     backoff=self._backoff,
                     claimed_by=claim.token,
                 )
-            self._account(run, results, skipped)
+                pause = throttle_pause(results)
+                if pause is not None:
+                    # the provider is throttling: the whole process waits, not just this batch
+                    run.report.throttled += 1
+                    self.limiter.throttle(pause)
+                    log.info("provider throttling: pausing sends for %.1f s", pause)
+            final = run.report.add_batch(written, skipped)
+            if run.on_progress is not None and final:
+                run.on_progress(final)
         finally:
             slot.release()
-
-    def _account(self, run: _Run, results: list[SendResult], skipped: int) -> None:
-        report = run.report
-        report.batches += 1
-        final = skipped
-        waits = [r.retry_after for r in results if r.status is ResultStatus.RETRYABLE]
-        for r in results:
-            if r.status is ResultStatus.ACCEPTED:
-                report.sent += 1
-                final += 1
-            elif r.status is ResultStatus.RETRYABLE:
-                report.retry += 1
-            elif r.status is ResultStatus.UNKNOWN:  # only an operator sends it again
-                report.unknown += 1
-                final += 1
-            else:
-                report.failed += 1
-                final += 1
-        pause = max((w for w in waits if w is not None), default=None)
-        if pause is not None:
-            # the provider is throttling: the whole process waits, not just this batch
-            report.throttled += 1
-            self.limiter.throttle(pause)
-            log.info("provider throttling: pausing sends for %.1f s", pause)
-        if run.on_progress is not None and final:
-            run.on_progress(final)
-
-    def _finish(self, run: _Run) -> SendReport:
-        deliveries = self.store.deliveries
-        edition_id = run.edition.id
-        now = self.clock()
-        status = self.store.editions.status(edition_id)
-        if status is EditionStatus.CANCELLED:
-            # rows our last batches put back to retry after the cancel: skip them too
-            deliveries.cancel(edition_id, now)
-        elif status is EditionStatus.SENDING and deliveries.pending(edition_id) == 0:
-            self.store.editions.transition(
-                edition_id, EditionStatus.FINISHED, allowed_from=[EditionStatus.SENDING], now=now
-            )
-        report = run.report
-        report.counts = deliveries.counts(edition_id)
-        report.held = report.counts.get(DeliveryStatus.CLAIMED, 0)
-        # finished by us or by another worker that recorded the last batch
-        report.finished = self.store.editions.status(edition_id) is EditionStatus.FINISHED
-        return report

@@ -66,12 +66,7 @@ class WorkerReport:
 
     def add(self, edition_id: int, report: SendReport) -> None:
         """Fold one sending run into the totals of its edition."""
-        total = self.editions.setdefault(edition_id, SendReport())
-        for name in ("sent", "failed", "skipped", "retry", "batches", "throttled"):
-            setattr(total, name, getattr(total, name) + getattr(report, name))
-        total.counts = report.counts
-        total.finished = total.finished or report.finished
-        total.next_retry_at = report.next_retry_at
+        self.editions.setdefault(edition_id, SendReport()).merge(report)
 
     @property
     def sent(self) -> int:

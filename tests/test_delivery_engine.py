@@ -1,6 +1,7 @@
-"""The delivery engine in one process: claims, batches that go again whole, throttling,
-concurrency, pause / cancel / report. Real stores (SQLite, and PostgreSQL when set), the
-real Postmark and Resend adapters, and the fake provider server from tests/delivery.
+"""The sender in one process against the fake provider: batches in flight, batch
+substitution, throttling, what a run reports, idempotent repeats, pause. Real stores
+(SQLite, and PostgreSQL when set), the real Postmark, Resend and SendGrid adapters, and the
+fake provider server from tests/delivery. Claims, cancel and reports: test_delivery_claims.
 """
 
 from __future__ import annotations
@@ -11,18 +12,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from delivery.fakeprovider import FakeProvider, serve
-from delivery.harness import seed_edition
+from delivery.harness import rows, seed_edition
+from providers.composed import composed
 
 from newsletter.config import Settings
-from newsletter.control import cancel_edition, edition_report, pause_edition
+from newsletter.control import pause_edition
 from newsletter.delivery import Sender
-from newsletter.errors import EditionError
 from newsletter.models import DeliveryStatus, EditionStatus, ResultStatus, SendResult
 from newsletter.providers.base import Provider
 from newsletter.providers.postmark import PostmarkProvider
 from newsletter.providers.resend import ResendProvider
+from newsletter.providers.sendgrid import SendgridProvider
 from newsletter.ratelimit import RateLimiter
 from newsletter.store import Store
 from newsletter.tokens import TokenSigner
@@ -51,106 +52,6 @@ def _requests(fake: FakeProvider) -> dict[int, list[str]]:
     return out
 
 
-# --- the store: claims ------------------------------------------------------------------
-
-
-def test_an_expired_batch_is_claimed_again_whole_and_first(store: Store, db_url: str) -> None:
-    edition = seed_edition(db_url, 12)
-    d = store.deliveries
-    first = d.claim_batch(edition, "w1#1", 5, LEASE, NOW)
-    assert len(first) == 5 and not first.again
-    later = NOW + LEASE + timedelta(seconds=1)
-    assert d.expire_leases(edition, later, resend=True) == 5
-    # a bigger limit, fresh rows waiting: still exactly the old batch, as one
-    again = d.claim_batch(edition, "w2#1", 10, LEASE, later)
-    assert again.again and [r.id for r in again.rows] == [r.id for r in first.rows]
-    fresh = d.claim_batch(edition, "w2#2", 10, LEASE, later)
-    assert not fresh.again and len(fresh) == 7
-
-
-def test_a_retried_batch_goes_whole_and_a_stale_worker_cannot_record(
-    store: Store, db_url: str
-) -> None:
-    edition = seed_edition(db_url, 6)
-    d = store.deliveries
-    batch = d.claim_batch(edition, "w1#1", 3, LEASE, NOW)
-    d.record(
-        [SendResult(r.id, ResultStatus.RETRYABLE, error="HTTP 500") for r in batch.rows],
-        NOW,
-        max_attempts=5,
-        backoff=lambda a, r: 10,
-        claimed_by="w1#1",
-    )
-    assert d.claim_batch(edition, "w1#2", 3, LEASE, NOW).rows != batch.rows  # not due yet
-    due = NOW + timedelta(seconds=11)
-    again = d.claim_batch(edition, "w2#1", 3, LEASE, due)
-    assert again.again and [r.id for r in again.rows] == [r.id for r in batch.rows]
-    # the first worker, late, records under its old token: ignored
-    stale = [SendResult(r.id, ResultStatus.PERMANENT, error="late") for r in batch.rows]
-    d.record(stale, due, max_attempts=5, backoff=lambda a, r: 1, claimed_by="w1#1")
-    assert d.counts(edition)[DeliveryStatus.CLAIMED] == 6
-
-
-def test_throttled_results_never_fail_a_recipient(store: Store, db_url: str) -> None:
-    edition = seed_edition(db_url, 1)
-    d = store.deliveries
-    when = NOW
-    for _ in range(6):
-        (row,) = d.claim_batch(edition, "w", 1, LEASE, when).rows
-        throttled = SendResult(row.id, ResultStatus.RETRYABLE, error="429", retry_after=2)
-        d.record([throttled], when, max_attempts=2, backoff=lambda a, r: r or 1)
-        when += timedelta(seconds=2)
-    assert d.counts(edition) == {DeliveryStatus.RETRY: 1}
-    (row,) = d.claim_batch(edition, "w", 1, LEASE, when).rows
-    d.record([SendResult(row.id, ResultStatus.RETRYABLE, error="500")], when,
-             max_attempts=2, backoff=lambda a, r: 1)  # fmt: skip
-    assert d.counts(edition) == {DeliveryStatus.FAILED: 1}
-
-
-def test_cancel_skips_what_is_left_and_marks_dead_claims_unknown(store: Store, db_url: str) -> None:
-    edition = seed_edition(db_url, 10)
-    d = store.deliveries
-    sent = d.claim_batch(edition, "w#1", 2, LEASE, NOW)
-    d.record([SendResult(r.id, ResultStatus.ACCEPTED, "m") for r in sent.rows], NOW,
-             max_attempts=3, backoff=lambda a, r: 1)  # fmt: skip
-    d.claim_batch(edition, "dead#1", 3, LEASE, NOW)
-    d.claim_batch(edition, "alive#1", 1, LEASE, NOW + LEASE)
-    report = cancel_edition(store, edition, NOW + LEASE + timedelta(seconds=1))
-    assert (report.skipped, report.unknown) == (4, 3)
-    assert store.editions.status(edition) is EditionStatus.CANCELLED
-    assert d.counts(edition) == {
-        DeliveryStatus.SENT: 2,
-        DeliveryStatus.UNKNOWN: 3,
-        DeliveryStatus.CLAIMED: 1,  # its live worker records what the provider said
-        DeliveryStatus.SKIPPED: 4,
-    }
-    assert ("cancelled", 4) in d.errors(edition)
-    with pytest.raises(EditionError, match="only an edition that is sending"):
-        pause_edition(store, edition, NOW)
-
-
-def test_report_counts_reasons_and_eta(
-    store: Store, db_url: str, make_config: Callable[..., Settings]
-) -> None:
-    settings = _settings(make_config, messages_per_second=5, batch_size=10)
-    edition = seed_edition(db_url, 30)
-    d = store.deliveries
-    for n in range(2):
-        at = NOW + timedelta(seconds=10 * n)
-        batch = d.claim_batch(edition, f"w#{n}", 5, LEASE, at)
-        d.record([SendResult(r.id, ResultStatus.ACCEPTED, "m") for r in batch.rows], at,
-                 max_attempts=3, backoff=lambda a, r: 1)  # fmt: skip
-    rep = edition_report(settings, store, edition, NOW + timedelta(seconds=20))
-    assert rep.total == 30 and rep.remaining == 20
-    assert rep.counts[DeliveryStatus.SENT] == 10
-    assert set(rep.by_locale) == {"bg", "en"}
-    assert rep.recent_rate == pytest.approx(0.5)  # 10 sent over the last 20 s
-    assert rep.eta(rep.recent_rate) == timedelta(seconds=40)
-    assert rep.configured_rate == 5 and rep.eta(5) == timedelta(seconds=4)
-    pause_edition(store, edition, NOW)
-    assert store.editions.status(edition) is EditionStatus.PAUSED
-
-
 # --- the sender against the fake provider -------------------------------------------------
 
 
@@ -170,6 +71,27 @@ def test_batches_fly_concurrently_and_the_configured_batch_size_holds(
         assert fake.max_active == 3
         assert max(len(r) for r in _requests(fake).values()) == 7
         assert sorted(fake.counts().values()) == [1] * 60
+
+
+def test_batch_substitution_sends_one_body_per_request_through_the_engine(
+    store: Store, db_url: str, make_config: Callable[..., Settings]
+) -> None:
+    settings = _settings(make_config, batch_size=10)
+    edition = seed_edition(db_url, 30)
+    with serve() as fake:
+
+        async def go() -> Any:
+            provider = SendgridProvider("key", base_url=fake.base_url, timeout=2.0)
+            async with provider:
+                return await _sender(settings, store, provider).send(store.editions.get(edition))
+
+        report = asyncio.run(go())
+        assert report.finished and report.sent == 30
+        assert sorted(fake.counts().values()) == [1] * 30
+        # a batch holds two locales, so two bodies: one request per (batch, locale)
+        assert len(fake.log) == 6
+        ids = fake.ids()
+        assert all(m in ids[a] for a, _, m, _ in rows(db_url, edition))
 
 
 def test_a_429_pauses_every_batch_and_fails_nobody(
@@ -194,6 +116,66 @@ def test_a_429_pauses_every_batch_and_fails_nobody(
         # arrive within milliseconds of it)
         assert later and min(later) >= answered + 0.9
         assert sorted(fake.counts().values()) == [1] * 40
+
+
+def test_a_throttle_without_retry_after_never_uses_up_attempts(
+    store: Store, db_url: str, make_config: Callable[..., Settings]
+) -> None:
+    # Postmark's (and SES's) 429 names no time; with two attempts allowed, a batch
+    # throttled twice would end failed if a throttle counted as a failure
+    settings = _settings(make_config, batch_size=5)
+    edition = seed_edition(db_url, 5)  # one batch, so both 429s fall on the same rows
+    with serve(retry_after=None, throttle_requests={1, 2}) as fake:
+
+        async def go() -> Any:
+            async with _postmark(fake) as provider:
+                sender = _sender(settings, store, provider, max_attempts=2)
+                return await sender.send(store.editions.get(edition))
+
+        report = asyncio.run(go())
+        assert report.finished and report.sent == 5 and report.failed == 0
+        assert report.throttled == 2
+        assert sorted(fake.counts().values()) == [1] * 5
+
+
+def test_the_report_counts_what_the_store_recorded(
+    store: Store, db_url: str, make_config: Callable[..., Settings]
+) -> None:
+    # a retryable answer for messages out of attempts is a failure: the run says so
+    settings = _settings(make_config, batch_size=4)
+    edition = seed_edition(db_url, 8)
+    with serve(fault_rate=1.0, faults=("500",)) as fake:
+
+        async def go() -> Any:
+            async with _postmark(fake) as provider:
+                sender = _sender(settings, store, provider, max_attempts=1)
+                return await sender.send(store.editions.get(edition))
+
+        report = asyncio.run(go())
+    assert (report.sent, report.retry, report.failed, report.batches) == (0, 0, 8, 2)
+    assert report.counts == {DeliveryStatus.FAILED: 8} and report.finished
+
+
+def test_the_same_batch_in_flight_twice_is_delivered_once(
+    make_config: Callable[..., Settings],
+) -> None:
+    # a batch whose lease ran out while it was in flight is claimed and sent again at once:
+    # under the same key, the provider refuses the second while the first runs (409
+    # concurrent_idempotent_requests), which is retryable and delivers nothing
+    messages = composed(make_config, 4)
+    with serve(latency=0.3) as fake:
+
+        async def go() -> list[list[SendResult]]:
+            async with ResendProvider("key", base_url=fake.base_url, timeout=2.0) as provider:
+                first = asyncio.create_task(provider.send_batch(messages))
+                await asyncio.sleep(0.1)
+                return [await provider.send_batch(messages), await first]
+
+        again, first = asyncio.run(go())
+        assert {r.status for r in first} == {ResultStatus.ACCEPTED}
+        assert {r.status for r in again} == {ResultStatus.RETRYABLE}
+        assert "concurrent_idempotent_requests" in (again[0].error or "")
+        assert sorted(fake.counts().values()) == [1] * 4 and fake.concurrent == 1
 
 
 def test_a_retry_is_the_same_request_under_the_same_idempotency_key(

@@ -1,28 +1,30 @@
-"""The provider contract, run against every registered provider; then outbox specifics.
+"""The provider contract, run against every registered provider (outbox specifics:
+``providers/test_outbox.py``).
 
 To cover a new provider, add a factory to ``FACTORIES``: a context manager that starts
 whatever the provider talks to (for an HTTP API, a local ``http.server`` on 127.0.0.1,
-port 0, that imitates the endpoint and rejects the address ``INVALID``) and yields the
-provider pointed at it. ``test_every_registered_provider_has_a_factory`` fails until
-that is done.
+port 0, that imitates the endpoint and rejects the address ``INVALID``) and yields a
+:class:`~providers.support.Contract`: the provider pointed at it, and a function listing
+what the service received (:class:`~providers.support.Received`, one per message).
+``test_every_registered_provider_has_a_factory`` fails until that is done.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email
-import email.policy
+import importlib
 import socket
 import ssl
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
-from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from providers.support import Contract, Received, from_mime
 
 from newsletter.config import Settings
 from newsletter.errors import ProviderError
@@ -36,94 +38,72 @@ INVALID = "no-at-sign.example.org"
 
 
 @contextmanager
-def _outbox(tmp_path: Path) -> Iterator[Provider]:
-    yield OutboxProvider(tmp_path / "outbox")
+def _outbox(tmp_path: Path) -> Iterator[Contract]:
+    folder = tmp_path / "outbox"
+
+    def received() -> list[Received]:
+        files = sorted(folder.rglob("*.eml"))
+        return [from_mime(path.read_bytes(), n) for n, path in enumerate(files)]
+
+    yield Contract(OutboxProvider(folder), received)
 
 
 @contextmanager
-def _smtp(tmp_path: Path) -> Iterator[Provider]:
+def _smtp(tmp_path: Path) -> Iterator[Contract]:
     from providers.smtpserver import smtp_server
 
-    from newsletter.providers.smtp import SmtpProvider
-
     with smtp_server() as server:
-        yield SmtpProvider(
+        provider = SmtpProvider(
             "127.0.0.1",
             server.port,
             tls_context=ssl.create_default_context(cafile=server.ca_file),
             local_hostname="client.example.org",
         )
+        # one "request" per message: SMTP has no batch on the wire
+        yield Contract(
+            provider, lambda: [from_mime(m.data, n) for n, m in enumerate(server.received)]
+        )
 
 
-@contextmanager
-def _postmark(tmp_path: Path) -> Iterator[Provider]:
-    from providers.fake_postmark import contract_factory
+def _fake(module: str) -> Callable[[Path], AbstractContextManager[Contract]]:
+    """The contract factory of ``tests/providers/fake_<module>.py`` (imported when used)."""
 
-    with contract_factory(tmp_path) as provider:
-        yield provider
+    def factory(tmp_path: Path) -> AbstractContextManager[Contract]:
+        found: Callable[[Path], AbstractContextManager[Contract]] = importlib.import_module(
+            f"providers.fake_{module}"
+        ).contract_factory
+        return found(tmp_path)
 
-
-@contextmanager
-def _sendgrid(tmp_path: Path) -> Iterator[Provider]:
-    from providers.fake_sendgrid import contract_factory
-
-    with contract_factory(tmp_path) as provider:
-        yield provider
+    return factory
 
 
-@contextmanager
-def _brevo(tmp_path: Path) -> Iterator[Provider]:
-    from providers.fake_brevo import contract_factory
-
-    with contract_factory(tmp_path) as provider:
-        yield provider
-
-
-@contextmanager
-def _mailgun(tmp_path: Path) -> Iterator[Provider]:
-    from providers.fake_mailgun import contract_factory
-
-    with contract_factory(tmp_path) as provider:
-        yield provider
-
-
-@contextmanager
-def _resend(tmp_path: Path) -> Iterator[Provider]:
-    from providers.fake_resend import contract_factory
-
-    with contract_factory(tmp_path) as provider:
-        yield provider
-
-
-@contextmanager
-def _ses(tmp_path: Path) -> Iterator[Provider]:
-    from providers.fake_ses import contract_factory
-
-    with contract_factory(tmp_path) as provider:
-        yield provider
-
-
-FACTORIES: dict[str, Callable[[Path], AbstractContextManager[Provider]]] = {
-    "brevo": _brevo,
+FACTORIES: dict[str, Callable[[Path], AbstractContextManager[Contract]]] = {
+    "brevo": _fake("brevo"),
     "outbox": _outbox,
-    "postmark": _postmark,
-    "resend": _resend,
-    "sendgrid": _sendgrid,
-    "ses": _ses,
-    "mailgun": _mailgun,
+    "postmark": _fake("postmark"),
+    "resend": _fake("resend"),
+    "sendgrid": _fake("sendgrid"),
+    "ses": _fake("ses"),
+    "mailgun": _fake("mailgun"),
     "smtp": _smtp,
 }
 
 
 @pytest.fixture(params=sorted(PROVIDERS))
-def provider(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Provider]:
+def contract(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Contract]:
     """Each registered provider, wired to a local stand-in for its service."""
     factory = FACTORIES.get(request.param)
     if factory is None:
         pytest.fail(f"provider {request.param!r} has no contract factory in FACTORIES")
-    with factory(tmp_path) as prov:
-        assert isinstance(prov, PROVIDERS[request.param])
-        yield prov
+    with factory(tmp_path) as made:
+        assert isinstance(made.provider, PROVIDERS[request.param])
+        yield made
+
+
+@pytest.fixture
+def provider(contract: Contract) -> Provider:
+    """The provider of :func:`contract`, for tests that only look at results."""
+    return contract.provider
 
 
 def make_message(delivery_id: int, **changes: object) -> OutgoingMessage:
@@ -181,11 +161,46 @@ def test_empty_batch(provider: Provider) -> None:
     assert send(provider, []) == []
 
 
-def test_full_batch_of_max_batch(provider: Provider) -> None:
+def test_full_batch_of_max_batch(contract: Contract) -> None:
+    provider = contract.provider
     messages = [make_message(i) for i in range(1, provider.max_batch + 1)]
     results = send(provider, messages)
     assert len(results) == provider.max_batch
     assert {r.status for r in results} == {ResultStatus.ACCEPTED}
+    # the service got every message once, none in a request above the provider's limit
+    received = contract.received()
+    assert Counter(r.to_email for r in received) == Counter(m.to_email for m in messages)
+    assert max(Counter(r.request for r in received).values()) <= provider.max_batch
+
+
+#: readers whose names and subject break naive encodings: quotes, commas, Cyrillic, Greek
+HARD_NAMES = ('Мария "Енергия" Петрова, инж.', "Иван & Синове (ЕООД)", "Ελένη Παπαδοπούλου")
+
+
+def test_recipients_names_subject_and_headers_arrive_intact(contract: Contract) -> None:
+    messages = [
+        make_message(
+            i,
+            to_name=name,
+            subject=f"Бюлетин „Енергия“ № {i}: 4 нови новини",
+            from_name="Черноморски енергиен клъстер, Варна",
+        )
+        for i, name in enumerate(HARD_NAMES, start=1)
+    ]
+    results = send(contract.provider, messages)
+    assert [r.status for r in results] == [ResultStatus.ACCEPTED] * len(messages)
+    received = {r.to_email: r for r in contract.received()}
+    assert sorted(received) == sorted(m.to_email for m in messages)
+    for msg in messages:
+        got = received[msg.to_email]
+        assert (got.to_name, got.from_name, got.subject) == (
+            msg.to_name,
+            msg.from_name,
+            msg.subject,
+        )
+        # one-click unsubscribe (RFC 8058) travels with every message, exactly as composed
+        for name in ("List-Unsubscribe", "List-Unsubscribe-Post"):
+            assert got.headers.get(name.lower()) == msg.headers[name], (name, got.headers)
 
 
 def test_batch_over_max_batch_is_refused(provider: Provider) -> None:
@@ -296,95 +311,3 @@ def test_build_provider_unknown_name(
     monkeypatch.delitem(PROVIDERS, "outbox")
     with pytest.raises(ProviderError, match="unknown provider 'outbox'"):
         build_provider(make_config())
-
-
-# --- outbox specifics --------------------------------------------------------------------
-
-
-def _read(path: str) -> EmailMessage:
-    parsed = email.message_from_bytes(Path(path).read_bytes(), policy=email.policy.default)
-    assert isinstance(parsed, EmailMessage)
-    return parsed
-
-
-def test_outbox_file_parses_back(tmp_path: Path) -> None:
-    msg = make_message(7, to_name='Мария "Енергия" Петрова, инж.')
-    [result] = send(OutboxProvider(tmp_path / "outbox"), [msg])
-    path = Path(result.provider_message_id or "")
-    assert (
-        path == tmp_path / "outbox" / "0003-members-2026-W48" / "00000007-reader7@example.org.eml"
-    )
-    parsed = _read(str(path))
-    assert str(parsed["Subject"]) == msg.subject
-    assert parsed["From"].addresses[0].display_name == msg.from_name
-    assert parsed["To"].addresses[0].display_name == msg.to_name
-    assert parsed["To"].addresses[0].addr_spec == msg.to_email
-    html = parsed.get_body(preferencelist=("html",))
-    assert html is not None and html.get_content() == msg.html
-    assert parsed["List-Unsubscribe"] == msg.headers["List-Unsubscribe"]
-
-
-def test_outbox_atomic_write_and_idempotent_resend(tmp_path: Path) -> None:
-    outbox = OutboxProvider(tmp_path / "outbox", fsync=True)
-    send(outbox, [make_message(1), make_message(2)])
-    send(outbox, [make_message(1, subject="Повторно изпращане")])
-    folder = tmp_path / "outbox" / "0003-members-2026-W48"
-    names = sorted(p.name for p in folder.iterdir())
-    assert names == ["00000001-reader1@example.org.eml", "00000002-reader2@example.org.eml"]
-    assert str(_read(str(folder / names[0]))["Subject"]) == "Повторно изпращане"
-
-
-def test_outbox_failed_write_leaves_no_partial_file(tmp_path: Path) -> None:
-    folder = tmp_path / "outbox" / "adhoc"
-    # a directory where the file should go makes the final rename fail
-    (folder / "00000005-reader5@example.org.eml").mkdir(parents=True)
-    outbox = OutboxProvider(tmp_path / "outbox")
-    with pytest.raises(ProviderError, match=r"00000005-reader5@example\.org\.eml"):
-        send(outbox, [make_message(5, metadata={})])
-    assert [p.name for p in folder.iterdir()] == ["00000005-reader5@example.org.eml"]
-
-
-def test_outbox_crash_before_rename_leaves_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # the process dies between writing the temporary file and renaming it: simulated by
-    # making the rename fail, the one step a crash can interrupt that matters here
-    def crash(src: str, dst: str) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr("newsletter.providers.outbox.os.replace", crash)
-    with pytest.raises(ProviderError, match="No space left"):
-        send(OutboxProvider(tmp_path / "outbox"), [make_message(1)])
-    assert list((tmp_path / "outbox" / "0003-members-2026-W48").iterdir()) == []
-
-
-def test_outbox_subfolders_are_safe(tmp_path: Path) -> None:
-    outbox = OutboxProvider(tmp_path / "outbox")
-    results = send(
-        outbox,
-        [
-            make_message(1, metadata={}),
-            make_message(2, metadata={"edition_label": "../../escape"}),
-            make_message(3, to_email="Odd/Name+tag@Example.org"),
-        ],
-    )
-    paths = [Path(r.provider_message_id or "") for r in results]
-    assert paths[0].parent == tmp_path / "outbox" / "adhoc"
-    assert paths[1].parent == tmp_path / "outbox" / "escape"
-    assert paths[2].name == "00000003-odd_name+tag@example.org.eml"
-    assert all(p.resolve().is_relative_to(tmp_path / "outbox") for p in paths)
-
-
-def test_outbox_unwritable_folder_raises_naming_the_path(tmp_path: Path) -> None:
-    # a regular file in the way: fails even for root, unlike chmod
-    (tmp_path / "not-a-dir").write_text("x")
-    outbox = OutboxProvider(tmp_path / "not-a-dir" / "outbox")
-    with pytest.raises(ProviderError, match="not-a-dir/outbox"):
-        send(outbox, [make_message(1)])
-
-
-def test_outbox_unencodable_message_is_permanent(tmp_path: Path) -> None:
-    bad = make_message(2, headers={"Subject": "duplicate"})
-    results = send(OutboxProvider(tmp_path / "outbox"), [make_message(1), bad])
-    assert [r.status for r in results] == [ResultStatus.ACCEPTED, ResultStatus.PERMANENT]
-    assert results[1].error and "Subject" in results[1].error

@@ -3,8 +3,11 @@
 Split from :mod:`newsletter.providers.http` (which sends): these only read.
 
 - :func:`retry_after_from` / :func:`parse_retry_after`: how long the provider asked us to
-  wait (``Retry-After``, or a rate-limit reset header);
-- :func:`error_text`: the provider's own error text, shortened for storing;
+  wait (``Retry-After``, or a rate-limit reset header); :func:`throttle_wait` for a
+  throttling answer, which always gets a wait;
+- :func:`json_body`: the JSON of an answer, or None when it has none;
+- :func:`error_text` / :func:`labelled_error`: the provider's own error text, shortened
+  for storing;
 - :class:`RequestTrace` and :func:`may_have_arrived`: after a transport error, whether the
   provider can have received the whole request. A refused connection, a connect or pool
   timeout, or a request body that was never fully written cannot have been acted on; a
@@ -22,7 +25,6 @@ never the reverse).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
@@ -33,11 +35,15 @@ import httpx
 __all__ = [
     "ERROR_LIMIT",
     "RESET_HEADERS",
+    "THROTTLE_WAIT",
     "RequestTrace",
     "error_text",
+    "json_body",
+    "labelled_error",
     "may_have_arrived",
     "parse_retry_after",
     "retry_after_from",
+    "throttle_wait",
 ]
 
 #: headers giving the seconds (or epoch time) when a rate limit resets, first match wins
@@ -47,6 +53,9 @@ RESET_HEADERS: Final = (
     "x-sib-ratelimit-reset",
     "x-rate-limit-reset",
 )
+#: seconds to wait after a throttling answer that names no time (Postmark's and SES's
+#: 429s, SES throttling errors): the per-second windows providers limit by
+THROTTLE_WAIT: Final = 1.0
 #: longest provider error text kept in a result (stored per delivery row)
 ERROR_LIMIT: Final = 500
 # a reset value above this is an epoch timestamp, below it a number of seconds
@@ -108,6 +117,25 @@ def retry_after_from(headers: httpx.Headers, *, now: float | None = None) -> flo
     return None
 
 
+def throttle_wait(headers: httpx.Headers, *, now: float | None = None) -> float:
+    """Seconds to wait after a throttling answer: what it says, else :data:`THROTTLE_WAIT`.
+
+    Never None: a throttled message must come back as throttled (its ``retry_after`` set),
+    so the sender pauses every batch and the message keeps its attempts; a throttle
+    without a wait would be retried like a failure and could end ``failed``.
+    """
+    wait = retry_after_from(headers, now=now)
+    return THROTTLE_WAIT if wait is None else wait
+
+
+def json_body(response: httpx.Response) -> Any:
+    """The answer's JSON, or None when the body is not JSON (or was never read)."""
+    try:
+        return response.json()
+    except (ValueError, UnicodeDecodeError, httpx.ResponseNotRead):
+        return None
+
+
 def _flatten_error(body: Any) -> str | None:
     """The human text of the usual JSON error shapes, else None."""
     if isinstance(body, Mapping):
@@ -128,12 +156,19 @@ def _flatten_error(body: Any) -> str | None:
     return None
 
 
+def labelled_error(response: httpx.Response, label: str) -> str | None:
+    """``HTTP 400: <label value>: <message>`` for a JSON error with ``message`` and a code
+    or name under ``label`` (Brevo's ``code``, Resend's ``name``); None for other shapes."""
+    body = json_body(response)
+    if not isinstance(body, dict) or "message" not in body:
+        return None
+    prefix = f"{body[label]}: " if body.get(label) else ""
+    return f"HTTP {response.status_code}: {prefix}{body['message']}"[:ERROR_LIMIT]
+
+
 def error_text(response: httpx.Response) -> str:
     """``HTTP <status>: <the provider's own error text>``, shortened for storing."""
-    try:
-        text = _flatten_error(response.json())
-    except (json.JSONDecodeError, UnicodeDecodeError, httpx.ResponseNotRead):
-        text = None
+    text = _flatten_error(json_body(response))
     if text is None:
         try:
             text = response.text.strip()

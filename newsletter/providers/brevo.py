@@ -44,13 +44,14 @@ from newsletter.config.providers import BrevoProviderConfig
 from newsletter.errors import ProviderError
 from newsletter.models import OutgoingMessage, ResultStatus, SendResult
 from newsletter.providers.http import (
-    ERROR_LIMIT,
     ClientOptions,
     Failed,
     HttpProvider,
     client_options,
     env_secret,
     every,
+    json_body,
+    labelled_error,
 )
 from newsletter.providers.idempotency import exchange_settled, gather_limited, request_key
 
@@ -81,10 +82,7 @@ class _AlreadySent(Failed):
 
 
 def _code(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return ""
+    body = json_body(response)
     return str(body.get("code", "")).lower() if isinstance(body, dict) else ""
 
 
@@ -222,10 +220,7 @@ class BrevoProvider(HttpProvider):
             ]
         if isinstance(answer, Failed):
             return answer
-        try:
-            body = answer.json()
-        except ValueError:
-            body = None
+        body = json_body(answer)
         ids: list[Any] = []
         if isinstance(body, dict):
             if isinstance(body.get("messageIds"), list):
@@ -252,14 +247,7 @@ class BrevoProvider(HttpProvider):
 
     def error_text(self, response: httpx.Response) -> str:
         """``HTTP 400: invalid_parameter: email is not valid in to`` from Brevo's error body."""
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if isinstance(body, dict) and "message" in body:
-            code = f"{body['code']}: " if body.get("code") else ""
-            return f"HTTP {response.status_code}: {code}{body['message']}"[:ERROR_LIMIT]
-        return super().error_text(response)
+        return labelled_error(response, "code") or super().error_text(response)
 
 
 def _culprits(failed: Failed, group: Sequence[OutgoingMessage]) -> Collection[int] | None:

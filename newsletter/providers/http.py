@@ -3,9 +3,9 @@
 An HTTP adapter subclasses :class:`HttpProvider` and writes two things:
 
 - ``build(config, settings)``: a classmethod turning its ``[provider]`` table into an
-  instance. :meth:`HttpProvider.from_config` has already checked the config type and the
-  batch size; read credentials with :func:`env_secret` and pass
-  :func:`client_options` ``(config)`` on to ``__init__``.
+  instance. :meth:`HttpProvider.from_config` has already checked the config type, the
+  batch size and ``base_url`` (errors naming the file and key); read credentials with
+  :func:`env_secret` and pass :func:`client_options` ``(config)`` on to ``__init__``.
 - ``send_batch(messages)``: call :meth:`HttpProvider.start_batch` first (size check,
   closed check), then :meth:`HttpProvider.exchange` once per API request. ``exchange``
   returns the ``httpx.Response`` when the answer is 2xx, and otherwise a :class:`Failed`
@@ -19,7 +19,10 @@ An HTTP adapter subclasses :class:`HttpProvider` and writes two things:
 How answers map to results (the same for every provider):
 
 - 408, 429, 5xx -> ``RETRYABLE`` for every message of the request, with ``retry_after``
-  from ``Retry-After`` (seconds or HTTP date) or a rate-limit reset header when given;
+  from ``Retry-After`` (seconds or HTTP date) or a rate-limit reset header when given. A
+  429 always carries a ``retry_after`` (:data:`THROTTLE_WAIT` when the provider names no
+  time): it is the provider slowing us down, which pauses the whole process and never
+  uses up a recipient's attempts;
 - transport errors before the request was complete at the provider (refused connection,
   connect or pool timeout, body not fully written) -> ``RETRYABLE``: nothing was taken;
 - transport errors after it was (read timeout, reset or close before the answer): the
@@ -38,8 +41,8 @@ No ``httpx`` exception ever leaves this module's methods.
 from __future__ import annotations
 
 import abc
-import os
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+import hashlib
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Self, TypedDict, Unpack
 
@@ -52,13 +55,18 @@ from newsletter.models import OutgoingMessage, ResultStatus, SendResult
 from newsletter.providers.answers import (
     ERROR_LIMIT,
     RESET_HEADERS,
+    THROTTLE_WAIT,
     RequestTrace,
     error_text,
+    json_body,
+    labelled_error,
     may_have_arrived,
     parse_retry_after,
     retry_after_from,
+    throttle_wait,
 )
 from newsletter.providers.base import Provider
+from newsletter.providers.configured import check_batch_size, env_secret, where
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
@@ -66,6 +74,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ERROR_LIMIT",
     "RESET_HEADERS",
+    "THROTTLE_WAIT",
     "ClientOptions",
     "Failed",
     "HttpProvider",
@@ -74,44 +83,19 @@ __all__ = [
     "env_secret",
     "error_text",
     "every",
+    "json_body",
+    "labelled_error",
     "mailbox",
     "parse_retry_after",
     "retry_after_from",
+    "share_key",
+    "throttle_wait",
 ]
 
 USER_AGENT: Final = f"newsletter/{__version__} (+httpx)"
 _RETRYABLE_STATUS: Final = frozenset({408, 425, 429})
 # errors that will recur on every request: a config problem, not a passing failure
 _FATAL_TRANSPORT: Final = (httpx.UnsupportedProtocol, httpx.InvalidURL, httpx.LocalProtocolError)
-
-
-def _config_file(settings: Settings | None) -> str:
-    return f"{settings.config_path}: " if settings is not None and settings.config_path else ""
-
-
-def env_secret(config: Any, key: str, settings: Settings | None = None) -> str:
-    """The value of the environment variable that ``config.<key>`` names (a ``*_env`` key).
-
-    Raises :class:`ConfigError` naming the key and the variable when it is unset or empty:
-    ``config.toml: provider.token_env: environment variable POSTMARK_SERVER_TOKEN is not
-    set``.
-    """
-    var = getattr(config, key)
-    value = os.environ.get(var, "")
-    if not value.strip():
-        raise ConfigError(
-            f"{_config_file(settings)}provider.{key}: environment variable {var} is not set"
-        )
-    return value.strip()
-
-
-def check_batch_size(cls: type[Provider], config: HttpProviderBase, settings: Settings) -> None:
-    """Refuse at start a configured ``batch_size`` above what the provider accepts."""
-    if config.batch_size is not None and config.batch_size > cls.max_batch:
-        raise ConfigError(
-            f"{_config_file(settings)}provider.batch_size: {config.batch_size} is above "
-            f"{cls.name}'s limit of {cls.max_batch} messages per request"
-        )
 
 
 class ClientOptions(TypedDict, total=False):
@@ -145,6 +129,21 @@ def mailbox(name: str, address: str) -> str:
         return address
     quoted = name.replace("\\", "\\\\").replace('"', '\\"')
     return f'"{quoted}" <{address}>'
+
+
+def share_key(msg: OutgoingMessage) -> tuple[str, str, str, str, str]:
+    """What must be equal for messages to travel in one request with one body.
+
+    The body (its :class:`~newsletter.models.SharedBody` key, else a digest of the HTML and
+    text), the subject, the sender and the reply-to: APIs that send one body to many
+    recipients (SendGrid personalizations, Mailgun recipient-variables) vary only the
+    per-recipient values.
+    """
+    if msg.shared is not None:
+        body = msg.shared.key
+    else:
+        body = hashlib.sha256(f"{msg.html}\0{msg.text}".encode()).hexdigest()
+    return (body, msg.subject, msg.from_email, msg.from_name, msg.reply_to or "")
 
 
 @dataclass(frozen=True)
@@ -235,6 +234,10 @@ class HttpProvider(Provider):
                 f"{cls.name}: expected a {cls.name} provider config, got {config!r}"
             )
         check_batch_size(cls, config, settings)
+        if config.base_url is not None and not config.base_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"{where(settings)}provider.base_url: {config.base_url!r} is not an http(s) URL"
+            )
         return cls.build(config, settings)
 
     @classmethod
@@ -313,6 +316,9 @@ class HttpProvider(Provider):
                 f"{self.name}: {self.url(response.request.url.path)} refused the credentials "
                 f"or account ({text})"
             )
+        if status == 429:
+            wait: float | None = throttle_wait(response.headers)
+            return Failed(every(messages, ResultStatus.RETRYABLE, text, wait), status=status)
         if status in _RETRYABLE_STATUS or status >= 500:
             wait = retry_after_from(response.headers)
             return Failed(every(messages, ResultStatus.RETRYABLE, text, wait), status=status)
@@ -357,6 +363,25 @@ class HttpProvider(Provider):
         mid = len(messages) // 2
         first = await self.send_isolating(messages[:mid], send_group, culprits)
         return first + await self.send_isolating(messages[mid:], send_group, culprits)
+
+    async def send_groups(
+        self,
+        messages: Sequence[OutgoingMessage],
+        groups: Iterable[Sequence[int]],
+        send_group: GroupSender,
+        culprits: Culprits,
+    ) -> list[SendResult]:
+        """Send each group of ``messages`` (given as indexes) with :meth:`send_isolating`,
+        one after the other; one result per message, in the order of ``messages``."""
+        results: list[SendResult | None] = [None] * len(messages)
+        for indexes in groups:
+            sent = await self.send_isolating([messages[i] for i in indexes], send_group, culprits)
+            for index, result in zip(indexes, sent, strict=True):
+                results[index] = result
+        done = [r for r in results if r is not None]
+        if len(done) != len(messages):
+            raise ValueError(f"{self.name}: groups do not cover every message of the batch")
+        return done
 
     async def aclose(self) -> None:
         """Close the pooled client when this provider built it; safe to call twice."""

@@ -11,7 +11,6 @@ call is split until the address is found).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Collection, Sequence
@@ -27,7 +26,9 @@ from newsletter.providers.http import (
     HttpProvider,
     client_options,
     env_secret,
+    json_body,
     mailbox,
+    share_key,
 )
 
 if TYPE_CHECKING:
@@ -44,19 +45,10 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9]+")
 # Mailgun's texts for a bad recipient ("'to' parameter is not a valid address ...")
 _RECIPIENT_FAULT = re.compile(r"\bto\b.*\baddress|\brecipient", re.IGNORECASE | re.DOTALL)
 
-#: what must be equal for messages to share one call
-_GroupKey = tuple[str, str, str, str, str]
-
 
 def _variable(marker: str) -> str:
     """A recipient-variable name for a placeholder string or header name."""
     return _UNSAFE.sub("_", marker).strip("_").lower()
-
-
-def _body_key(msg: OutgoingMessage) -> str:
-    if msg.shared is not None:
-        return msg.shared.key
-    return hashlib.sha256(f"{msg.html}\0{msg.text}".encode()).hexdigest()
 
 
 class MailgunProvider(HttpProvider):
@@ -96,21 +88,16 @@ class MailgunProvider(HttpProvider):
     async def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
         """One call per shared body and sender; results in the order given."""
         self.start_batch(messages)
-        results: list[SendResult | None] = [None] * len(messages)
-        for indexes in self._groups(messages):
-            group = [messages[i] for i in indexes]
-            sent = await self.send_isolating(group, self._send_group, self._culprits)
-            for index, result in zip(indexes, sent, strict=True):
-                results[index] = result
-        return [r for r in results if r is not None]
+        groups = self._groups(messages)
+        return await self.send_groups(messages, groups, self._send_group, self._culprits)
 
     def _groups(self, messages: Sequence[OutgoingMessage]) -> list[list[int]]:
         """Indexes of messages that can share a call; an address appears once per call
         (recipient-variables are keyed by address)."""
-        groups: dict[tuple[_GroupKey, int], list[int]] = {}
-        seen: dict[tuple[_GroupKey, str], int] = {}
+        groups: dict[tuple[tuple[str, ...], int], list[int]] = {}
+        seen: dict[tuple[tuple[str, ...], str], int] = {}
         for index, msg in enumerate(messages):
-            key = (_body_key(msg), msg.subject, msg.from_email, msg.from_name, msg.reply_to or "")
+            key = share_key(msg)
             round_ = seen.get((key, msg.to_email), 0)
             seen[(key, msg.to_email)] = round_ + 1
             groups.setdefault((key, round_), []).append(index)
@@ -169,10 +156,7 @@ class MailgunProvider(HttpProvider):
         )
         if isinstance(answer, Failed):
             return answer
-        try:
-            body = answer.json()
-        except ValueError:
-            body = None
+        body = json_body(answer)
         call_id = body.get("id") if isinstance(body, dict) else None
         if not isinstance(call_id, str) or not call_id:
             call_id = f"mailgun-{answer.status_code}-no-id"

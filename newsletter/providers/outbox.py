@@ -15,6 +15,7 @@ from newsletter.config import OutboxProviderConfig
 from newsletter.errors import ProviderError
 from newsletter.models import OutgoingMessage, ResultStatus, SendResult
 from newsletter.providers.base import Provider
+from newsletter.providers.configured import check_batch_size
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
@@ -59,6 +60,7 @@ class OutboxProvider(Provider):
         """Build from ``[provider] name = "outbox"``; ``path`` is already resolved."""
         if not isinstance(config, OutboxProviderConfig):
             raise ProviderError(f"outbox: expected an outbox provider config, got {config!r}")
+        check_batch_size(cls, config, settings)
         return cls(config.path)
 
     async def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:

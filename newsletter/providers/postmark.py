@@ -7,7 +7,7 @@ answer carries its own ``ErrorCode`` (0 = accepted), in the order of the request
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import TYPE_CHECKING, ClassVar, Final, Self, Unpack
 
 import httpx
@@ -17,29 +17,57 @@ from newsletter.errors import ProviderError
 from newsletter.models import OutgoingMessage, ResultStatus, SendResult
 from newsletter.providers.http import (
     ERROR_LIMIT,
+    THROTTLE_WAIT,
     ClientOptions,
     Failed,
     HttpProvider,
     client_options,
     env_secret,
     every,
+    json_body,
     mailbox,
 )
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
 
-__all__ = ["PostmarkProvider"]
+__all__ = ["PostmarkProvider", "json_array"]
 
 #: the batch endpoint takes at most 50 MB per call; stay clearly below it
 MAX_PAYLOAD: Final = 45 * 1024 * 1024
 #: ErrorCodes that make every message fail alike: bad token, unknown or unconfirmed sender
 #: signature, no credits, account pending or not allowed to send
 ACCOUNT_ERRORS: Final = frozenset({10, 400, 401, 405, 412, 413})
-#: ErrorCodes worth another try later: rate limit, maintenance
+#: ErrorCodes worth another try later: maintenance, and the rate limit (a throttle: it
+#: pauses every batch for :data:`THROTTLE_WAIT`, as Postmark names no time)
 RETRYABLE_ERRORS: Final = frozenset({100, 429})
+THROTTLED: Final = 429
+#: bytes per write when a call's body is streamed from its encoded messages
+STREAM_PIECE: Final = 1024 * 1024
 #: metadata keys sent with every message (Postmark allows 10 fields of up to 80 characters)
 METADATA_KEYS: Final = ("edition_id", "subscriber_id", "segment")
+
+
+def json_array(parts: Sequence[bytes]) -> bytes:
+    """The JSON array of already encoded elements (a call's body, joined)."""
+    return b"[" + b",".join(parts) + b"]"
+
+
+async def _streamed_array(parts: Sequence[bytes]) -> AsyncIterator[bytes]:
+    """:func:`json_array` in pieces of about :data:`STREAM_PIECE` bytes, for httpx to write
+    as it goes (a piece per element would cost a socket write each)."""
+    piece: list[bytes] = [b"["]
+    size = 1
+    for n, part in enumerate(parts):
+        if n:
+            piece.append(b",")
+        piece.append(part)
+        size += len(part) + 1
+        if size >= STREAM_PIECE:
+            yield b"".join(piece)
+            piece, size = [], 0
+    piece.append(b"]")
+    yield b"".join(piece)
 
 
 class PostmarkProvider(HttpProvider):
@@ -107,44 +135,45 @@ class PostmarkProvider(HttpProvider):
         """Send in as few calls as the 50 MB payload limit allows; one result per message."""
         self.start_batch(messages)
         results: list[SendResult] = []
-        for chunk, body in self._chunks(messages):
-            results.extend(await self._send_chunk(chunk, body))
+        for chunk, parts in self.chunks(messages):
+            results.extend(await self._send_chunk(chunk, parts))
         return results
 
-    def _chunks(
+    def chunks(
         self, messages: Sequence[OutgoingMessage]
-    ) -> list[tuple[list[OutgoingMessage], bytes]]:
-        """Messages grouped into request bodies under :attr:`max_payload` bytes."""
-        chunks: list[tuple[list[OutgoingMessage], bytes]] = []
+    ) -> Iterator[tuple[list[OutgoingMessage], list[bytes]]]:
+        """Messages grouped into calls under :attr:`max_payload` bytes, with the JSON of
+        each message; one call is built at a time (:func:`json_array` makes its body)."""
         group: list[OutgoingMessage] = []
         parts: list[bytes] = []
         size = 2
         for msg in messages:
             part = json.dumps(self.payload(msg), ensure_ascii=False).encode("utf-8")
             if group and size + len(part) + 1 > self.max_payload:
-                chunks.append((group, b"[" + b",".join(parts) + b"]"))
+                yield group, parts
                 group, parts, size = [], [], 2
             group.append(msg)
             parts.append(part)
             size += len(part) + 1
         if group:
-            chunks.append((group, b"[" + b",".join(parts) + b"]"))
-        return chunks
+            yield group, parts
 
-    async def _send_chunk(self, chunk: list[OutgoingMessage], body: bytes) -> list[SendResult]:
+    async def _send_chunk(
+        self, chunk: list[OutgoingMessage], parts: list[bytes]
+    ) -> list[SendResult]:
+        # the array is streamed from its parts, not joined: a joined copy of a 500-message
+        # call is tens of megabytes more per batch in flight
+        length = 2 + sum(len(p) for p in parts) + max(len(parts) - 1, 0)
         answer = await self.exchange(
             chunk,
             "POST",
             "/email/batch",
-            content=body,
-            headers={"Content-Type": "application/json"},
+            content=_streamed_array(parts),
+            headers={"Content-Type": "application/json", "Content-Length": str(length)},
         )
         if isinstance(answer, Failed):
             return answer.results
-        try:
-            elements = answer.json()
-        except ValueError:
-            elements = None
+        elements = json_body(answer)
         if not isinstance(elements, list) or len(elements) != len(chunk):
             # Postmark answered 200, so it took the batch, but we cannot tell which messages
             # it accepted: resending could deliver twice, so the operator decides
@@ -167,15 +196,16 @@ class PostmarkProvider(HttpProvider):
         error = f"postmark {code}: {text}"[:ERROR_LIMIT]
         if code in ACCOUNT_ERRORS:
             raise ProviderError(f"postmark: the account cannot send ({error})")
-        status = ResultStatus.RETRYABLE if code in RETRYABLE_ERRORS else ResultStatus.PERMANENT
-        return SendResult(msg.delivery_id, status, error=error)
+        if code in RETRYABLE_ERRORS:
+            wait = THROTTLE_WAIT if code == THROTTLED else None
+            return SendResult(
+                msg.delivery_id, ResultStatus.RETRYABLE, error=error, retry_after=wait
+            )
+        return SendResult(msg.delivery_id, ResultStatus.PERMANENT, error=error)
 
     def failure(self, response: httpx.Response, messages: Sequence[OutgoingMessage]) -> Failed:
         """Whole-call errors: 422 with an account ErrorCode stops sending, see base otherwise."""
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
+        body = json_body(response)
         if isinstance(body, dict) and body.get("ErrorCode") in ACCOUNT_ERRORS:
             raise ProviderError(
                 f"postmark: the account cannot send (postmark {body['ErrorCode']}: "
@@ -185,10 +215,7 @@ class PostmarkProvider(HttpProvider):
 
     def error_text(self, response: httpx.Response) -> str:
         """``HTTP 422: postmark 300: Invalid 'To' address...`` from Postmark's error body."""
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
+        body = json_body(response)
         if isinstance(body, dict) and "ErrorCode" in body:
             return (
                 f"HTTP {response.status_code}: postmark {body['ErrorCode']}: "

@@ -39,6 +39,8 @@ from newsletter.providers.http import (
     client_options,
     env_secret,
     every,
+    json_body,
+    labelled_error,
     mailbox,
     retry_after_from,
 )
@@ -66,10 +68,7 @@ def _tag(name: str, value: str) -> dict[str, str]:
 
 
 def _error_name(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return ""
+    body = json_body(response)
     return str(body.get("name", "")) if isinstance(body, dict) else ""
 
 
@@ -146,10 +145,7 @@ class ResendProvider(HttpProvider):
         self, messages: Sequence[OutgoingMessage], answer: httpx.Response, key: str
     ) -> list[SendResult]:
         """Map ``data`` and ``errors`` of a 200 answer onto the messages."""
-        try:
-            body = answer.json()
-        except ValueError:
-            body = None
+        body = json_body(answer)
         data = body.get("data") if isinstance(body, dict) else None
         errors = (body.get("errors") if isinstance(body, dict) else None) or []
         rejected: dict[int, str] = {}
@@ -187,11 +183,4 @@ class ResendProvider(HttpProvider):
 
     def error_text(self, response: httpx.Response) -> str:
         """``HTTP 422: validation_error: ...`` from Resend's error body."""
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if isinstance(body, dict) and "message" in body:
-            name = f"{body['name']}: " if body.get("name") else ""
-            return f"HTTP {response.status_code}: {name}{body['message']}"[:ERROR_LIMIT]
-        return super().error_text(response)
+        return labelled_error(response, "name") or super().error_text(response)

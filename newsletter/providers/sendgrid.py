@@ -11,7 +11,6 @@ SendGrid echoes in its event webhook). SendGrid accepts or rejects a request as 
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Self, Unpack
@@ -28,6 +27,8 @@ from newsletter.providers.http import (
     client_options,
     env_secret,
     error_text,
+    json_body,
+    share_key,
 )
 
 if TYPE_CHECKING:
@@ -39,15 +40,6 @@ HOSTS: Final = {"global": "https://api.sendgrid.com", "eu": "https://api.eu.send
 #: custom_args sent per recipient (SendGrid echoes them in every event)
 CUSTOM_ARGS: Final = ("edition_id", "subscriber_id")
 _PERSONALIZATION = re.compile(r"\bpersonalizations\.(\d+)\.")
-
-#: what must be equal for messages to share one request
-_GroupKey = tuple[str, str, str, str, str]
-
-
-def _body_key(msg: OutgoingMessage) -> str:
-    if msg.shared is not None:
-        return msg.shared.key
-    return hashlib.sha256(f"{msg.html}\0{msg.text}".encode()).hexdigest()
 
 
 class SendgridProvider(HttpProvider):
@@ -84,17 +76,10 @@ class SendgridProvider(HttpProvider):
     async def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
         """One request per shared body (usually one or two per locale); results in order."""
         self.start_batch(messages)
-        groups: dict[_GroupKey, list[int]] = {}
+        groups: dict[tuple[str, ...], list[int]] = {}
         for index, msg in enumerate(messages):
-            key = (_body_key(msg), msg.subject, msg.from_email, msg.from_name, msg.reply_to or "")
-            groups.setdefault(key, []).append(index)
-        results: list[SendResult | None] = [None] * len(messages)
-        for indexes in groups.values():
-            group = [messages[i] for i in indexes]
-            sent = await self.send_isolating(group, self._send_group, self._culprits)
-            for index, result in zip(indexes, sent, strict=True):
-                results[index] = result
-        return [r for r in results if r is not None]
+            groups.setdefault(share_key(msg), []).append(index)
+        return await self.send_groups(messages, groups.values(), self._send_group, self._culprits)
 
     def payload(self, group: Sequence[OutgoingMessage]) -> dict[str, Any]:
         """The Mail Send body for messages sharing body, subject and sender."""
@@ -170,10 +155,7 @@ class SendgridProvider(HttpProvider):
 
     def error_text(self, response: httpx.Response) -> str:
         """SendGrid's ``errors[]`` as ``message [field]; ...`` (the field names the recipient)."""
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
+        body = json_body(response)
         errors = body.get("errors") if isinstance(body, dict) else None
         if not isinstance(errors, list) or not errors:
             return error_text(response)

@@ -17,7 +17,10 @@ keeps batch sizes valid.
 
 - 200 ``{"MessageId"}``: ``ACCEPTED`` with SES's message id;
 - ``TooManyRequestsException`` (429), ``ThrottlingException``, ``LimitExceededException``
-  (sending rate or daily quota), 5xx, timeouts: ``RETRYABLE``;
+  (sending rate or daily quota): ``RETRYABLE`` as a throttle, always with a
+  ``retry_after`` (``Retry-After``, else :data:`~newsletter.providers.http.THROTTLE_WAIT`),
+  so the whole edition slows down and no recipient runs out of attempts; 5xx, timeouts:
+  ``RETRYABLE``;
 - ``MessageRejected`` (content refused, or an unverified recipient in the sandbox),
   ``BadRequestException`` (an invalid address): ``PERMANENT`` for that message;
 - ``AccountSuspendedException``, ``SendingPausedException``,
@@ -52,7 +55,8 @@ from newsletter.providers.http import (
     client_options,
     env_secret,
     every,
-    retry_after_from,
+    json_body,
+    throttle_wait,
 )
 from newsletter.providers.idempotency import gather_limited
 
@@ -86,10 +90,7 @@ def error_type(response: httpx.Response) -> str:
     """
     raw: str = response.headers.get("x-amzn-errortype", "")
     if not raw:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
+        body = json_body(response)
         if isinstance(body, dict):
             raw = str(body.get("__type") or body.get("code") or body.get("Code") or "")
     return raw.split(":", 1)[0].rsplit("#", 1)[-1].strip()
@@ -175,10 +176,7 @@ class SesProvider(HttpProvider):
         answer = await self.exchange([msg], "POST", PATH, json=self.payload(msg, mime))
         if isinstance(answer, Failed):
             return answer.results[0]
-        try:
-            body = answer.json()
-        except ValueError:
-            body = None
+        body = json_body(answer)
         message_id = body.get("MessageId") if isinstance(body, dict) else None
         if not isinstance(message_id, str) or not message_id:
             # SES said 200 (it took the message) without an id: keep ours for the record
@@ -192,7 +190,8 @@ class SesProvider(HttpProvider):
         if kind in ACCOUNT_ERRORS:
             raise ProviderError(f"ses: the account cannot send ({text})")
         if kind in RETRYABLE_ERRORS:
-            wait = retry_after_from(response.headers)
+            # a throttle: the whole process pauses, the messages keep their attempts
+            wait = throttle_wait(response.headers)
             return Failed(
                 every(messages, ResultStatus.RETRYABLE, text, wait), status=response.status_code
             )
@@ -211,10 +210,7 @@ class SesProvider(HttpProvider):
     def error_text(self, response: httpx.Response) -> str:
         """``HTTP 400: MessageRejected: Email address is not verified...``."""
         kind = error_type(response)
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
+        body = json_body(response)
         text = ""
         if isinstance(body, dict):
             text = str(body.get("message") or body.get("Message") or "")

@@ -38,7 +38,7 @@ from newsletter.config.providers import SmtpProviderConfig
 from newsletter.errors import ConfigError, ProviderError
 from newsletter.models import OutgoingMessage, ResultStatus, SendResult
 from newsletter.providers.base import Provider
-from newsletter.providers.http import env_secret
+from newsletter.providers.configured import check_batch_size, env_secret, where
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
@@ -141,12 +141,7 @@ class SmtpProvider(Provider):
         """Build from ``[provider] name = "smtp"``; reads the password from its env var."""
         if not isinstance(config, SmtpProviderConfig):
             raise ProviderError(f"smtp: expected an smtp provider config, got {config!r}")
-        where = f"{settings.config_path}: " if settings.config_path else ""
-        if config.batch_size is not None and config.batch_size > cls.max_batch:
-            raise ConfigError(
-                f"{where}provider.batch_size: {config.batch_size} is above smtp's limit "
-                f"of {cls.max_batch} messages per batch"
-            )
+        check_batch_size(cls, config, settings)
         password = None
         if config.password_env is not None:
             password = env_secret(config, "password_env", settings)
@@ -156,7 +151,7 @@ class SmtpProvider(Provider):
                 context = ssl.create_default_context(cafile=str(config.ca_file))
             except (OSError, ssl.SSLError) as exc:
                 raise ConfigError(
-                    f"{where}provider.ca_file: cannot load CA certificates from "
+                    f"{where(settings)}provider.ca_file: cannot load CA certificates from "
                     f"{config.ca_file}: {exc}"
                 ) from exc
         return cls(

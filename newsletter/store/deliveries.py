@@ -19,7 +19,7 @@ never overwrite what another worker recorded.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,14 +27,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from newsletter.models import Delivery, DeliveryStatus, ResultStatus, SendResult
+from newsletter.models import Delivery, DeliveryStatus
+from newsletter.store.delivery_records import CANCELLED, DeliveryRecords, end_expired_claims
 from newsletter.store.delivery_stats import DeliveryQueries
 from newsletter.store.tables import deliveries as t
 
+__all__ = ["CANCELLED", "FINAL", "Claim", "DeliveryStore"]
+
 #: statuses after which a row is never touched again by sending
 FINAL = (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED)
-#: the reason recorded on rows skipped because their edition was cancelled
-CANCELLED = "cancelled"
 
 
 def _row(row: Any) -> Delivery:
@@ -75,8 +76,10 @@ def _again(now: datetime) -> sa.ColumnElement[bool]:
     )
 
 
-class DeliveryStore(DeliveryQueries):
-    """Changes to the ``deliveries`` table (and, inherited, the read-only queries)."""
+class DeliveryStore(DeliveryRecords, DeliveryQueries):
+    """The ``deliveries`` table: planning and claiming here; recording results
+    (:class:`~newsletter.store.delivery_records.DeliveryRecords`) and read-only queries
+    (:class:`~newsletter.store.delivery_stats.DeliveryQueries`) inherited."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -230,15 +233,7 @@ class DeliveryStore(DeliveryQueries):
         """
         target = DeliveryStatus.QUEUED if resend else DeliveryStatus.UNKNOWN
         with self.engine.begin() as conn:
-            result = conn.execute(
-                sa.update(t)
-                .where(
-                    t.c.edition_id == edition_id,
-                    t.c.status == DeliveryStatus.CLAIMED.value,
-                    t.c.lease_until < now,
-                )
-                .values(status=target.value, claimed_by=None, lease_until=None, updated_at=now)
-            )
+            result = conn.execute(end_expired_claims(edition_id, now, target))
         return int(result.rowcount)
 
     def requeue_unknown(self, edition_id: int, now: datetime) -> int:
@@ -250,157 +245,3 @@ class DeliveryStore(DeliveryQueries):
                 .values(status=DeliveryStatus.QUEUED.value, batch_key=None, updated_at=now)
             )
         return int(result.rowcount)
-
-    def record(
-        self,
-        results: Sequence[SendResult],
-        now: datetime,
-        *,
-        max_attempts: int,
-        backoff: Callable[[int, float | None], float],
-        claimed_by: str | None = None,
-    ) -> None:
-        """Store what the provider said for each claimed row.
-
-        ``backoff(attempts, retry_after)`` gives the delay before the next try. A retryable
-        result that carries ``retry_after`` is the provider throttling us, not a fault of
-        the message: it is retried however many attempts it took. An ``UNKNOWN`` result
-        makes the row ``unknown``, never re-sent automatically. Only rows still claimed
-        (by ``claimed_by``, when given) are written.
-        """
-        if not results:
-            return
-        with self.engine.begin() as conn:
-            query = sa.select(t.c.id, t.c.attempts).where(
-                t.c.id.in_([r.delivery_id for r in results])
-            )
-            attempts = {row.id: row.attempts for row in conn.execute(query)}
-            params = []
-            for res in results:
-                tries = attempts.get(res.delivery_id, 0) + 1
-                values: dict[str, Any] = {
-                    "b_id": res.delivery_id,
-                    "b_attempts": tries,
-                    "b_status": DeliveryStatus.FAILED.value,
-                    "b_message_id": None,
-                    "b_sent_at": None,
-                    "b_next": None,
-                    "b_error": res.error,
-                }
-                throttled = res.retry_after is not None
-                if res.status is ResultStatus.ACCEPTED:
-                    values |= {
-                        "b_status": DeliveryStatus.SENT.value,
-                        "b_message_id": res.provider_message_id,
-                        "b_sent_at": now,
-                        "b_error": None,
-                    }
-                elif res.status is ResultStatus.UNKNOWN:
-                    values["b_status"] = DeliveryStatus.UNKNOWN.value
-                elif res.status is ResultStatus.RETRYABLE and (throttled or tries < max_attempts):
-                    delay = backoff(tries, res.retry_after)
-                    values |= {
-                        "b_status": DeliveryStatus.RETRY.value,
-                        "b_next": now + timedelta(seconds=delay),
-                    }
-                params.append(values)
-            cond = [t.c.id == sa.bindparam("b_id"), t.c.status == DeliveryStatus.CLAIMED.value]
-            if claimed_by is not None:
-                cond.append(t.c.claimed_by == claimed_by)
-            stmt = (
-                sa.update(t)
-                .where(*cond)
-                .values(
-                    attempts=sa.bindparam("b_attempts"),
-                    status=sa.bindparam("b_status"),
-                    provider_message_id=sa.bindparam("b_message_id"),
-                    sent_at=sa.bindparam("b_sent_at", type_=t.c.sent_at.type),
-                    next_attempt_at=sa.bindparam("b_next", type_=t.c.next_attempt_at.type),
-                    error=sa.bindparam("b_error"),
-                    claimed_by=None,
-                    lease_until=None,
-                    updated_at=now,
-                )
-            )
-            # one executemany: a batch of 500 results is one round trip, not 500
-            conn.execute(stmt, params)
-
-    def skip(self, delivery_id: int, reason: str, now: datetime) -> None:
-        """Mark a row skipped (the subscriber is no longer active)."""
-        self.skip_many([delivery_id], reason, now)
-
-    def skip_many(self, ids: Sequence[int], reason: str, now: datetime) -> None:
-        """Mark rows skipped with ``reason``."""
-        if not ids:
-            return
-        with self.engine.begin() as conn:
-            conn.execute(
-                sa.update(t)
-                .where(t.c.id.in_(list(ids)))
-                .values(
-                    status=DeliveryStatus.SKIPPED.value,
-                    error=reason,
-                    claimed_by=None,
-                    lease_until=None,
-                    next_attempt_at=None,
-                    updated_at=now,
-                )
-            )
-
-    def release(self, ids: Sequence[int], now: datetime, *, claimed_by: str | None = None) -> None:
-        """Give claimed rows back unsent (the provider refused to work, shutdown before sending).
-
-        Their ``batch_key`` stays, so they go again as the batch they were.
-        """
-        cond = [t.c.id.in_(list(ids)), t.c.status == DeliveryStatus.CLAIMED.value]
-        if claimed_by is not None:
-            cond.append(t.c.claimed_by == claimed_by)
-        with self.engine.begin() as conn:
-            conn.execute(
-                sa.update(t)
-                .where(*cond)
-                .values(
-                    status=DeliveryStatus.QUEUED.value,
-                    claimed_by=None,
-                    lease_until=None,
-                    updated_at=now,
-                )
-            )
-
-    def cancel(self, edition_id: int, now: datetime) -> tuple[int, int]:
-        """Stop an edition's rows: (skipped, unknown).
-
-        Queued and retrying rows become ``skipped`` with the reason "cancelled". Rows held
-        by a worker whose lease expired become ``unknown`` (it may have sent them); rows
-        held under a live lease are left to their worker, which records what happened.
-        Safe to call again.
-        """
-        with self.engine.begin() as conn:
-            unknown = conn.execute(
-                sa.update(t)
-                .where(
-                    t.c.edition_id == edition_id,
-                    t.c.status == DeliveryStatus.CLAIMED.value,
-                    t.c.lease_until < now,
-                )
-                .values(
-                    status=DeliveryStatus.UNKNOWN.value,
-                    claimed_by=None,
-                    lease_until=None,
-                    updated_at=now,
-                )
-            ).rowcount
-            skipped = conn.execute(
-                sa.update(t)
-                .where(
-                    t.c.edition_id == edition_id,
-                    t.c.status.in_([DeliveryStatus.QUEUED.value, DeliveryStatus.RETRY.value]),
-                )
-                .values(
-                    status=DeliveryStatus.SKIPPED.value,
-                    error=CANCELLED,
-                    next_attempt_at=None,
-                    updated_at=now,
-                )
-            ).rowcount
-        return int(skipped), int(unknown)

@@ -1,7 +1,7 @@
-"""A recording, fault-injecting stand-in for Postmark and Resend on 127.0.0.1.
+"""A recording, fault-injecting stand-in for Postmark, Resend and SendGrid on 127.0.0.1.
 
-Speaks just enough of both batch APIs for the real adapters (``providers/postmark.py``,
-``providers/resend.py``) pointed at it with ``base_url``:
+Speaks just enough of these batch APIs for the real adapters (``providers/postmark.py``,
+``providers/resend.py``, ``providers/sendgrid.py``) pointed at it with ``base_url``:
 
 - ``POST /email/batch`` (Postmark): a JSON array of messages, answered with one element
   per message (``ErrorCode`` 0 and a ``MessageID``). Postmark has no idempotency: every
@@ -9,7 +9,10 @@ Speaks just enough of both batch APIs for the real adapters (``providers/postmar
 - ``POST /emails/batch`` (Resend): a JSON array, answered ``{"data": [{"id": ...}]}``.
   Like Resend, a request repeating an ``Idempotency-Key`` already answered gets the same
   answer and delivers nothing; the same key with a different body is refused with 409
-  ``invalid_idempotent_request``.
+  ``invalid_idempotent_request``; a request whose key is still being processed (a
+  batch in flight twice: its lease ran out) gets 409 ``concurrent_idempotent_requests``.
+- ``POST /v3/mail/send`` (SendGrid): one body and a ``personalizations`` list, answered
+  ``202`` with an ``X-Message-Id``; every personalization is one delivered message.
 
 Every delivered message is recorded (recipient, provider id, request number). Faults are
 injected per request at ``fault_rate``: 429 with Retry-After, 500, a connection reset, or
@@ -44,6 +47,7 @@ from typing import Any, Literal
 FAULTS = ("429", "500", "reset", "timeout")
 POSTMARK = "/email/batch"
 RESEND = "/emails/batch"
+SENDGRID = "/v3/mail/send"
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,8 @@ class FakeProvider:
     base_url: str = ""
     fault_rate: float = 0.0
     faults: tuple[str, ...] = FAULTS
-    retry_after: float = 1.0
+    #: seconds in the Retry-After of a 429 (None: no Retry-After, as Postmark and SES)
+    retry_after: float | None = 1.0
     #: seconds the server stays silent for a "timeout" fault (longer than the client waits)
     stall: float = 1.5
     timeout_after_processing: bool = True
@@ -104,6 +109,10 @@ class FakeProvider:
     lock: threading.Lock = field(default_factory=threading.Lock)
     #: Resend idempotency: key -> (sha256 of the body, the answer given)
     keys: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    #: Resend idempotency: keys of requests being processed right now
+    pending: set[str] = field(default_factory=set)
+    #: requests refused because the same key was still being processed
+    concurrent: int = 0
     _numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _rng: random.Random = field(default_factory=random.Random)
 
@@ -151,7 +160,7 @@ def _handler(state: FakeProvider) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length)
             path = self.path.split("?", 1)[0]
-            if path not in (POSTMARK, RESEND):
+            if path not in (POSTMARK, RESEND, SENDGRID):
                 self._json(404, {"message": "not found"})
                 return
             if not (
@@ -186,7 +195,13 @@ def _handler(state: FakeProvider) -> type[BaseHTTPRequestHandler]:
                 self._process(path, body, number, answer=True)
 
         def _process(self, path: str, body: bytes, number: int, *, answer: bool) -> None:
-            messages = json.loads(body)
+            parsed = json.loads(body)
+            # SendGrid: one message per personalization, the subject shared
+            messages = (
+                [{**p, "subject": parsed.get("subject", "")} for p in parsed["personalizations"]]
+                if path == SENDGRID
+                else parsed
+            )
             assert isinstance(messages, list) and messages, "a batch is a non-empty JSON array"
             key = self.headers.get("Idempotency-Key") if path == RESEND else None
             digest = hashlib.sha256(body).hexdigest()
@@ -201,27 +216,42 @@ def _handler(state: FakeProvider) -> type[BaseHTTPRequestHandler]:
                     if answer:
                         self._json(*reply)
                     return
+                if key is not None and key in state.pending:
+                    # as Resend: the first request with this key has not finished yet
+                    state.concurrent += 1
+                    if answer:
+                        reply = (409, {"name": "concurrent_idempotent_requests", "statusCode": 409})
+                        self._json(*reply)
+                    return
+                if key is not None:
+                    state.pending.add(key)  # reserved under the lock: no two deliver
                 kill = state.kill
                 hit = False
                 if kill is not None and not kill.fired.is_set():
                     kill.seen += 1
                     hit = kill.seen == kill.at
-            if kill is not None and hit and kill.when == "before":
-                self._kill(kill)
-                self._reset()
-                return
-            if state.latency:
-                time.sleep(state.latency)
-            reply_body = self._deliver(path, messages, number, key)
-            with state.lock:
-                if key is not None:
-                    state.keys[key] = (digest, reply_body)
+            try:
+                if kill is not None and hit and kill.when == "before":
+                    self._kill(kill)
+                    self._reset()
+                    return
+                if state.latency:
+                    time.sleep(state.latency)
+                reply_body = self._deliver(path, messages, number, key)
+                with state.lock:
+                    if key is not None:
+                        state.keys[key] = (digest, reply_body)
+            finally:
+                with state.lock:
+                    state.pending.discard(key or "")
             if kill is not None and hit and kill.when == "after":
                 # delivered, but the worker dies before it hears so and commits
                 self._kill(kill)
                 self._reset()
                 return
-            if answer:
+            if answer and path == SENDGRID:
+                self._raw(202, b"", {"X-Message-Id": f"fake{number:08d}"})
+            elif answer:
                 self._raw(200, reply_body)
 
         def _deliver(self, path: str, messages: list[Any], number: int, key: str | None) -> bytes:
@@ -229,7 +259,11 @@ def _handler(state: FakeProvider) -> type[BaseHTTPRequestHandler]:
             with state.lock:
                 for msg in messages:
                     pid = str(uuid.uuid4())
-                    if path == RESEND:
+                    if path == SENDGRID:
+                        # the adapter's provider id for it: "<X-Message-Id>/<delivery id>"
+                        pid = f"fake{number:08d}/{msg['custom_args']['delivery_id']}"
+                        to = msg["to"][0]["email"].lower()
+                    elif path == RESEND:
                         raw = msg.get("to")
                         to = _address(raw[0] if isinstance(raw, list) else str(raw))
                     else:
@@ -254,11 +288,14 @@ def _handler(state: FakeProvider) -> type[BaseHTTPRequestHandler]:
         def _throttle(self, path: str) -> None:
             if path == POSTMARK:
                 body: dict[str, Any] = {"ErrorCode": 429, "Message": "Rate limit exceeded"}
+            elif path == SENDGRID:
+                body = {"errors": [{"message": "too many requests", "field": None}]}
             else:
                 body = {"statusCode": 429, "name": "rate_limit_exceeded", "message": "slow down"}
             with state.lock:
                 state.throttled_at.append(time.monotonic())
-            self._json(429, body, {"Retry-After": f"{state.retry_after:g}"})
+            wait = state.retry_after
+            self._json(429, body, {} if wait is None else {"Retry-After": f"{wait:g}"})
 
         def _kill(self, kill: Kill) -> None:
             with suppress(ProcessLookupError):

@@ -119,6 +119,19 @@ secret_key_env = "{SECRET_ENV}"
     return path
 
 
+def sqlite_edition(folder: Path, n: int, provider: dict[str, Any]) -> tuple[str, int, Path]:
+    """A new ``folder`` with a SQLite store holding an edition of ``n`` readers (see
+    :func:`seed_edition`) and a config whose ``[provider]`` table is ``provider``.
+
+    Returns (database URL, edition id, config path). Call it from the main thread:
+    Alembic's migration context is process-global.
+    """
+    folder.mkdir()
+    url = f"sqlite:///{folder / 'store.db'}"
+    edition = seed_edition(url, n)
+    return url, edition, write_config(folder, url, provider)
+
+
 def env() -> dict[str, str]:
     """The environment of a worker process: credentials and the signing secret."""
     out = dict(os.environ)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from delivery.fakeprovider import FakeProvider, Kill, serve
-from delivery.harness import counts, rows, run, seed_edition, start, write_config
+from delivery.harness import counts, rows, run, sqlite_edition, start
 from newsletter.models import DeliveryStatus
 
 RECIPIENTS = 2000
@@ -48,12 +48,9 @@ def _wait_for_request(fake: FakeProvider, before: int) -> None:
 def prepare(provider: str, folder: Path, fake: FakeProvider) -> Campaign:
     """A seeded edition and a config for ``provider`` (in the main thread: Alembic's
     migration context is process-global)."""
-    folder.mkdir()
-    url = f"sqlite:///{folder / 'store.db'}"
-    edition = seed_edition(url, RECIPIENTS)
-    config = write_config(
+    url, edition, config = sqlite_edition(
         folder,
-        url,
+        RECIPIENTS,
         {
             "name": provider,
             "base_url": fake.base_url,

@@ -24,7 +24,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from delivery.fakeprovider import FAULTS, FakeProvider, serve
-from delivery.harness import Proc, rows, run, seed_edition, write_config
+from delivery.harness import Proc, rows, run, sqlite_edition
 from newsletter.cli import app
 from newsletter.models import DeliveryStatus
 
@@ -53,12 +53,9 @@ class Setup:
 
 def _prepare(provider: str, folder: Path, fake: FakeProvider, n: int) -> Setup:
     """A seeded edition of ``n`` readers and a config pointing ``provider`` at ``fake``."""
-    folder.mkdir()
-    url = f"sqlite:///{folder / 'store.db'}"
-    edition = seed_edition(url, n)
-    config = write_config(
+    url, edition, config = sqlite_edition(
         folder,
-        url,
+        n,
         {
             "name": provider,
             "base_url": fake.base_url,

@@ -27,6 +27,7 @@ import yaml
 
 from newsletter.providers.brevo import BrevoProvider
 from providers.specserver import SPECS, Answer, Recorded, SpecServer, spec_server
+from providers.support import Contract, Received, accepted, lower_keys
 
 API_KEY = "xkeysib-test-key"
 SPEC = SPECS / "brevo" / "swagger.yaml"
@@ -143,19 +144,34 @@ def serve(fake: FakeBrevo | None = None) -> Iterator[SpecServer]:
         yield server
 
 
-@contextmanager
-def contract_factory(tmp_path: Path) -> Iterator[BrevoProvider]:
-    """The contract suite's factory: messageVersions batching, wired to a fresh fake.
+def received(server: SpecServer) -> list[Received]:
+    """Every message of the requests the fake accepted, versions expanded."""
+    out = []
+    for n, request in accepted(server.requests):
+        body: dict[str, Any] = request.json
+        headers = lower_keys(dict(body.get("headers", {})))
+        headers.pop("idempotencykey", None)
+        for version in body.get("messageVersions") or [{"to": body["to"]}]:
+            for person in version["to"]:
+                out.append(
+                    Received(
+                        to_email=person["email"],
+                        to_name=person.get("name", ""),
+                        from_name=body["sender"].get("name", ""),
+                        subject=version.get("subject", body.get("subject", "")),
+                        headers=headers,
+                        request=n,
+                    )
+                )
+    return out
 
-    (The default one-request-per-message mode is covered by ``test_brevo.py``; 1000
-    single requests would make the full-batch contract test slow.)
-    """
+
+@contextmanager
+def contract_factory(tmp_path: Path) -> Iterator[Contract]:
+    """The contract suite's factory: the default mode (our List-Unsubscribe headers, one
+    message per request, 10 at once), wired to a fresh fake. The messageVersions mode is
+    covered by ``test_brevo.py``."""
     with serve() as server:
-        yield BrevoProvider(
-            API_KEY,
-            unsubscribe_header="brevo",
-            base_url=server.base_url,
-            timeout=5,
-            resend_pause=0,
-        )
+        provider = BrevoProvider(API_KEY, base_url=server.base_url, timeout=5, resend_pause=0)
+        yield Contract(provider, lambda: received(server))
         assert server.invalid == [], server.invalid[0].error

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from newsletter.providers.mailgun import MailgunProvider
 from providers.specserver import SPECS, Answer, OpenApiValidator, Recorded, SpecServer, spec_server
+from providers.support import Contract, Received, accepted, lower_keys, mailbox_parts
 
 SPEC = SPECS / "mailgun" / "openapi.yaml"
 API_KEY = "key-test-mailgun-example"
@@ -110,11 +111,30 @@ def serve() -> Iterator[SpecServer]:
         yield server
 
 
+def received(server: SpecServer) -> list[Received]:
+    """Every recipient's message of the calls the fake accepted (:func:`expand`)."""
+    out = []
+    for n, request in accepted(server.requests):
+        for d in expand(request.form or {}):
+            to_name, to_email = mailbox_parts(d.to)
+            out.append(
+                Received(
+                    to_email=to_email,
+                    to_name=to_name,
+                    from_name=mailbox_parts(d.sender)[0],
+                    subject=d.subject,
+                    headers=lower_keys(d.headers),
+                    request=n,
+                )
+            )
+    return out
+
+
 @contextmanager
-def contract_factory(tmp_path: Path) -> Iterator[MailgunProvider]:
+def contract_factory(tmp_path: Path) -> Iterator[Contract]:
     """The contract suite's factory: a provider wired to a fresh fake, checked after."""
     with serve() as server:
         provider = MailgunProvider(API_KEY, DOMAIN, base_url=server.base_url, timeout=5)
         # not closed here: its connections belong to the event loop the test ran and closed
-        yield provider
+        yield Contract(provider, lambda: received(server))
         assert server.invalid == [], server.invalid[0].error

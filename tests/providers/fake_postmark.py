@@ -19,6 +19,7 @@ from pathlib import Path
 
 from newsletter.providers.postmark import PostmarkProvider
 from providers.specserver import Answer, JsonSchemaValidator, Recorded, SpecServer, spec_server
+from providers.support import Contract, Received, accepted, mailbox_parts
 
 SCHEMA = json.loads((Path(__file__).parent / "postmark_schema.json").read_text(encoding="utf-8"))
 TOKEN = "pm-test-server-token"
@@ -97,11 +98,30 @@ def serve(inactive: set[str] | None = None) -> Iterator[SpecServer]:
         yield server
 
 
+def received(server: SpecServer) -> list[Received]:
+    """Every message of the batches the fake accepted, as Postmark reads it."""
+    out = []
+    for n, request in accepted(server.requests):
+        for msg in request.json:
+            to_name, to_email = mailbox_parts(msg["To"])
+            out.append(
+                Received(
+                    to_email=to_email,
+                    to_name=to_name,
+                    from_name=mailbox_parts(msg["From"])[0],
+                    subject=msg["Subject"],
+                    headers={h["Name"].lower(): h["Value"] for h in msg.get("Headers", [])},
+                    request=n,
+                )
+            )
+    return out
+
+
 @contextmanager
-def contract_factory(tmp_path: Path) -> Iterator[PostmarkProvider]:
+def contract_factory(tmp_path: Path) -> Iterator[Contract]:
     """The contract suite's factory: a provider wired to a fresh fake, checked after."""
     with serve() as server:
         provider = PostmarkProvider(TOKEN, base_url=server.base_url, timeout=5)
         # not closed here: its connections belong to the event loop the test ran and closed
-        yield provider
+        yield Contract(provider, lambda: received(server))
         assert server.invalid == [], server.invalid[0].error

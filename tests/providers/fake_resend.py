@@ -24,6 +24,7 @@ from typing import Any
 
 from newsletter.providers.resend import ResendProvider
 from providers.specserver import SPECS, Answer, OpenApiValidator, Recorded, SpecServer, spec_server
+from providers.support import Contract, Received, accepted, lower_keys, mailbox_parts
 
 API_KEY = "re_test_key"
 SPEC = SPECS / "resend" / "resend.yaml"
@@ -121,9 +122,31 @@ def serve(fake: FakeResend | None = None) -> Iterator[SpecServer]:
         yield server
 
 
+def received(server: SpecServer) -> list[Received]:
+    """Every email of the batches the fake accepted (rejected addresses included: the
+    contract suite sends them only where it checks results, not what arrived)."""
+    out = []
+    for n, request in accepted(server.requests):
+        for item in request.json:
+            to = item["to"] if isinstance(item["to"], list) else [item["to"]]
+            to_name, to_email = mailbox_parts(to[0])
+            out.append(
+                Received(
+                    to_email=to_email,
+                    to_name=to_name,
+                    from_name=mailbox_parts(item["from"])[0],
+                    subject=item["subject"],
+                    headers=lower_keys(item.get("headers", {})),
+                    request=n,
+                )
+            )
+    return out
+
+
 @contextmanager
-def contract_factory(tmp_path: Path) -> Iterator[ResendProvider]:
+def contract_factory(tmp_path: Path) -> Iterator[Contract]:
     """The contract suite's factory: a provider wired to a fresh fake, checked after."""
     with serve() as server:
-        yield ResendProvider(API_KEY, base_url=server.base_url, timeout=5, resend_pause=0)
+        provider = ResendProvider(API_KEY, base_url=server.base_url, timeout=5, resend_pause=0)
+        yield Contract(provider, lambda: received(server))
         assert server.invalid == [], server.invalid[0].error

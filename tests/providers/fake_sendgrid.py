@@ -18,6 +18,7 @@ from typing import Any
 
 from newsletter.providers.sendgrid import SendgridProvider
 from providers.specserver import SPECS, Answer, OpenApiValidator, Recorded, SpecServer, spec_server
+from providers.support import Contract, Received, accepted, lower_keys
 
 SPEC = SPECS / "sendgrid" / "spec" / "json" / "tsg_mail_v3.json"
 API_KEY = "SG.test-key.example"
@@ -110,13 +111,29 @@ def serve() -> Iterator[SpecServer]:
         yield server
 
 
+def received(server: SpecServer) -> list[Received]:
+    """Every recipient's message of the requests the fake accepted (:func:`expand`)."""
+    return [
+        Received(
+            to_email=d.to["email"],
+            to_name=d.to.get("name", ""),
+            from_name=request.json["from"].get("name", ""),
+            subject=d.subject,
+            headers=lower_keys(d.headers),
+            request=n,
+        )
+        for n, request in accepted(server.requests)
+        for d in expand(request.json)
+    ]
+
+
 @contextmanager
-def contract_factory(tmp_path: Path) -> Iterator[SendgridProvider]:
+def contract_factory(tmp_path: Path) -> Iterator[Contract]:
     """The contract suite's factory; afterwards, only addresses may have been invalid."""
     with serve() as server:
         provider = SendgridProvider(API_KEY, base_url=server.base_url, timeout=5)
         # not closed here: its connections belong to the event loop the test ran and closed
-        yield provider
+        yield Contract(provider, lambda: received(server))
         for request in server.invalid:
             assert request.error_paths, request.error
             assert all(p.endswith(".email") for p in request.error_paths), request.error

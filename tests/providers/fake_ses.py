@@ -25,6 +25,7 @@ from typing import Any
 from newsletter.providers.ses import SesProvider
 from providers.aws import ServiceModelValidator, load_model, verify_sigv4
 from providers.specserver import SPECS, Answer, Recorded, SpecServer, spec_server
+from providers.support import Contract, Received, accepted, from_mime
 
 MODEL = SPECS / "amazon-ses-v2" / "service-2.json"
 # AWS's documented example credentials: not a real key
@@ -128,9 +129,17 @@ def provider_for(server: SpecServer, **options: Any) -> SesProvider:
     return SesProvider(ACCESS_KEY, SECRET_KEY, REGION, **settings)
 
 
+def received(server: SpecServer) -> list[Received]:
+    """Every raw message of the SendEmail calls the fake accepted."""
+    return [
+        from_mime(base64.b64decode(request.json["Content"]["Raw"]["Data"]), n)
+        for n, request in accepted(server.requests)
+    ]
+
+
 @contextmanager
-def contract_factory(tmp_path: Path) -> Iterator[SesProvider]:
+def contract_factory(tmp_path: Path) -> Iterator[Contract]:
     """The contract suite's factory: a provider wired to a fresh fake, checked after."""
     with serve() as server:
-        yield provider_for(server)
+        yield Contract(provider_for(server), lambda: received(server))
         assert server.invalid == [], server.invalid[0].error

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -12,12 +11,14 @@ from test_provider_contract import make_message
 
 from newsletter.config import Settings
 from newsletter.errors import ConfigError, ProviderError
-from newsletter.models import OutgoingMessage, ResultStatus, SendResult
+from newsletter.models import ResultStatus
 from newsletter.providers import build_provider
 from newsletter.providers.brevo import BrevoProvider
 from newsletter.providers.idempotency import request_key
 from providers.fake_brevo import API_KEY, FakeBrevo, serve
 from providers.specserver import Answer, Recorded, SpecServer
+from providers.support import send_batches as send
+from providers.support import statuses
 
 A, P, R = ResultStatus.ACCEPTED, ResultStatus.PERMANENT, ResultStatus.RETRYABLE
 
@@ -38,18 +39,6 @@ def provider_for(server: SpecServer, **options: object) -> BrevoProvider:
     settings: dict[str, object] = {"base_url": server.base_url, "timeout": 5, "resend_pause": 0}
     settings.update(options)
     return BrevoProvider(API_KEY, **settings)  # type: ignore[arg-type]
-
-
-def send(provider: BrevoProvider, *batches: list[OutgoingMessage]) -> list[list[SendResult]]:
-    async def go() -> list[list[SendResult]]:
-        async with provider:
-            return [await provider.send_batch(batch) for batch in batches]
-
-    return asyncio.run(go())
-
-
-def statuses(results: list[SendResult]) -> list[ResultStatus]:
-    return [r.status for r in results]
 
 
 def test_default_mode_one_request_per_message_with_our_headers(

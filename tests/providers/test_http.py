@@ -16,6 +16,7 @@ from newsletter.errors import ConfigError, ProviderError
 from newsletter.models import ResultStatus
 from newsletter.providers import build_provider
 from newsletter.providers.http import (
+    THROTTLE_WAIT,
     env_secret,
     error_text,
     mailbox,
@@ -51,6 +52,32 @@ def test_rate_limit_reset_headers() -> None:
     both = httpx.Headers({"Retry-After": "5", "RateLimit-Reset": "60"})
     assert retry_after_from(both, now=NOW) == 5.0
     assert retry_after_from(httpx.Headers({"ratelimit-reset": "x"}), now=NOW) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "wait"),
+    [
+        # a 429 is a throttle even when it names no time: it always carries a wait, which
+        # pauses every batch and keeps the recipients' attempts
+        (429, {}, THROTTLE_WAIT),
+        (429, {"Retry-After": "7"}, 7.0),
+        (429, {"X-RateLimit-Reset": "12"}, 12.0),
+        # a server error is no throttle unless it says how long to wait
+        (503, {}, None),
+        (503, {"Retry-After": "3"}, 3.0),
+    ],
+)
+def test_throttles_always_carry_a_wait(
+    make_config: Callable[..., Settings], status: int, headers: dict[str, str], wait: float | None
+) -> None:
+    provider = PostmarkProvider("t", base_url="http://127.0.0.1:9")
+    request = httpx.Request("POST", "http://127.0.0.1:9/email/batch")
+    answer = httpx.Response(status, headers=headers, json={"Message": "slow"}, request=request)
+    failed = provider.failure(answer, composed(make_config, 2))
+    assert [(r.status, r.retry_after) for r in failed.results] == [
+        (ResultStatus.RETRYABLE, wait)
+    ] * 2
+    asyncio.run(provider.aclose())
 
 
 def test_error_text_reads_the_usual_shapes() -> None:

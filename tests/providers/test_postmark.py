@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Coroutine, Iterator
 from email.utils import parseaddr
 from typing import Any, TypeVar
@@ -12,7 +13,13 @@ import pytest
 from newsletter.config import Settings
 from newsletter.errors import ProviderError
 from newsletter.models import OutgoingMessage, ResultStatus, SendResult
-from newsletter.providers.postmark import PostmarkProvider
+from newsletter.providers.http import THROTTLE_WAIT
+from newsletter.providers.postmark import (
+    STREAM_PIECE,
+    PostmarkProvider,
+    _streamed_array,
+    json_array,
+)
 from providers.composed import composed
 from providers.fake_postmark import TOKEN, serve
 from providers.specserver import Answer, SpecServer
@@ -109,6 +116,8 @@ def test_element_rate_limit_is_retryable_and_account_errors_stop(
     )
     results = send(PostmarkProvider(TOKEN, base_url=server.base_url), messages[:2])
     assert [r.status for r in results] == [ResultStatus.ACCEPTED, ResultStatus.RETRYABLE]
+    # Postmark names no time: the throttle waits THROTTLE_WAIT (and pauses every batch)
+    assert results[1].retry_after == THROTTLE_WAIT
     server.script(
         Answer(200, [{"ErrorCode": 405, "Message": "Not allowed to send: out of credits"}])
     )
@@ -219,3 +228,16 @@ def test_max_batch_of_500_in_one_call(
     assert len(server.requests) == 1 and len(server.requests[0].json) == 500
     with pytest.raises(ValueError, match="max_batch 500"):
         send(PostmarkProvider(TOKEN, base_url=server.base_url), [*batch, batch[0]])
+
+
+def test_a_call_is_streamed_in_pieces_that_join_to_the_array() -> None:
+    # the body goes out in ~1 MB writes, never joined whole; the bytes are the same
+    parts = [b'{"n":%d,"pad":"%s"}' % (i, b"x" * 300_000) for i in range(8)]
+
+    async def collect() -> list[bytes]:
+        return [piece async for piece in _streamed_array(parts)]
+
+    pieces = run(collect())
+    assert b"".join(pieces) == json_array(parts)
+    assert 1 < len(pieces) < len(parts) and max(map(len, pieces)) < 2 * STREAM_PIECE
+    assert json.loads(b"".join(pieces))[7]["n"] == 7

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -12,12 +11,14 @@ from test_provider_contract import make_message
 
 from newsletter.config import Settings
 from newsletter.errors import ConfigError, ProviderError
-from newsletter.models import OutgoingMessage, ResultStatus, SendResult
+from newsletter.models import ResultStatus
 from newsletter.providers import build_provider
 from newsletter.providers.idempotency import request_key
 from newsletter.providers.resend import ResendProvider
 from providers.fake_resend import API_KEY, INVALID_TO, FakeResend, serve
 from providers.specserver import Answer, Recorded, SpecServer
+from providers.support import send_batches as send
+from providers.support import statuses
 
 A, P, R = ResultStatus.ACCEPTED, ResultStatus.PERMANENT, ResultStatus.RETRYABLE
 
@@ -38,18 +39,6 @@ def provider_for(server: SpecServer, **options: object) -> ResendProvider:
     settings: dict[str, object] = {"base_url": server.base_url, "timeout": 5, "resend_pause": 0}
     settings.update(options)
     return ResendProvider(API_KEY, **settings)  # type: ignore[arg-type]
-
-
-def send(provider: ResendProvider, *batches: list[OutgoingMessage]) -> list[list[SendResult]]:
-    async def go() -> list[list[SendResult]]:
-        async with provider:
-            return [await provider.send_batch(batch) for batch in batches]
-
-    return asyncio.run(go())
-
-
-def statuses(results: list[SendResult]) -> list[ResultStatus]:
-    return [r.status for r in results]
 
 
 def uid(n: int) -> str:

@@ -11,8 +11,9 @@ from test_provider_contract import make_message
 
 from newsletter.config import Settings
 from newsletter.errors import ConfigError, ProviderError
-from newsletter.models import OutgoingMessage, ResultStatus, SendResult
+from newsletter.models import ResultStatus
 from newsletter.providers import build_provider
+from newsletter.providers.http import THROTTLE_WAIT
 from newsletter.providers.ses import SesProvider
 from providers.aws import ServiceModelValidator, verify_sigv4
 from providers.fake_ses import (
@@ -26,6 +27,8 @@ from providers.fake_ses import (
     serve,
 )
 from providers.specserver import Answer, Recorded, SpecServer
+from providers.support import send_batches as send
+from providers.support import statuses
 
 A, P, R = ResultStatus.ACCEPTED, ResultStatus.PERMANENT, ResultStatus.RETRYABLE
 
@@ -40,18 +43,6 @@ def server(fake: FakeSes) -> Iterator[SpecServer]:
     with serve(fake) as running:
         yield running
         assert running.invalid == [], running.invalid[0].error
-
-
-def send(provider: SesProvider, *batches: list[OutgoingMessage]) -> list[list[SendResult]]:
-    async def go() -> list[list[SendResult]]:
-        async with provider:
-            return [await provider.send_batch(batch) for batch in batches]
-
-    return asyncio.run(go())
-
-
-def statuses(results: list[SendResult]) -> list[ResultStatus]:
-    return [r.status for r in results]
 
 
 def test_each_message_is_a_signed_raw_send_email(server: SpecServer, fake: FakeSes) -> None:
@@ -96,10 +87,11 @@ def test_rejections_fail_only_their_message(server: SpecServer, fake: FakeSes) -
 @pytest.mark.parametrize(
     ("answer", "wait"),
     [
-        (aws_error("TooManyRequestsException", "Too Many Requests"), None),
+        # throttles without a time still pause everything: THROTTLE_WAIT
+        (aws_error("TooManyRequestsException", "Too Many Requests"), THROTTLE_WAIT),
         (Answer(429, {"message": "Rate exceeded"}, headers={"Retry-After": "4"}), 4.0),
-        (aws_error("LimitExceededException", "Maximum sending rate exceeded."), None),
-        (Answer(400, {"__type": "ThrottlingException", "message": "Rate exceeded"}), None),
+        (aws_error("LimitExceededException", "Maximum sending rate exceeded."), THROTTLE_WAIT),
+        (Answer(400, {"__type": "ThrottlingException", "message": "Rate exceeded"}), THROTTLE_WAIT),
         (
             Answer(500, {"message": "Internal"}, headers={"x-amzn-ErrorType": "InternalFailure"}),
             None,

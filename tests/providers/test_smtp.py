@@ -15,10 +15,12 @@ from test_provider_contract import make_message
 
 from newsletter.config import Settings
 from newsletter.errors import ConfigError, ProviderError
-from newsletter.models import OutgoingMessage, ResultStatus, SendResult
+from newsletter.models import ResultStatus, SendResult
 from newsletter.providers import build_provider
 from newsletter.providers.smtp import SmtpProvider
 from providers.smtpserver import SmtpServer, smtp_server
+from providers.support import send_batches as run
+from providers.support import statuses
 
 PASSWORD = "correct horse"
 
@@ -41,24 +43,10 @@ def provider_for(server: SmtpServer, **options: object) -> SmtpProvider:
     return SmtpProvider("127.0.0.1", server.port, **settings)  # type: ignore[arg-type]
 
 
-def run(provider: SmtpProvider, *batches: list[OutgoingMessage]) -> list[list[SendResult]]:
-    """Send the batches one after another on one event loop, then close the provider."""
-
-    async def go() -> list[list[SendResult]]:
-        async with provider:
-            return [await provider.send_batch(batch) for batch in batches]
-
-    return asyncio.run(go())
-
-
 def parse(data: bytes) -> EmailMessage:
     parsed = email.message_from_bytes(data, policy=email.policy.default)
     assert isinstance(parsed, EmailMessage)
     return parsed
-
-
-def statuses(results: list[SendResult]) -> list[ResultStatus]:
-    return [r.status for r in results]
 
 
 A, P, R = ResultStatus.ACCEPTED, ResultStatus.PERMANENT, ResultStatus.RETRYABLE
