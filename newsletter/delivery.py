@@ -80,16 +80,15 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
-def edition_signer(settings: Settings, edition: Edition) -> TokenSigner:
-    """The signer for an edition's links, its timestamp pinned to the edition's creation.
+def edition_signer(keys: TokenSigner, edition: Edition) -> TokenSigner:
+    """The signer for an edition's links: ``keys`` with the timestamp pinned to the
+    edition's creation.
 
     Pinned so that composing a message twice (a batch re-sent after a crash) gives the
     same bytes: providers that deduplicate by idempotency key may refuse a repeat whose
     body differs.
     """
-    stamp = edition.created_at.timestamp()
-    secrets = load_secrets(settings.security.secret_key_env, settings.paths.var)
-    return TokenSigner(secrets, clock=lambda: stamp)
+    return keys.pinned(edition.created_at.timestamp())
 
 
 @dataclass
@@ -104,7 +103,8 @@ class _Run:
 class Sender:
     """Sends the rows of an edition through one provider.
 
-    ``signer`` signs the links; by default one per edition with its timestamp pinned
+    ``signer`` signs the links as it is; by default ``keys`` (loaded from the environment
+    once, when not given) sign them with the timestamp pinned per edition
     (:func:`edition_signer`). ``batch_size`` defaults to the ``[provider]`` table's, capped
     by what the provider accepts; ``limiter`` to one built from that table. ``lease`` must
     be longer than a request to the provider can take.
@@ -117,6 +117,7 @@ class Sender:
         provider: Provider,
         signer: TokenSigner | None = None,
         *,
+        keys: TokenSigner | None = None,
         batch_size: int | None = None,
         lease: timedelta = timedelta(minutes=10),
         max_attempts: int = 5,
@@ -131,6 +132,7 @@ class Sender:
         self.store = store
         self.provider = provider
         self.signer = signer
+        self._keys = keys
         size = batch_size or settings.provider.batch_size or provider.max_batch
         self.batch_size = min(size, provider.max_batch)
         self.lease = lease
@@ -171,7 +173,7 @@ class Sender:
             edition,
             Composer(
                 self.settings,
-                self.signer or edition_signer(self.settings, edition),
+                self.signer or edition_signer(self._signing_keys(), edition),
                 edition_id=edition.id,
                 segment=edition.segment,
                 period=edition.period,
@@ -280,6 +282,13 @@ class Sender:
         if retry_at is not None and (retry_at - now).total_seconds() <= wait_for_retries:
             return True
         return bool(run.report.held) and (now - idle_since).total_seconds() < wait_for_retries
+
+    def _signing_keys(self) -> TokenSigner:
+        """The keys that sign links, read from the environment at most once per sender."""
+        if self._keys is None:
+            security = self.settings.security
+            self._keys = TokenSigner(load_secrets(security.secret_key_env, self.settings.paths.var))
+        return self._keys
 
     async def _slot(self, stop: asyncio.Event | None) -> Slot | None:
         """A limiter slot, or None when ``stop`` is set first (a throttle pause can be long)."""

@@ -59,6 +59,7 @@ class TokenSigner:
         keys = [s for s in secrets if s]
         if not keys:
             raise ConfigError("no signing secret configured (the secret list is empty)")
+        self._keys = keys
         now = clock or time.time
 
         class _Signer(TimestampSigner):
@@ -70,6 +71,10 @@ class TokenSigner:
             purpose: URLSafeTimedSerializer(list(reversed(keys)), salt=purpose, signer=_Signer)
             for purpose in PURPOSES
         }
+
+    def pinned(self, at: float) -> TokenSigner:
+        """A signer with the same keys whose tokens all carry the timestamp ``at``."""
+        return TokenSigner(self._keys, clock=lambda: at)
 
     def _serializer(self, purpose: str) -> URLSafeTimedSerializer:
         try:
@@ -106,10 +111,6 @@ class TokenSigner:
         return TokenData(purpose, subscriber_id, edition_id, issued)
 
 
-#: development key files already warned about in this process
-_warned: set[Path] = set()
-
-
 def load_secrets(env_var: str, var_dir: Path) -> list[str]:
     """Signing secrets from ``$env_var`` (comma-separated, first signs).
 
@@ -136,7 +137,5 @@ def load_secrets(env_var: str, var_dir: Path) -> list[str]:
         raise ConfigError(f"{path}: cannot read or create the development key: {exc}") from exc
     if not key:
         raise ConfigError(f"{path}: development key file is empty (delete it or set ${env_var})")
-    if path not in _warned:  # once per process, not once per component that signs
-        _warned.add(path)
-        log.warning("$%s is not set: using the development signing key in %s", env_var, path)
+    log.warning("$%s is not set: using the development signing key in %s", env_var, path)
     return [key]

@@ -119,3 +119,15 @@ def test_load_secrets_errors_name_the_file(monkeypatch: pytest.MonkeyPatch, tmp_
     (tmp_path / "a-file").write_text("x")
     with pytest.raises(ConfigError, match="a-file"):
         load_secrets("NL_TEST_SECRET", tmp_path / "a-file" / "var")
+
+
+def test_pinned_signer_repeats_its_tokens_and_shares_the_keys() -> None:
+    """A batch composed twice must give the same links: a pinned signer's tokens are stable."""
+    keys = TokenSigner(["k-new", "k-old"])
+    pinned = keys.pinned(1_790_000_000.0)
+    first = pinned.sign("unsubscribe", 7, 3)
+    assert pinned.sign("unsubscribe", 7, 3) == first
+    assert keys.sign("unsubscribe", 7, 3) != first  # the unpinned clock moved on since 2026
+    data = keys.verify("unsubscribe", first)
+    assert (data.subscriber_id, data.edition_id) == (7, 3)
+    assert int(data.issued_at.timestamp()) == 1_790_000_000

@@ -277,7 +277,12 @@ class Digest:
             return res
         total = sum(res.recipients.values())
         sender = Sender(
-            self.settings, self.store, self.provider, self._send_signer, clock=self.clock
+            self.settings,
+            self.store,
+            self.provider,
+            self._send_signer,
+            keys=self.signer,  # loaded once for the whole run, pinned per edition
+            clock=self.clock,
         )
 
         def progress(n: int) -> None:

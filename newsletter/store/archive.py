@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from newsletter.models import EditionStatus, RenderedVariant
+from newsletter.store.editions import variant_from_row
 from newsletter.store.tables import editions, variants
 
 #: editions whose emails (with their "view in browser" links) went out, at least in part
@@ -115,12 +116,4 @@ class ArchiveStore:
             row = conn.execute(query).first()
         if row is None:
             return None
-        return RenderedVariant(
-            locale=row.locale,
-            subject=row.subject,
-            preheader=row.preheader,
-            from_name=row.from_name,
-            html=row.html,
-            text=row.text,
-            item_count=row.item_count,
-        )
+        return variant_from_row(row)

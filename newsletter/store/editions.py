@@ -192,15 +192,17 @@ class EditionStore:
         """Every stored variant of an edition, by locale."""
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(variants).where(variants.c.edition_id == edition_id))
-            return {
-                row.locale: RenderedVariant(
-                    locale=row.locale,
-                    subject=row.subject,
-                    preheader=row.preheader,
-                    from_name=row.from_name,
-                    html=row.html,
-                    text=row.text,
-                    item_count=row.item_count,
-                )
-                for row in rows
-            }
+            return {row.locale: variant_from_row(row) for row in rows}
+
+
+def variant_from_row(row: Any) -> RenderedVariant:
+    """A stored ``variants`` row as the :class:`RenderedVariant` it was saved from."""
+    return RenderedVariant(
+        locale=row.locale,
+        subject=row.subject,
+        preheader=row.preheader,
+        from_name=row.from_name,
+        html=row.html,
+        text=row.text,
+        item_count=row.item_count,
+    )
