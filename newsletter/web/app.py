@@ -112,14 +112,16 @@ def create_app(
         store = Store.open(settings.database_url())
     try:
         secrets = load_secrets(settings.security.secret_key_env, settings.paths.var)
+        now = clock or utcnow
         ctx = WebContext(
             settings=settings,
             store=store,
-            signer=signer or TokenSigner(secrets),
+            # the app's clock also dates and ages the tokens it signs and verifies
+            signer=signer or TokenSigner(secrets, clock=lambda: now().timestamp()),
             csrf=CsrfTokens(secrets),
             pages=Pages(settings),
             limiter=RateLimiter(),
-            clock=clock or utcnow,
+            clock=now,
             provider=provider,
             owns_store=owns_store,
         )

@@ -40,8 +40,9 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def signer() -> TokenSigner:
-    return TokenSigner([SECRET])
+def signer(clock: Clock) -> TokenSigner:
+    # the signer reads the same frozen clock as the app, so token ages are relative to it
+    return TokenSigner([SECRET], clock=lambda: clock().timestamp())
 
 
 @pytest.fixture
