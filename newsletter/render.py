@@ -281,7 +281,8 @@ class Renderer:
             title=item.title,
             # no link of its own: "read more" opens the story's page, so the text cut at
             # summary_chars can be read to the end (newsletter.storypage)
-            link=_absolute(item.link) or story_url(self.settings, item.id, locale),
+            link=_absolute(item.link)
+            or story_url(self.settings, entry.story_id or item.id, locale),
             image=_absolute(item.image),
             summary=tidy_summary(summary, complete=summary == whole),
             published=i18n.format_date(published, locale),

@@ -3,9 +3,9 @@
 Every story that went out in an edition can be read in full at
 ``<web.base_url>/story/<item id>/<locale>`` (served by :mod:`newsletter.web.stories`). The
 email's "read more" points there when the item has no link of its own, so a story cut at
-``summary_chars`` can always be read to the end. The id is the store's item id, the locale
-the reader's: the page shows the version the email showed, with the same fallback chain
-and the same "original in X" label. Only stories of published editions are found, and the
+``summary_chars`` can always be read to the end. The id is the store's id of the story's
+original (any version's id finds the story too), the locale the reader's: the page shows
+the version the email showed, with the same fallback chain and "original in X" label. Only stories of published editions are found, and the
 page carries no subscriber data: it is public, like the archive.
 """
 
@@ -64,7 +64,12 @@ class PublishedStory:
         """
         human = next((v for lang in chain if (v := self.story.in_lang(lang))), None)
         item = human or self.machine.get(chain[0]) or self.story.original
-        return DigestEntry(item=item, shown_lang=item.lang, is_fallback=item.lang != chain[0])
+        return DigestEntry(
+            item=item,
+            shown_lang=item.lang,
+            is_fallback=item.lang != chain[0],
+            story_id=self.story.original.id,
+        )
 
     def versions(self) -> list[Item]:
         """Every version, the original first, then by language; one per language."""
