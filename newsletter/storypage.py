@@ -5,8 +5,9 @@ Every story that went out in an edition can be read in full at
 email's "read more" points there when the item has no link of its own, so a story cut at
 ``summary_chars`` can always be read to the end. The id is the store's id of the story's
 original (any version's id finds the story too), the locale the reader's: the page shows
-the version the email showed, with the same fallback chain and "original in X" label. Only stories of published editions are found, and the
-page carries no subscriber data: it is public, like the archive.
+the version the email showed, with the same fallback chain and "original in X" label.
+Only stories of published editions are found, and the page carries no subscriber data:
+it is public, like the archive.
 """
 
 from __future__ import annotations

@@ -104,7 +104,7 @@ async def story(request: Request) -> Response:
         published=i18n.format_date(published, page_locale),
         published_iso=published.isoformat(),
         source=without_markers(_source_name(ctx.settings, item.source, page_locale)),
-        body=Markup(body),  # noqa: S704 - sanitized by nh3 just above
+        body=Markup(body),  # sanitized by nh3 just above
         image=http_base(item.image),
         link=http_base(item.link),
         machine_translated=item.translated_from is not None,

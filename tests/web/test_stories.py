@@ -164,7 +164,9 @@ def test_item_without_link_reads_more_on_its_story_page(web: Web) -> None:
     url = f"{BASE}/story/{assembly.id}/bg"
     # the email cuts the story at summary_chars, and its "read more" leads to the rest
     assert LAST_SENTENCE not in html and LAST_SENTENCE not in text
-    assert re.search(rf'<a class="button-link" href="{re.escape(url)}"[^>]*>Прочетете още</a>', html)
+    assert re.search(
+        rf'<a class="button-link" href="{re.escape(url)}"[^>]*>Прочетете още</a>', html
+    )
     assert f"Прочетете още: {url}" in text
     # an item with a link of its own keeps it
     assert 'href="https://cluster.example.org/bg/news/constanta-visit"' in html
