@@ -137,6 +137,8 @@ class DigestEntry:
     shown_lang: str
     #: True when ``item`` is not in the reader's language (the template labels it)
     is_fallback: bool
+    #: id of the story's original, which names its public page (else ``item``'s id)
+    story_id: int | None = None
 
 
 @dataclass(frozen=True)

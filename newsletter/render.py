@@ -35,6 +35,7 @@ from newsletter.models import DigestEntry, RenderedVariant
 from newsletter.palette import checked_palette
 from newsletter.personalize import CONDITIONALS, PLACEHOLDERS, personalize
 from newsletter.sanitize import text_paragraphs, truncate
+from newsletter.storypage import story_url
 
 __all__ = [
     "PLACEHOLDERS",
@@ -111,6 +112,7 @@ class EntryView:
 
     entry: DigestEntry
     title: str
+    #: where the title and "read more" go: the item's own link, else its story page
     link: str | None
     image: str | None
     summary: str
@@ -277,7 +279,10 @@ class Renderer:
         return EntryView(
             entry=entry,
             title=item.title,
-            link=_absolute(item.link),
+            # no link of its own: "read more" opens the story's page, so the text cut at
+            # summary_chars can be read to the end (newsletter.storypage)
+            link=_absolute(item.link)
+            or story_url(self.settings, entry.story_id or item.id, locale),
             image=_absolute(item.image),
             summary=tidy_summary(summary, complete=summary == whole),
             published=i18n.format_date(published, locale),

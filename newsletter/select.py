@@ -150,6 +150,11 @@ def entries_for(stories: Sequence[Story], chain: Sequence[str]) -> list[DigestEn
     for story in stories:
         item = next((v for lang in chain if (v := story.in_lang(lang))), story.original)
         entries.append(
-            DigestEntry(item=item, shown_lang=item.lang, is_fallback=item.lang != chain[0])
+            DigestEntry(
+                item=item,
+                shown_lang=item.lang,
+                is_fallback=item.lang != chain[0],
+                story_id=story.original.id,
+            )
         )
     return entries

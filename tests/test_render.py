@@ -257,11 +257,26 @@ def test_fallback_label_and_localized_dates(renderer: Renderer) -> None:
     assert "Публикувано на 15 октомври 2012" in native.html
 
 
-def test_item_without_link_has_no_read_more(renderer: Renderer) -> None:
-    """No link: the title is plain text and there is no dangling "read more"."""
-    entries = [DigestEntry(make_item(1, link=False), "en", False)]
-    variant = render(renderer, "en", entries=entries)
-    assert "Read more" not in variant.html and "Read more" not in variant.text
+def test_item_without_link_reads_more_on_its_story_page(renderer: Renderer) -> None:
+    """No link of its own (or only a relative one): title and "read more" open the story's
+    public page in the reader's locale, named by the story's original; HTML and text agree."""
+    relative = replace(make_item(2), link="/news/2")
+    entries = [
+        DigestEntry(make_item(1, link=False), "bg", True, story_id=7),
+        DigestEntry(relative, "bg", True),
+        DigestEntry(make_item(3), "bg", True),
+    ]
+    variant = render(renderer, "de", entries=entries)
+    base = renderer.settings.web.base_url
+    doc = lxml.html.document_fromstring(variant.html)
+    for story, url in ((1, f"{base}/story/7/de"), (2, f"{base}/story/2/de")):
+        (button,) = doc.xpath("//a[@class='button-link'][@href=$url]", url=url)
+        assert button.text == "Weiterlesen" and TITLE.format(n=story) in button.get("aria-label")
+        assert doc.xpath("//a[@class='title-link'][@href=$url]", url=url)
+        assert f"Weiterlesen: {url}" in variant.text
+    # an item with a link of its own keeps it
+    assert "Weiterlesen: https://cluster.example.org/news/3" in variant.text
+    assert f"{base}/story/3/" not in variant.html
 
 
 def test_text_part_is_plain_text(renderer: Renderer) -> None:

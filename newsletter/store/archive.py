@@ -6,6 +6,7 @@ a variant is read one at a time, when its page is asked for.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,7 +15,7 @@ import sqlalchemy as sa
 
 from newsletter.models import EditionStatus, RenderedVariant
 from newsletter.store.editions import variant_from_row
-from newsletter.store.tables import editions, variants
+from newsletter.store.tables import edition_items, editions, variants
 
 #: editions whose emails (with their "view in browser" links) went out, at least in part
 PUBLISHED = (EditionStatus.SENDING, EditionStatus.PAUSED, EditionStatus.FINISHED)
@@ -117,3 +118,38 @@ class ArchiveStore:
         if row is None:
             return None
         return variant_from_row(row)
+
+    # -- stories (newsletter.storypage) ----------------------------------------------
+
+    def story_published(self, item_id: int, group_key: str) -> bool:
+        """Whether a published edition gave the story with ``group_key`` (or the item)."""
+        query = (
+            sa.select(edition_items.c.item_id)
+            .join(editions, editions.c.id == edition_items.c.edition_id)
+            .where(
+                sa.or_(edition_items.c.group_key == group_key, edition_items.c.item_id == item_id),
+                editions.c.status.in_([s.value for s in PUBLISHED]),
+            )
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(query).first() is not None
+
+    def edition_item_ids(self, edition_ids: Sequence[int]) -> dict[int, list[int]]:
+        """The item ids of each published edition in ``edition_ids``, in the edition's order."""
+        out: dict[int, list[int]] = {}
+        if not edition_ids:
+            return out
+        query = (
+            sa.select(edition_items.c.edition_id, edition_items.c.item_id)
+            .join(editions, editions.c.id == edition_items.c.edition_id)
+            .where(
+                edition_items.c.edition_id.in_(list(edition_ids)),
+                editions.c.status.in_([s.value for s in PUBLISHED]),
+            )
+            .order_by(edition_items.c.edition_id, edition_items.c.position)
+        )
+        with self.engine.connect() as conn:
+            for edition_id, item_id in conn.execute(query):
+                out.setdefault(edition_id, []).append(item_id)
+        return out

@@ -6,6 +6,7 @@ are simply no longer found, and a new one is made on the next digest.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -13,6 +14,9 @@ import sqlalchemy as sa
 
 from newsletter.errors import StoreError
 from newsletter.store.tables import translations
+
+# stays under SQLite's and PostgreSQL's bound-parameter limits
+_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,36 @@ class TranslationCache:
             summary_html=row.summary_html,
             provider=row.provider,
         )
+
+    def get_many(
+        self, items: Sequence[tuple[int, str]], targets: Sequence[str]
+    ) -> dict[int, dict[str, CachedTranslation]]:
+        """Stored translations of (item id, content hash) pairs into ``targets``, by item
+        id and language: one query per chunk instead of one per item and language."""
+        out: dict[int, dict[str, CachedTranslation]] = {}
+        hashes = dict(items)
+        ids = sorted(hashes)
+        if not ids or not targets:
+            return out
+        try:
+            with self.engine.connect() as conn:
+                for start in range(0, len(ids), _CHUNK):
+                    query = sa.select(translations).where(
+                        translations.c.item_id.in_(ids[start : start + _CHUNK]),
+                        translations.c.target_lang.in_(list(targets)),
+                    )
+                    for row in conn.execute(query):
+                        # a translation of an older version of the item is not this one's
+                        if hashes[row.item_id] == row.content_hash:
+                            out.setdefault(row.item_id, {})[row.target_lang] = CachedTranslation(
+                                title=row.title,
+                                body_html=row.body_html,
+                                summary_html=row.summary_html,
+                                provider=row.provider,
+                            )
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"translations of {len(ids)} item(s): {exc}") from exc
+        return out
 
     def put(
         self,

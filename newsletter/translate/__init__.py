@@ -61,7 +61,7 @@ def build_translator(
     return TRANSLATORS[conf.provider](key, base_url=base_url, timeout=conf.timeout)
 
 
-def _variant(original: Item, target: str, t: CachedTranslation) -> Item:
+def machine_variant(original: Item, target: str, t: CachedTranslation) -> Item:
     """``original`` as a machine-translated variant in ``target`` (same id and story)."""
     return replace(
         original,
@@ -135,7 +135,7 @@ def translate_missing(
                     continue
                 cache.put(original.id, target, original.content_hash, cached, now)
             if cached is not None:
-                added.append(_variant(original, target, cached))
+                added.append(machine_variant(original, target, cached))
         out.append(replace(story, variants=(*story.variants, *added)) if added else story)
     return out
 
@@ -148,5 +148,6 @@ __all__ = [
     "TranslationError",
     "Translator",
     "build_translator",
+    "machine_variant",
     "translate_missing",
 ]

@@ -29,7 +29,15 @@ from newsletter.config import Settings
 from newsletter.providers.base import Provider
 from newsletter.store import Store
 from newsletter.tokens import TokenSigner, load_secrets
-from newsletter.web import archive, housekeeping, preferences, rights, subscribe, unsubscribe
+from newsletter.web import (
+    archive,
+    housekeeping,
+    preferences,
+    rights,
+    stories,
+    subscribe,
+    unsubscribe,
+)
 from newsletter.web.common import error_page, log_path
 from newsletter.web.context import Clock, WebContext, context_of, utcnow
 from newsletter.web.csrf import CsrfTokens
@@ -132,6 +140,7 @@ def create_app(
             *rights.routes(),
             *subscribe.routes(),
             *archive.routes(),
+            *stories.routes(),
             *_webhook_routes(settings, store),
         ]
     except BaseException:

@@ -3,13 +3,17 @@ an Atom feed of it.
 
 An archive page is the stored variant with its per-recipient placeholders replaced by
 neutral values (no name, no address, links to the token-less unsubscribe and preferences
-pages), so no subscriber's data can ever appear in it.
+pages), so no subscriber's data can ever appear in it. The index and the feed list each
+edition's stories, every one linking to its own story page (:mod:`newsletter.web.stories`),
+whether or not the item has a link of its own: the story page shows the whole text and
+links on to the original.
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from datetime import datetime
+from html import escape
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -17,7 +21,8 @@ from starlette.routing import BaseRoute, Route
 
 from newsletter.render import personalize
 from newsletter.store.archive import ArchiveEntry
-from newsletter.web.common import error_page
+from newsletter.storypage import edition_stories, story_path, without_markers
+from newsletter.web.common import error_page, path_id
 from newsletter.web.context import WebContext, context_of
 from newsletter.web.pages import N_
 
@@ -63,14 +68,33 @@ async def index(request: Request) -> Response:
 async def edition(request: Request) -> Response:
     """GET /archive/{edition_id}/{locale}: the "view in browser" page."""
     ctx = context_of(request)
-    variant = ctx.store.archive.variant(
-        request.path_params["edition_id"], request.path_params["locale"]
-    )
+    edition_id = path_id(request.path_params["edition_id"])
+    if edition_id is None:
+        return _not_found(request)
+    variant = ctx.store.archive.variant(edition_id, request.path_params["locale"])
     if variant is None:
         return _not_found(request)
     html, _text = personalize(variant, neutral_values(ctx))
     # cacheable: a stored variant never changes
     return HTMLResponse(html, headers={"Cache-Control": "public, max-age=3600"})
+
+
+#: (title, story page path) of each story of an edition, as its readers got it
+StoryLinks = dict[int, list[tuple[str, str]]]
+
+
+def story_links(ctx: WebContext, entries: list[ArchiveEntry], locale: str) -> StoryLinks:
+    """Each edition's stories in the version its ``locale`` readers got, with the path of
+    the story's page in that locale."""
+    found = edition_stories(ctx.settings, ctx.store, [e.edition_id for e in entries], locale)
+    chain = ctx.settings.locales.chain(locale)
+    out: StoryLinks = {}
+    for edition_id, stories in found.items():
+        for story in stories:
+            shown = story.shown(chain).item
+            path = story_path(story.story.original.id, locale)
+            out.setdefault(edition_id, []).append((without_markers(shown.title), path))
+    return out
 
 
 def _entries(request: Request) -> tuple[str, str, list[ArchiveEntry]] | None:
@@ -90,13 +114,21 @@ async def segment_index(request: Request) -> Response:
     page_locale = ctx.pages.negotiate(
         request, locale if "lang" not in request.query_params else None
     )
+    stories = story_links(ctx, entries, locale)
     return ctx.pages.page(
         request,
         page_locale,
         "web/archive_list.html",
         segment=_segment_title(ctx, segment, page_locale),
         edition_locale=locale,
-        entries=[(e, ctx.href(f"/archive/{e.edition_id}/{e.locale}")) for e in entries],
+        entries=[
+            (
+                e,
+                ctx.href(f"/archive/{e.edition_id}/{e.locale}"),
+                [(title, ctx.href(path)) for title, path in stories.get(e.edition_id, [])],
+            )
+            for e in entries
+        ],
         feed_url=ctx.href(f"/archive/segments/{segment}/{locale}/feed.atom"),
         archive_url=ctx.href("/archive"),
     )
@@ -109,8 +141,21 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) ->
     return el
 
 
-def atom_feed(ctx: WebContext, segment: str, locale: str, entries: list[ArchiveEntry]) -> bytes:
-    """An Atom 1.0 document (RFC 4287) listing ``entries``."""
+def _stories_html(links: list[tuple[str, str]]) -> str:
+    """The Atom entry's content: the edition's stories linking to their pages."""
+    items = "".join(f'<li><a href="{escape(url)}">{escape(title)}</a></li>' for title, url in links)
+    return f"<ul>{items}</ul>"
+
+
+def atom_feed(
+    ctx: WebContext,
+    segment: str,
+    locale: str,
+    entries: list[ArchiveEntry],
+    stories: StoryLinks | None = None,
+) -> bytes:
+    """An Atom 1.0 document (RFC 4287) listing ``entries``; with ``stories``, each entry
+    links to its stories' pages (``rel="related"``) and lists them as its content."""
     ET.register_namespace("", ATOM)
     feed = ET.Element(f"{{{ATOM}}}feed", {"xml:lang": locale.replace("_", "-")})
     self_url = ctx.link(f"/archive/segments/{segment}/{locale}/feed.atom")
@@ -132,6 +177,11 @@ def atom_feed(ctx: WebContext, segment: str, locale: str, entries: list[ArchiveE
         _sub(entry, "link", rel="alternate", href=url, type="text/html")
         if e.preheader:
             _sub(entry, "summary", e.preheader)
+        links = [(title, ctx.link(path)) for title, path in (stories or {}).get(e.edition_id, [])]
+        for title, story_url in links:
+            _sub(entry, "link", rel="related", href=story_url, type="text/html", title=title)
+        if links:
+            _sub(entry, "content", _stories_html(links), type="html")
     return bytes(ET.tostring(feed, encoding="utf-8", xml_declaration=True))
 
 
@@ -141,8 +191,9 @@ async def feed(request: Request) -> Response:
     found = _entries(request)
     if found is None:
         return _not_found(request)
+    segment, locale, entries = found
     return Response(
-        atom_feed(ctx, *found),
+        atom_feed(ctx, segment, locale, entries, story_links(ctx, entries, locale)),
         media_type="application/atom+xml; charset=utf-8",
         headers={"Cache-Control": "public, max-age=600"},
     )
@@ -152,7 +203,8 @@ def routes() -> list[BaseRoute]:
     """The archive routes (``/archive/{edition_id}/{locale}`` is what emails link to)."""
     return [
         Route("/archive", index, methods=["GET"]),
-        Route("/archive/{edition_id:int}/{locale}", edition, methods=["GET"]),
+        # not {edition_id:int}: a 25-digit id must be a 404, not a database overflow
+        Route("/archive/{edition_id}/{locale}", edition, methods=["GET"]),
         Route("/archive/segments/{segment}/{locale}", segment_index, methods=["GET"]),
         Route("/archive/segments/{segment}/{locale}/feed.atom", feed, methods=["GET"]),
     ]

@@ -175,3 +175,19 @@ async def read_posted(
     if not ctx.csrf.check(first(form, FIELD), form_purpose, sub.id):
         return csrf_failed(request, locale)
     return Posted(sub, locale, form)
+
+
+#: the largest id a store column holds (PostgreSQL INTEGER); larger ones are nobody's
+MAX_ID = 2**31 - 1
+
+
+def path_id(value: str) -> int | None:
+    """A store id from a URL path segment, or None for anything that cannot be one.
+
+    Plain ASCII digits only, and no larger than :data:`MAX_ID`: a 25-digit number would
+    otherwise overflow the database driver and answer 500 instead of 404.
+    """
+    if not value.isascii() or not value.isdigit() or len(value) > len(str(MAX_ID)):
+        return None
+    number = int(value)
+    return number if 0 < number <= MAX_ID else None

@@ -35,6 +35,7 @@ PAGES: Final = (
     "web/confirm.html",
     "web/archive.html",
     "web/archive_list.html",
+    "web/story.html",
 )
 #: the confirmation email sent by the sign-up form
 EMAILS: Final = ("confirm-email.html", "confirm-email.txt")
