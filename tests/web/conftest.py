@@ -40,8 +40,9 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def signer() -> TokenSigner:
-    return TokenSigner([SECRET])
+def signer(clock: Clock) -> TokenSigner:
+    # the test clock, not the wall clock: expiry tests must not depend on today's date
+    return TokenSigner([SECRET], clock=lambda: clock().timestamp())
 
 
 @pytest.fixture
