@@ -44,9 +44,11 @@ class TestClient(_StarletteClient):
     def request(self, *args: Any, **kwargs: Any) -> Any:
         response = super().request(*args, **kwargs)
         ctx = getattr(getattr(self.app, "state", None), "ctx", None)
-        if ctx is not None and self.portal is not None:
-            self.portal.call(ctx.background.drain)
+        background = getattr(ctx, "background", None)
+        if background is not None and self.portal is not None:
+            self.portal.call(background.drain)
         return response
+
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 LOCALES = ["bg", "en", "de", "ru"]
