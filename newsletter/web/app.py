@@ -38,10 +38,11 @@ from newsletter.web import (
     subscribe,
     unsubscribe,
 )
-from newsletter.web.common import error_page, log_path
+from newsletter.web.common import STATUS_TEXT, error_page, log_path
 from newsletter.web.context import Clock, WebContext, context_of, utcnow
 from newsletter.web.csrf import CsrfTokens
 from newsletter.web.guards import BodyLimit, RateLimiter, SecurityHeaders
+from newsletter.web.hostile import OriginCheck, RequestShape, SafetyNet, bound_int_routes
 from newsletter.web.pages import Pages
 
 log = logging.getLogger("newsletter.web")
@@ -72,15 +73,23 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return error_page(request, exc.status_code, headers=dict(exc.headers or {}))
 
 
-async def server_error(request: Request, exc: Exception) -> Response:
-    """Anything unexpected: logged with its traceback, a short localized page shown."""
-    log.exception("error on %s %s", request.method, log_path(request), exc_info=exc)
+async def status_page(request: Request, status: int) -> Response:
+    """The bare answer for ``status``: plain text for webhooks, else the localized page
+    (plain text too if the templates themselves are broken: never a trace)."""
     if _is_webhook(request):
-        return PlainTextResponse("internal error", status_code=500)
+        return PlainTextResponse(STATUS_TEXT.get(status, STATUS_TEXT[400])[0], status_code=status)
     try:
-        return error_page(request, 500)
-    except Exception:  # the templates themselves are broken: plain text, never a trace
-        return PlainTextResponse("Internal Server Error", status_code=500)
+        return error_page(request, status)
+    except Exception:
+        return PlainTextResponse(STATUS_TEXT.get(status, STATUS_TEXT[400])[0], status_code=status)
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    """Last resort behind :class:`~newsletter.web.hostile.SafetyNet` (an error in a
+    middleware): one log line, the traceback only at debug level, a bare 500."""
+    log.error("unexpected %s on %s %s", type(exc).__name__, request.method, log_path(request))
+    log.debug("traceback of the error above", exc_info=exc)
+    return await status_page(request, 500)
 
 
 def _webhook_routes(settings: Settings, store: Store) -> list[BaseRoute]:
@@ -115,6 +124,7 @@ def create_app(
     While it runs, :mod:`~newsletter.web.housekeeping` runs at start and then every
     ``housekeeping_every`` seconds.
     """
+    bound_int_routes()
     owns_store = store is None
     if store is None:
         store = Store.open(settings.database_url())
@@ -175,6 +185,14 @@ def create_app(
                 too_large=too_large,
                 exempt=("/webhooks/",),
             ),
+            Middleware(RequestShape, refuse=status_page),
+            Middleware(
+                OriginCheck,
+                base_url=settings.web.base_url,
+                refuse=status_page,
+                exempt=("/webhooks/",),
+            ),
+            Middleware(SafetyNet, handler=status_page),
         ],
         exception_handlers={HTTPException: http_error, Exception: server_error},
         lifespan=lifespan,

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from newsletter.models import Subscriber
 from newsletter.web.context import context_of
 from newsletter.web.csrf import FIELD
+from newsletter.web.hostile import has_control
 from newsletter.web.pages import N_
 
 log = logging.getLogger("newsletter.web")
@@ -53,7 +54,7 @@ def log_path(request: Request) -> str:
 
 async def read_form(request: Request) -> Form | None:
     """The posted form (urlencoded or multipart) as lists of values, or None when the body
-    is not a form or cannot be parsed."""
+    is not a form, cannot be parsed or carries control characters."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype not in ("application/x-www-form-urlencoded", "multipart/form-data"):
         # an empty POST is an empty form (its checks then fail); any other body is not one
@@ -68,9 +69,14 @@ async def read_form(request: Request) -> Form | None:
         log.info("unreadable form body on %s: %s", log_path(request), exc)
         return None
     try:
-        return {key: [v for v in form.getlist(key) if isinstance(v, str)] for key in form}
+        fields = {key: [v for v in form.getlist(key) if isinstance(v, str)] for key in form}
     finally:
         await form.close()
+    # NUL and other controls: PostgreSQL refuses NUL in text, terminals run ESC sequences
+    if any(has_control(k) or any(has_control(v) for v in vs) for k, vs in fields.items()):
+        log.info("form with control characters on %s", log_path(request))
+        return None
+    return fields
 
 
 def first(form: Form, key: str, default: str = "") -> str:

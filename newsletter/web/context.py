@@ -18,6 +18,7 @@ from newsletter.providers import build_provider
 from newsletter.providers.base import Provider
 from newsletter.store import Store
 from newsletter.tokens import TokenData, TokenError, TokenSigner
+from newsletter.web.background import Background
 from newsletter.web.csrf import CsrfTokens
 from newsletter.web.guards import RateLimiter
 from newsletter.web.pages import Pages
@@ -47,6 +48,8 @@ class WebContext:
     #: whether the app built (and so closes) the store and the provider
     owns_store: bool = False
     owns_provider: bool = False
+    #: work answered before it is done (sign-ups), see :mod:`~newsletter.web.background`
+    background: Background = field(default_factory=Background)
     _provider_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def href(self, path: str, request: Request | None = None) -> str:
@@ -75,7 +78,8 @@ class WebContext:
             return self.provider
 
     async def aclose(self) -> None:
-        """Close what this context built."""
+        """Finish the handed-off work, then close what this context built."""
+        await self.background.drain()
         if self.provider is not None and self.owns_provider:
             await self.provider.aclose()
         if self.owns_store:

@@ -23,8 +23,10 @@ CSP: Final = (
 class SecurityHeaders:
     """ASGI middleware adding security headers to every HTTP response.
 
-    ``Referrer-Policy: no-referrer`` matters here: page URLs carry subscriber tokens, and
-    a link followed from a page must not hand the token to another site.
+    ``Referrer-Policy: same-origin`` matters here: page URLs carry subscriber tokens, and
+    a link followed from a page must not hand the token to another site. Not
+    ``no-referrer``: under it browsers send ``Origin: null`` with our own form posts,
+    which :class:`~newsletter.web.hostile.OriginCheck` must refuse as an opaque origin.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -40,7 +42,7 @@ class SecurityHeaders:
                 headers = MutableHeaders(scope=message)
                 headers.setdefault("Content-Security-Policy", CSP)
                 headers.setdefault("X-Content-Type-Options", "nosniff")
-                headers.setdefault("Referrer-Policy", "no-referrer")
+                headers.setdefault("Referrer-Policy", "same-origin")
                 headers.setdefault("X-Frame-Options", "DENY")
                 headers.setdefault("Cache-Control", "no-store")
             await send(message)

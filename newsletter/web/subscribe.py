@@ -1,18 +1,22 @@
 """Sign-up with double opt-in: the public form, the confirmation email, the confirm link.
 
 The form answers with the same page whatever the address's state (new, pending,
-subscribed, suppressed), so it never reveals who is subscribed. Requests are limited per
-client IP (429 above the limit) and per address (silently: no more emails to it). The
-confirm link shows a button rather than confirming on GET: mail scanners open links, and
-a subscription they confirmed would not be the person's consent.
+subscribed, suppressed), so it never reveals who is subscribed: byte for byte, and in the
+same time, because the answer is sent before the store is looked at or the provider
+called (that work runs in the background, see :mod:`~newsletter.web.background`).
+Requests are limited per client IP (429 above the limit) and per address (silently: no
+more emails to it). Foreign origins are refused by :class:`~newsletter.web.hostile.
+OriginCheck`. The confirm link shows a button rather than confirming on GET: mail
+scanners open links, and a subscription they confirmed would not be the person's consent.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
-from urllib.parse import urlsplit
+from datetime import datetime
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -92,16 +96,6 @@ async def form(request: Request) -> Response:
     return _form_page(request, ctx.pages.negotiate(request))
 
 
-def _same_origin(request: Request, ctx: WebContext) -> bool:
-    """False when the browser says the form was posted from another site."""
-    origin = request.headers.get("origin")
-    if origin is None or origin == "null":
-        return True  # no header (old clients, curl): the CSRF token still has to hold
-    allowed = {"{0.scheme}://{0.netloc}".format(urlsplit(ctx.settings.web.base_url))}
-    allowed.add(f"{request.url.scheme}://{request.url.netloc}")
-    return origin in allowed
-
-
 def _errors(ctx: WebContext, values: Form) -> list[str]:
     errors = []
     try:
@@ -122,7 +116,8 @@ def _errors(ctx: WebContext, values: Form) -> list[str]:
 
 
 async def submit(request: Request) -> Response:
-    """POST: validate, rate-limit, record the request and send the confirmation email."""
+    """POST: validate, rate-limit, then answer; the request is recorded and the
+    confirmation sent afterwards (:func:`process_signup`), for every address alike."""
     ctx = context_of(request)
     locale = ctx.pages.negotiate(request)
     values = await read_form(request)
@@ -131,7 +126,7 @@ async def submit(request: Request) -> Response:
     page_locale = first(values, "page_locale")
     if page_locale in ctx.settings.locales.available:
         locale = page_locale
-    if not _same_origin(request, ctx) or not ctx.csrf.check(first(values, FIELD), "subscribe", 0):
+    if not ctx.csrf.check(first(values, FIELD), "subscribe", 0):
         return csrf_failed(request, locale)
     web = ctx.settings.web
     ip = request.client.host if request.client else "unknown"
@@ -155,11 +150,8 @@ async def submit(request: Request) -> Response:
             form_version=web.consent_version,
             ip=ip if web.record_consent_ip else None,
         )
-        outcome = request_signup(ctx.settings, ctx.store, req, ctx.clock())
-        if outcome.subscriber is not None and not await _send_confirmation(
-            ctx, outcome.subscriber, outcome.locale, req.name
-        ):
-            return error_page(request, 503, locale)
+        now = ctx.clock()
+        ctx.background.submit("sign-up", lambda: process_signup(ctx, req, now))
     else:
         log.info("sign-up limit per address reached; no email sent")
     return ctx.pages.message(
@@ -211,17 +203,26 @@ def confirmation_message(
     )
 
 
-async def _send_confirmation(ctx: WebContext, sub: Subscriber, locale: str, name: str) -> bool:
+async def process_signup(ctx: WebContext, req: SignupRequest, now: datetime) -> None:
+    """Record a sign-up request and send its confirmation email (for an address that may
+    receive one); runs after the visitor was answered, so failures are only logged."""
+    try:
+        outcome = await run_in_threadpool(request_signup, ctx.settings, ctx.store, req, now)
+    except NewsletterError as exc:
+        log.error("sign-up request not recorded: %s", exc)
+        return
+    sub = outcome.subscriber
+    if sub is None:
+        return
     try:
         provider = await ctx.get_provider()
-        [result] = await provider.send_batch([confirmation_message(ctx, sub, locale, name)])
+        message = confirmation_message(ctx, sub, outcome.locale, req.name)
+        [result] = await provider.send_batch([message])
     except NewsletterError as exc:
         log.error("confirmation email to subscriber %d not sent: %s", sub.id, exc)
-        return False
+        return
     if result.status is not ResultStatus.ACCEPTED:
         log.error("confirmation email to subscriber %d refused: %s", sub.id, result.error)
-        return False
-    return True
 
 
 def _max_age(request: Request) -> int:

@@ -9,6 +9,7 @@ import email.policy
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,10 @@ pytestmark = pytest.mark.skipif(
 
 
 def _confirm_url(outbox: Path) -> str:
+    # the confirmation is sent after the form was answered: wait for it to be written
+    deadline = time.monotonic() + 30
+    while not list(outbox.rglob("*.eml")) and time.monotonic() < deadline:
+        time.sleep(0.05)
     [path] = outbox.rglob("*.eml")
     msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
     assert isinstance(msg, email.message.EmailMessage)

@@ -30,7 +30,7 @@ def test_get_shows_a_button_and_changes_nothing(web: Web) -> None:
     assert web.store.subscribers.get(sub.id).status is SubscriberStatus.ACTIVE
     assert web.store.events.for_subscriber(sub.id) == []
     assert "<script" not in page.text
-    assert page.headers["referrer-policy"] == "no-referrer"
+    assert page.headers["referrer-policy"] == "same-origin"
 
 
 def test_one_click_post_unsubscribes_without_cookies_and_records_it(web: Web) -> None:

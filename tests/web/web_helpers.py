@@ -29,7 +29,26 @@ from newsletter.tokens import TokenSigner
 with warnings.catch_warnings():
     # Starlette 1.x asks for httpx2; the httpx client it wraps works the same for these tests
     warnings.filterwarnings("ignore", message=".*httpx2", category=UserWarning)
-    from starlette.testclient import TestClient
+    from starlette.testclient import TestClient as _StarletteClient
+
+
+class TestClient(_StarletteClient):
+    """Starlette's test client that, after each request, waits for the work the app
+    handed off (the sign-up's store work and email), as a later visit would find it done.
+
+    Used as a context manager (the app's event loop then outlives a request).
+    """
+
+    __test__ = False
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        response = super().request(*args, **kwargs)
+        ctx = getattr(getattr(self.app, "state", None), "ctx", None)
+        background = getattr(ctx, "background", None)
+        if background is not None and self.portal is not None:
+            self.portal.call(background.drain)
+        return response
+
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 LOCALES = ["bg", "en", "de", "ru"]

@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Final, Self
 
 import httpx
 
@@ -38,6 +39,8 @@ __all__ = [
     "WebhookRequest",
     "check_fresh",
     "json_body",
+    "json_depth_exceeds",
+    "json_value",
     "unix_time",
 ]
 
@@ -174,12 +177,65 @@ def unix_time(value: str, header: str) -> int:
     return int(value)
 
 
-def json_body(body: bytes) -> Any:
-    """The parsed JSON body, or a PayloadError."""
+#: deepest nesting of arrays and objects any provider sends (SES: about 6)
+MAX_JSON_DEPTH: Final = 64
+#: a string (escapes kept inside it) or a bracket: all the depth scan needs to see
+_JSON_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+
+
+def json_depth_exceeds(data: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether the JSON text ``data`` nests arrays and objects deeper than ``limit``.
+
+    A linear scan that builds nothing: run before ``json.loads``, whose recursion a
+    100,000-deep ``[[[…`` would exhaust (a RecursionError, not a JSON error).
+    """
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return False
+    depth = 0
+    for match in _JSON_TOKEN.finditer(data):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                return True
+        elif token in (b"]", b"}"):
+            depth -= 1
+    return False
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999: an infinity no timestamp or count can be
+        raise ValueError(f"{text[:20]} is out of range")
+    return value
+
+
+def json_value(data: bytes | str, what: str = "body") -> Any:
+    """``data`` parsed as strict JSON, or a PayloadError naming ``what``.
+
+    Bounded before parsing: nesting deeper than :data:`MAX_JSON_DEPTH` is refused
+    unparsed; NaN, Infinity, overflowing floats and integers past Python's digit limit
+    are refused rather than raising past the handler. The size is bounded by the caller
+    (the endpoint reads at most ``webhooks.max_body_bytes``).
+    """
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    if json_depth_exceeds(raw):
+        raise PayloadError(f"{what} nests deeper than {MAX_JSON_DEPTH} levels")
     try:
-        return json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PayloadError(f"body is not valid JSON: {exc}") from exc
+        text = raw.decode("utf-8")
+        return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # ValueError covers JSONDecodeError and the int digit limit
+        raise PayloadError(f"{what} is not valid JSON: {str(exc)[:200]}") from exc
+
+
+def json_body(body: bytes) -> Any:
+    """The parsed JSON body (see :func:`json_value`), or a PayloadError."""
+    return json_value(body, "body")
 
 
 def default_clock(clock: Clock | None) -> Clock:

@@ -9,12 +9,11 @@ object, or ``key=value`` pairs separated by ``;`` or ``|``.
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime
 from typing import Any
 
-from newsletter.web.webhooks.base import PayloadError
+from newsletter.web.webhooks.base import PayloadError, json_value
 from newsletter.web.webhooks.events import Event, EventKind, content_id, from_epoch, refs
 from newsletter.web.webhooks.shared_secret import SharedSecretVerifier
 
@@ -39,8 +38,8 @@ def parse_custom(value: Any) -> dict[str, str]:
     text = value.strip()
     if text.startswith("{"):
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError:
+            data = json_value(text, "X-Mailin-custom")
+        except PayloadError:
             return {}
         return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
     pairs = (part.partition("=") for part in re.split(r"[;|,]", text))

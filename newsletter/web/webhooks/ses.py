@@ -9,13 +9,12 @@ otherwise our Message-ID in ``mail.commonHeaders`` identifies the delivery.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Self
 
 from newsletter.config.webhooks import Webhooks
-from newsletter.web.webhooks.base import Deps, PayloadError
+from newsletter.web.webhooks.base import Deps, PayloadError, json_value
 from newsletter.web.webhooks.events import Event, EventKind, address_key, from_iso, obj, refs
 from newsletter.web.webhooks.sns import SnsVerifier
 
@@ -72,10 +71,7 @@ def _classify(kind: str, note: Mapping[str, Any]) -> tuple[EventKind, str, str, 
 
 def parse(message: str, sns_message_id: str, now: datetime) -> list[Event]:
     """Events in one SES notification (one per recipient it names)."""
-    try:
-        note = json.loads(message)
-    except json.JSONDecodeError as exc:
-        raise PayloadError("SNS Message is not an Amazon SES notification (not JSON)") from exc
+    note = json_value(message, "SNS Message (an Amazon SES notification)")
     if not isinstance(note, dict):
         raise PayloadError("SNS Message is not an Amazon SES notification")
     kind = note.get("eventType") or note.get("notificationType")

@@ -47,11 +47,13 @@ __all__ = ["SnsVerifier", "canonical_string", "sns_url_region"]
 log = logging.getLogger(__name__)
 
 _REGION = r"(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+)"
+# matched whole (``fullmatch``): with ``$`` a trailing newline would still match
 CERT_URL = re.compile(
-    rf"^https://sns\.{_REGION}\.amazonaws\.com/[A-Za-z0-9_-][A-Za-z0-9._-]*\.pem$"
+    rf"https://sns\.{_REGION}\.amazonaws\.com/[A-Za-z0-9_-][A-Za-z0-9._-]*\.pem", re.ASCII
 )
 SUBSCRIBE_URL = re.compile(
-    rf"^https://sns\.{_REGION}\.amazonaws\.com/\?Action=ConfirmSubscription&[A-Za-z0-9&=:%._~+-]*$"
+    rf"https://sns\.{_REGION}\.amazonaws\.com/\?Action=ConfirmSubscription&[A-Za-z0-9&=:%._~+-]*",
+    re.ASCII,
 )
 
 #: fields signed, in order, per message type (Subject only when present)
@@ -75,11 +77,15 @@ _CACHE_SIZE = 32
 
 
 def sns_url_region(url: str, pattern: re.Pattern[str], regions: Collection[str]) -> str | None:
-    """The region of an SNS URL matching ``pattern`` on an allowed region's host, else None."""
-    match = pattern.match(url)
+    """The region of an SNS URL matching all of ``pattern`` on an allowed region's host,
+    else None: no whitespace, no other host, port or user, nothing after the path."""
+    match = pattern.fullmatch(url)
     if match is None or match["region"] not in regions:
         return None
-    parsed = httpx.URL(url)  # second opinion from the parser the client will use
+    try:
+        parsed = httpx.URL(url)  # second opinion from the parser the client will use
+    except httpx.InvalidURL:
+        return None
     if parsed.scheme != "https" or parsed.port is not None or parsed.userinfo:
         return None
     if parsed.host != f"sns.{match['region']}.amazonaws.com":
@@ -188,11 +194,9 @@ class SnsVerifier(TimestampedVerifier):
             cached = self._certs.get(url)
         if cached is not None:
             return cached
-        response = self._get(url, "SNS signing certificate")
-        if len(response.content) > _MAX_CERT_BYTES:
-            raise UpstreamError(f"SNS signing certificate {url}: too large")
+        content = self._get(url, "SNS signing certificate", limit=_MAX_CERT_BYTES)
         try:
-            cert = x509.load_pem_x509_certificate(response.content)
+            cert = x509.load_pem_x509_certificate(content)
         except ValueError as exc:
             raise UpstreamError(f"SNS signing certificate {url}: not a PEM certificate") from exc
         if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
@@ -217,18 +221,30 @@ class SnsVerifier(TimestampedVerifier):
         self._get(msg["SubscribeURL"], "SNS subscription confirmation")
         log.info("SNS: subscription to %s confirmed", msg["TopicArn"])
 
-    def _get(self, url: str, what: str) -> httpx.Response:
+    def _get(self, url: str, what: str, *, limit: int = _MAX_CERT_BYTES) -> bytes:
+        """The body at ``url`` (already checked to be Amazon's), at most ``limit`` bytes,
+        no redirect followed: a redirect could lead anywhere."""
         try:
             if self.http is not None:
-                response = self.http.get(url, follow_redirects=False)
-            else:
-                with httpx.Client(timeout=10.0) as client:
-                    response = client.get(url, follow_redirects=False)
-        except httpx.HTTPError as exc:
-            raise UpstreamError(f"{what}: {url}: {exc}") from exc
+                return _read(self.http, url, what, limit)
+            with httpx.Client(timeout=10.0) as client:
+                return _read(client, url, what, limit)
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise UpstreamError(f"{what}: {url!r}: {exc}") from exc
+
+
+def _read(client: httpx.Client, url: str, what: str, limit: int) -> bytes:
+    with client.stream("GET", url, follow_redirects=False) as response:
         if response.status_code != 200:
             raise UpstreamError(f"{what}: {url}: HTTP {response.status_code}")
-        return response
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise UpstreamError(f"{what}: {url}: larger than {limit} bytes")
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _timestamp(value: str) -> datetime:
