@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 
 from newsletter.render import personalize
 from newsletter.store.archive import ArchiveEntry
+from newsletter.textclean import xml_text
 from newsletter.web.common import error_page
 from newsletter.web.context import WebContext, context_of
 from newsletter.web.pages import N_
@@ -103,9 +104,11 @@ async def segment_index(request: Request) -> Response:
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
-    el = ET.SubElement(parent, f"{{{ATOM}}}{tag}", attrs)
+    # ElementTree writes a control character as it is, and the feed stops being XML;
+    # subjects stored before gathering cleaned titles may hold one
+    el = ET.SubElement(parent, f"{{{ATOM}}}{tag}", {k: xml_text(v) for k, v in attrs.items()})
     if text is not None:
-        el.text = text
+        el.text = xml_text(text)
     return el
 
 
