@@ -80,9 +80,7 @@ def test_clean_html_and_clean_url_refuse_controls() -> None:
     assert clean_url(" https://cluster.example.org/a ") == "https://cluster.example.org/a"
 
 
-def test_csv_import_stores_names_without_controls_or_escapes(
-    store: Store, tmp_path: Path
-) -> None:
+def test_csv_import_stores_names_without_controls_or_escapes(store: Store, tmp_path: Path) -> None:
     path = tmp_path / "people.csv"
     path.write_text(
         "email,name,organisation,tags\r\n"
