@@ -30,6 +30,7 @@ from newsletter.sources import build_source
 from newsletter.sources.base import FetchResult, SourceState, default_client
 from newsletter.store import Store
 from newsletter.store.items import ItemRecord
+from newsletter.textclean import clean_multiline, clean_text, visible
 
 log = logging.getLogger("newsletter.gather")
 
@@ -203,7 +204,8 @@ def _gather_one(
 
 
 def _failed(store: Store, report: SourceReport, reason: str, now: datetime) -> SourceReport:
-    report.error = " ".join(reason.split())
+    # a server's answer can be in the reason: one line, nothing a terminal would act on
+    report.error = clean_text(reason)
     log.warning("source %r skipped: %s", report.name, report.error)
     store.items.record_gather(report.name, state=None, count=None, error=report.error, at=now)
     return report
@@ -240,12 +242,15 @@ def prepare(
     link = clean_url(item.link)
     base = http_base(link)
     body = clean_html(item.body_html, base)
-    summary = summarize(item.summary_html or body, settings.render.summary_chars)
-    title = " ".join(item.title.split())
-    tags = tuple(dict.fromkeys(t.strip() for t in (*item.tags, *config.tags) if t.strip()))
+    summary = summarize(clean_multiline(item.summary_html) or body, settings.render.summary_chars)
+    # every text field of a feed or page may carry escapes or controls (ESC[2J, OSC 8, NUL)
+    title = clean_text(item.title)
+    tags = tuple(dict.fromkeys(t for t in map(clean_text, (*item.tags, *config.tags)) if t))
+    key = clean_text(item.translation_key) if item.translation_key else None
     return ItemRecord(
         source=item.source,
-        guid=item.guid,
+        # shown, not cleaned: two guids must not become one
+        guid=visible(item.guid),
         title=title,
         body_html=body,
         summary_html=summary,
@@ -258,7 +263,7 @@ def prepare(
             or settings.locales.default,
             settings,
         ),
-        translation_key=item.translation_key,
+        translation_key=key or None,
         tags=tags,
         image=clean_url(item.image, base),
         content_hash=content_hash(title, body),
@@ -292,7 +297,7 @@ def content_hash(title: str, body_html: str) -> str:
 
 def normalize_lang(lang: str, settings: Settings) -> str:
     """``bg-BG`` -> ``bg`` unless the full tag is itself a configured locale."""
-    tag = lang.strip().replace("_", "-")
+    tag = clean_text(lang).replace("_", "-")
     if tag in settings.locales.available:
         return tag
     return tag.split("-", 1)[0].lower()

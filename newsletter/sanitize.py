@@ -1,6 +1,7 @@
 """Make untrusted item HTML safe for an email: nh3 (ammonia) with an email-sized allow-list.
 
-Only http, https and mailto links survive; relative links and image sources are made
+Control characters and terminal escape sequences are removed. Only http, https and
+mailto links survive; relative links and image sources are made
 absolute against the item's own URL (a relative link cannot work inside an email) or
 dropped when there is none. Scripts, styles, iframes, forms, event handlers and ``style``
 attributes never pass.
@@ -15,6 +16,8 @@ from urllib.parse import urljoin, urlsplit
 import lxml.html
 import nh3
 from lxml import etree
+
+from newsletter.textclean import clean_multiline, has_controls
 
 ALLOWED_TAGS = frozenset(
     {
@@ -65,7 +68,8 @@ def clean_html(html_text: str, base_url: str | None = None) -> str:
     """Sanitize an HTML fragment; relative URLs resolve against ``base_url`` or are dropped."""
     base = http_base(base_url)
     cleaned = nh3.clean(
-        html_text,
+        # terminal escapes and control characters are no text a reader should get
+        clean_multiline(html_text),
         tags=set(ALLOWED_TAGS),
         clean_content_tags=set(DROP_WITH_CONTENT),
         attributes=ALLOWED_ATTRIBUTES,
@@ -79,7 +83,8 @@ def clean_html(html_text: str, base_url: str | None = None) -> str:
 
 def clean_url(url: str | None, base_url: str | None = None) -> str | None:
     """An absolute http(s) URL for ``url`` (resolved against ``base_url``), else ``None``."""
-    if not url:
+    if not url or has_controls(url.strip()):
+        # a link with a control character is broken or an attack; no browser needs it
         return None
     base = http_base(base_url)
     absolute = urljoin(base, url.strip()) if base else url.strip()

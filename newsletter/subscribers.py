@@ -16,6 +16,7 @@ from newsletter.config import Settings
 from newsletter.errors import ImportRowError, SubscriberError
 from newsletter.models import NewSubscriber, Subscriber, SubscriberStatus
 from newsletter.store import Store
+from newsletter.textclean import clean_subscriber
 
 COLUMNS = (
     "email",
@@ -86,7 +87,7 @@ def parse_row(
     lists = set(_split(row.get("lists")))
     if list_name:
         lists.add(list_name)
-    return NewSubscriber(
+    new = NewSubscriber(
         email=email,
         name=(row.get("name") or "").strip(),
         locale=locale,
@@ -98,6 +99,7 @@ def parse_row(
         consent_at=consent_at,
         consent_source=(row.get("consent_source") or "").strip(),
     )
+    return clean_subscriber(new)  # names come from public sign-ups: no controls or escapes
 
 
 @dataclass

@@ -16,6 +16,7 @@ from newsletter.errors import SubscriberError
 from newsletter.models import NewSubscriber, Subscriber, SubscriberStatus
 from newsletter.store import Store
 from newsletter.subscribers import normalize_email
+from newsletter.textclean import clean_text
 
 #: suppressions a person may lift by signing up again and confirming: they chose to leave
 #: (bounces and complaints come from mailbox providers; a sign-up must not override those)
@@ -68,6 +69,7 @@ def request_signup(
     changed (no duplicate), only a new consent record is added.
     """
     email = normalize_email(req.email)
+    name = clean_text(req.name)  # a public form: no control characters or escapes stored
     if req.locale not in settings.locales.available:
         raise SubscriberError(f"unknown language {req.locale!r}")
     unknown = set(req.lists) - set(joinable_lists(settings))
@@ -79,7 +81,7 @@ def request_signup(
     sub = store.subscribers.find(email)
     if sub is None:
         pending = NewSubscriber(
-            email=email, name=req.name.strip(), locale=req.locale, status=SubscriberStatus.PENDING
+            email=email, name=name, locale=req.locale, status=SubscriberStatus.PENDING
         )
         try:
             sub = store.subscribers.add(pending, now, allow_suppressed=True)
@@ -96,7 +98,7 @@ def request_signup(
         source=req.source,
         form_version=req.form_version,
         consent_text=req.consent_text,
-        name=req.name.strip(),
+        name=name,
         locale=req.locale,
         lists=req.lists,
         ip=req.ip,

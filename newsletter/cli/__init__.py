@@ -10,6 +10,7 @@ import sys
 
 from newsletter.cli import admin, delivery, run, schedule, web  # noqa: F401  (importing registers the commands)
 from newsletter.cli.app import app, err
+from newsletter.cli.output import safe
 from newsletter.errors import ConfigError, NewsletterError
 
 
@@ -21,12 +22,12 @@ def main() -> None:
     except ConfigError as exc:
         if debug:
             raise
-        err.print(f"[red]config error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[red]config error:[/] {safe(exc)}", highlight=False)
         sys.exit(2)
     except NewsletterError as exc:
         if debug:
             raise
-        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/] {safe(exc)}", highlight=False)
         sys.exit(1)
     except KeyboardInterrupt:
         err.print("interrupted")

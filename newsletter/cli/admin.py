@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from newsletter.cli.app import (
     db_app,
@@ -20,11 +19,13 @@ from newsletter.cli.app import (
     settings,
     subscribers_app,
 )
+from newsletter.cli.output import JsonOpt, print_json, print_table, safe
 from newsletter.models import NewSubscriber, SubscriberStatus
 from newsletter.privacy import erase
 from newsletter.store import db
 from newsletter.subscribers import export_csv, import_csv, normalize_email, normalize_locale
 from newsletter.subscription import purge_pending
+from newsletter.textclean import clean_subscriber
 
 ListOpt = Annotated[str | None, typer.Option("--list", help="Only subscribers on this list.")]
 
@@ -43,11 +44,12 @@ def import_cmd(
             store, file, list_name=list_name, default_locale=cfg.locales.default, now=now()
         )
     out.print(
-        f"{file}: {report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
-        f"{report.suppressed} suppressed, {len(report.errors)} bad row(s)"
+        f"{safe(file)}: {report.added} added, {report.updated} updated, "
+        f"{report.unchanged} unchanged, {report.suppressed} suppressed, "
+        f"{len(report.errors)} bad row(s)"
     )
     for e in report.errors:
-        err.print(f"{file}: {e}", highlight=False, soft_wrap=True)
+        err.print(f"{safe(file)}: {safe(e)}", highlight=False)
     if report.errors:
         raise typer.Exit(1)
 
@@ -87,21 +89,25 @@ def add_cmd(
     """Add one subscriber (active, consent recorded now)."""
     cfg = settings()
     when = now()
-    new = NewSubscriber(
-        email=normalize_email(email),
-        name=name,
-        locale=normalize_locale(locale, cfg.locales.default),
-        organisation=organisation,
-        country=country.upper(),
-        lists=tuple(list_name or ()),
-        tags=tuple(tag or ()),
-        consent_at=when,
-        consent_source=consent_source,
+    new = clean_subscriber(
+        NewSubscriber(
+            email=normalize_email(email),
+            name=name,
+            locale=normalize_locale(locale, cfg.locales.default),
+            organisation=organisation,
+            country=country.upper(),
+            lists=tuple(list_name or ()),
+            tags=tuple(tag or ()),
+            consent_at=when,
+            consent_source=consent_source,
+        )
     )
     with opened(cfg) as store:
         sub = store.subscribers.add(new, when)
     out.print(
-        f"added {sub.email} (id {sub.id}, {sub.locale}, lists: {', '.join(sub.lists) or '-'})"
+        f"added {safe(sub.email)} (id {sub.id}, {safe(sub.locale)}, "
+        f"lists: {safe(', '.join(sub.lists) or '-')})",
+        highlight=False,
     )
 
 
@@ -109,17 +115,23 @@ def add_cmd(
 def list_cmd(
     list_name: ListOpt = None,
     status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Print subscribers as a table."""
+    """Print subscribers: a table, tab-separated lines in a pipe, or JSON."""
     cfg = settings()
-    table = Table("id", "email", "name", "locale", "country", "lists", "status")
     with opened(cfg) as store:
         st = SubscriberStatus(status) if status else None
-        for s in store.subscribers.iter(status=st, list_name=list_name):
-            table.add_row(
-                str(s.id), s.email, s.name, s.locale, s.country, ",".join(s.lists), s.status.value
-            )
-    out.print(table)
+        subs = list(store.subscribers.iter(status=st, list_name=list_name))
+    if as_json:
+        print_json(subs)
+        return
+    print_table(
+        ("id", "email", "name", "locale", "country", "lists", "status"),
+        (
+            (str(s.id), s.email, s.name, s.locale, s.country, ",".join(s.lists), s.status.value)
+            for s in subs
+        ),
+    )
 
 
 @subscribers_app.command("remove")
@@ -135,12 +147,12 @@ def remove_cmd(
     with opened(cfg) as store:
         if list_name:
             sub = store.subscribers.remove_from_list(address, list_name, now())
-            out.print(f"{sub.email} removed from {list_name}")
+            out.print(f"{safe(sub.email)} removed from {safe(list_name)}", highlight=False)
         else:
             store.subscribers.set_status(
                 address, SubscriberStatus.UNSUBSCRIBED, source="cli", now=now()
             )
-            out.print(f"{address} unsubscribed")
+            out.print(f"{safe(address)} unsubscribed", highlight=False)
 
 
 @subscribers_app.command("erase")
@@ -157,12 +169,15 @@ def erase_cmd(
         report = erase(store, address, source="cli", now=now())
     if report.found:
         out.print(
-            f"{address} erased ({report.deliveries_deleted} delivery row(s) deleted); "
+            f"{safe(address)} erased ({report.deliveries_deleted} delivery row(s) deleted); "
             "its hash stays on the suppression list"
         )
     else:
         state = "added to" if report.newly_suppressed else "already on"
-        out.print(f"{address} is not a subscriber; its hash is {state} the suppression list")
+        out.print(
+            f"{safe(address)} is not a subscriber; its hash is {state} the suppression list",
+            highlight=False,
+        )
 
 
 @subscribers_app.command("purge-pending")
@@ -183,14 +198,32 @@ def purge_pending_cmd() -> None:
 @editions_app.command("list")
 def editions_list(
     segment: Annotated[str | None, typer.Option(help="Only this segment.")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Print recent editions with their delivery counts."""
+    """Print recent editions with their delivery counts (a table, or JSON)."""
     cfg = settings()
-    table = Table("id", "segment", "period", "status", "created", "items", "deliveries")
     with opened(cfg) as store:
-        for e in store.editions.list(segment=segment):
-            counts = store.deliveries.counts(e.id)
-            table.add_row(
+        found = [(e, store.deliveries.counts(e.id)) for e in store.editions.list(segment=segment)]
+    if as_json:
+        print_json(
+            [
+                {
+                    "id": e.id,
+                    "segment": e.segment,
+                    "period": e.period,
+                    "status": e.status,
+                    "created_at": e.created_at,
+                    "item_ids": e.item_ids,
+                    "deliveries": dict(sorted(counts.items())),
+                }
+                for e, counts in found
+            ]
+        )
+        return
+    print_table(
+        ("id", "segment", "period", "status", "created", "items", "deliveries"),
+        (
+            (
                 str(e.id),
                 e.segment,
                 e.period,
@@ -199,20 +232,47 @@ def editions_list(
                 str(len(e.item_ids)),
                 ", ".join(f"{k.value} {v}" for k, v in sorted(counts.items())),
             )
-    out.print(table)
+            for e, counts in found
+        ),
+    )
 
 
 @items_app.command("list")
 def items_list(
     limit: Annotated[int, typer.Option(help="How many, newest first.")] = 30,
     source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Print gathered items, newest first, with their language and translation key."""
     cfg = settings()
-    table = Table("id", "published", "source", "lang", "translation key", "title")
     with opened(cfg) as store:
-        for i in store.items.list(sources=[source] if source else None, limit=limit):
-            table.add_row(
+        items = store.items.list(sources=[source] if source else None, limit=limit)
+    if as_json:
+        print_json(
+            [
+                {
+                    "id": i.id,
+                    "published_at": i.published_at,
+                    "source": i.source,
+                    "guid": i.guid,
+                    "lang": i.lang,
+                    "translation_key": i.translation_key,
+                    "translated_from": i.translated_from,
+                    "title": i.title,
+                    "link": i.link,
+                    "image": i.image,
+                    "tags": i.tags,
+                    "first_seen_at": i.first_seen_at,
+                    "updated_at": i.updated_at,
+                }
+                for i in items
+            ]
+        )
+        return
+    print_table(
+        ("id", "published", "source", "lang", "translation key", "title"),
+        (
+            (
                 str(i.id),
                 f"{i.published_at:%Y-%m-%d}",
                 i.source,
@@ -220,7 +280,9 @@ def items_list(
                 i.translation_key or "",
                 i.title,
             )
-    out.print(table)
+            for i in items
+        ),
+    )
 
 
 @db_app.command("upgrade")
@@ -233,6 +295,6 @@ def db_upgrade() -> None:
     finally:
         engine.dispose()
     if before == after:
-        out.print(f"{db.redact(cfg.database_url())}: already at {after}")
+        out.print(f"{safe(db.redact(cfg.database_url()))}: already at {after}")
     else:
-        out.print(f"{db.redact(cfg.database_url())}: migrated {before or 'empty'} -> {after}")
+        out.print(f"{safe(db.redact(cfg.database_url()))}: migrated {before or 'empty'} -> {after}")

@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from newsletter import config as config_mod
 from newsletter.config import Settings
 from newsletter.store import Store
+from newsletter.textclean import visible
 
 app = typer.Typer(
     help="Gather cluster news and send localized digests.",
@@ -37,8 +38,17 @@ app.add_typer(editions_app, name="editions")
 app.add_typer(items_app, name="items")
 app.add_typer(db_app, name="db")
 
-out = Console()
-err = Console(stderr=True)
+# soft wrap: a line is never broken at 80 columns when the output is a pipe or a file
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+class _VisibleControls(logging.Filter):
+    """Log lines carry gathered text (titles, server answers): no raw control characters."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = visible(record.getMessage()), None
+        return True
 
 
 class _State:
@@ -63,12 +73,9 @@ def _main(
     state.config_path = config
     state.debug = debug
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(
-        level=level,
-        format="%(message)s",
-        handlers=[RichHandler(console=err, show_path=False, show_time=False)],
-        force=True,
-    )
+    handler = RichHandler(console=err, show_path=False, show_time=False)
+    handler.addFilter(_VisibleControls())
+    logging.basicConfig(level=level, format="%(message)s", handlers=[handler], force=True)
 
 
 def settings() -> Settings:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import TaskID
-from rich.table import Table
 
 from newsletter.cli.app import _progress, app, editions_app, now, opened, out, settings
+from newsletter.cli.output import JsonOpt, print_json, print_table, safe
 from newsletter.compose import edition_label
 from newsletter.control import EditionReport, cancel_edition, edition_report, pause_edition
 from newsletter.delivery import SendReport
@@ -66,7 +66,7 @@ def worker_cmd(
             highlight=False,
         )
     for edition_id, problem in sorted(report.problems.items()):
-        out.print(f"[red]edition {edition_id}[/]: {problem}", highlight=False)
+        out.print(f"[red]edition {edition_id}[/]: {safe(problem)}", highlight=False)
     out.print("stopped by signal" if report.stopped else "nothing left to send")
     if report.problems:
         raise typer.Exit(1)
@@ -158,29 +158,31 @@ def _duration(value: timedelta | None) -> str:
 def _print_report(rep: EditionReport) -> None:
     e = rep.edition
     out.print(
-        f"Edition {e.id}: {e.segment} {e.period} — {e.status.value}, {len(e.item_ids)} item(s), "
-        f"created {e.created_at:%Y-%m-%d %H:%M} UTC ({edition_label(e.id, e.segment, e.period)})",
+        f"Edition {e.id}: {safe(e.segment)} {safe(e.period)} — {e.status.value}, "
+        f"{len(e.item_ids)} item(s), created {e.created_at:%Y-%m-%d %H:%M} UTC "
+        f"({safe(edition_label(e.id, e.segment, e.period))})",
         highlight=False,
     )
-    table = Table("locale", "subject", "HTML", *COLUMNS, "total")
+    rows: list[list[str] | None] = []
     for loc, counts in sorted(rep.by_locale.items()):
         v = rep.variants.get(loc)
-        table.add_row(
-            loc,
-            v.subject if v else "-",
-            f"{v.html_bytes / 1024:.1f} KB" if v else "-",
-            *(str(counts.get(DeliveryStatus(s), 0)) for s in COLUMNS),
-            str(sum(counts.values())),
+        rows.append(
+            [
+                loc,
+                v.subject if v else "-",
+                f"{v.html_bytes / 1024:.1f} KB" if v else "-",
+                *(str(counts.get(DeliveryStatus(s), 0)) for s in COLUMNS),
+                str(sum(counts.values())),
+            ]
         )
-    table.add_section()
-    table.add_row(
-        "all", "", "", *(str(rep.counts.get(DeliveryStatus(s), 0)) for s in COLUMNS), str(rep.total)
-    )
-    out.print(table)
+    rows.append(None)
+    total = [str(rep.counts.get(DeliveryStatus(s), 0)) for s in COLUMNS]
+    rows.append(["all", "", "", *total, str(rep.total)])
+    print_table(("locale", "subject", "HTML", *COLUMNS, "total"), rows)
     if rep.errors:
         out.print("Reasons:")
         for reason, n in rep.errors:
-            out.print(f"  {n} × {reason}", highlight=False)
+            out.print(f"  {n} × {safe(reason)}", highlight=False)
     if rep.remaining:
         parts = []
         if rep.recent_rate:
@@ -211,10 +213,51 @@ def _print_report(rep: EditionReport) -> None:
         )
 
 
+def _report_json(rep: EditionReport) -> dict[str, Any]:
+    e = rep.edition
+    eta = rep.eta(rep.recent_rate or rep.configured_rate)
+    return {
+        "id": e.id,
+        "segment": e.segment,
+        "period": e.period,
+        "status": e.status,
+        "created_at": e.created_at,
+        "label": edition_label(e.id, e.segment, e.period),
+        "item_ids": e.item_ids,
+        "counts": _all_counts(rep.counts),
+        "total": rep.total,
+        "remaining": rep.remaining,
+        "unknown": rep.unknown,
+        "locales": [
+            {
+                "locale": loc,
+                "subject": v.subject if v else None,
+                "html_bytes": v.html_bytes if v else None,
+                "counts": _all_counts(counts),
+                "total": sum(counts.values()),
+            }
+            for loc, counts in sorted(rep.by_locale.items())
+            for v in [rep.variants.get(loc)]
+        ],
+        "errors": [{"reason": reason, "count": n} for reason, n in rep.errors],
+        "recent_rate": rep.recent_rate,
+        "configured_rate": rep.configured_rate,
+        "seconds_left": eta.total_seconds() if eta is not None else None,
+    }
+
+
+def _all_counts(counts: dict[DeliveryStatus, int]) -> dict[str, int]:
+    """Every status as a key, so a script never has to guess whether one is missing."""
+    return {s.value: counts.get(s, 0) for s in DeliveryStatus}
+
+
 @editions_app.command("show")
-def editions_show(edition_id: EditionId) -> None:
+def editions_show(edition_id: EditionId, as_json: JsonOpt = False) -> None:
     """Print one edition: counts per status and locale, error reasons, time left."""
     cfg = settings()
     with opened(cfg) as store:
         rep = edition_report(cfg, store, edition_id, now())
-    _print_report(rep)
+    if as_json:
+        print_json(_report_json(rep))
+    else:
+        _print_report(rep)

@@ -7,19 +7,23 @@ from typing import Annotated
 
 import typer
 from rich.progress import TaskID
-from rich.table import Table
 
 from newsletter.cli.app import _ids, _progress, app, err, opened, out, settings
+from newsletter.cli.output import print_table, safe
 from newsletter.digest import DigestReport, preview, run_digest
 from newsletter.gather import GatherReport, gather
 from newsletter.screenshots import Shot, preview_with_screenshots
 
 
 def _print_gather(report: GatherReport) -> None:
-    table = Table("source", "new", "updated", "unchanged", "problem", title="Gathered")
-    for s in report.sources:
-        table.add_row(s.name, str(s.new), str(s.updated), str(s.unchanged), s.error or "")
-    out.print(table)
+    print_table(
+        ("source", "new", "updated", "unchanged", "problem"),
+        (
+            (s.name, str(s.new), str(s.updated), str(s.unchanged), s.error or "")
+            for s in report.sources
+        ),
+        title="Gathered",
+    )
 
 
 @app.command("gather")
@@ -32,7 +36,10 @@ def gather_cmd(
     cfg = settings()
     with opened(cfg) as store, err.status("gathering…") as status:
         report = gather(
-            cfg, store, only=source or None, on_source=lambda s: status.update(f"gathered {s.name}")
+            cfg,
+            store,
+            only=source or None,
+            on_source=lambda s: status.update(f"gathered {safe(s.name)}"),
         )
     _print_gather(report)
     if report.sources and all(s.error for s in report.sources):
@@ -43,11 +50,12 @@ def _print_digest(report: DigestReport, *, dry_run: bool) -> None:
     for name, imp in report.lists.items():
         if imp.added or imp.updated or imp.errors:
             out.print(
-                f"List {name}: {imp.added} added, {imp.updated} updated from its file"
-                + (f", {len(imp.errors)} bad row(s):" if imp.errors else "")
+                f"List {safe(name)}: {imp.added} added, {imp.updated} updated from its file"
+                + (f", {len(imp.errors)} bad row(s):" if imp.errors else ""),
+                highlight=False,
             )
         for e in imp.errors:
-            out.print(f"  [yellow]line {e.line}[/]: {e.reason}", highlight=False)
+            out.print(f"  [yellow]line {e.line}[/]: {safe(e.reason)}", highlight=False)
     if report.gathered is not None:
         g = report.gathered
         failed = [s for s in g.sources if s.error]
@@ -56,8 +64,8 @@ def _print_digest(report: DigestReport, *, dry_run: bool) -> None:
             f"{len(g.sources)} source(s)" + (f"; {len(failed)} failed:" if failed else ".")
         )
         for s in failed:
-            out.print(f"  [yellow]{s.name}[/]: {s.error}", highlight=False)
-    table = Table("segment", "period", "edition", "items", "recipients per locale", "result")
+            out.print(f"  [yellow]{safe(s.name)}[/]: {safe(s.error)}", highlight=False)
+    rows = []
     for r in report.segments:
         per_locale = ", ".join(f"{loc} {n}" for loc, n in sorted(r.recipients.items()))
         if r.skipped:
@@ -74,12 +82,15 @@ def _print_digest(report: DigestReport, *, dry_run: bool) -> None:
                 result += f"; retries due {r.sent.next_retry_at:%Y-%m-%d %H:%M} UTC"
         else:
             result = "sent to test address"
-        table.add_row(
-            r.segment, r.period, str(r.edition_id or "-"), str(r.items), per_locale or "-", result
+        rows.append(
+            (r.segment, r.period, str(r.edition_id or "-"), str(r.items), per_locale or "-", result)
         )
-    out.print(table)
+    print_table(("segment", "period", "edition", "items", "recipients per locale", "result"), rows)
     if report.outbox is not None:
-        out.print(f"Outbox: {report.outbox.parent}  (index: {report.outbox})")
+        out.print(
+            f"Outbox: {safe(report.outbox.parent)}  (index: {safe(report.outbox)})",
+            highlight=False,
+        )
 
 
 @app.command("digest")
@@ -167,16 +178,19 @@ def preview_cmd(
             index, entries = preview(
                 cfg, store, segments=segment or None, locales=locale or None, out=out_dir
             )
-    table = Table("segment", "locale", "subject", "HTML", "items")
-    for e in entries:
-        table.add_row(
-            e.group,
-            e.variant.locale,
-            e.variant.subject,
-            f"{e.variant.html_bytes / 1024:.1f} KB",
-            str(e.variant.item_count),
-        )
-    out.print(table)
+    print_table(
+        ("segment", "locale", "subject", "HTML", "items"),
+        (
+            (
+                e.group,
+                e.variant.locale,
+                e.variant.subject,
+                f"{e.variant.html_bytes / 1024:.1f} KB",
+                str(e.variant.item_count),
+            )
+            for e in entries
+        ),
+    )
     if not entries:
         out.print(
             "[yellow]Nothing to preview:[/] no segment has new items this period "
@@ -187,8 +201,9 @@ def preview_cmd(
         if not shot.fits:
             where = "; ".join(shot.overflow[:3]) or f"page is {shot.scroll_width} px wide"
             out.print(
-                f"[yellow]{shot.png.name}[/]: wider than {shot.width} px: {where}", highlight=False
+                f"[yellow]{safe(shot.png.name)}[/]: wider than {shot.width} px: {safe(where)}",
+                highlight=False,
             )
     if shots:
         out.print(f"{len(shots)} screenshot(s) beside the HTML files")
-    out.print(f"Preview index: {index}")
+    out.print(f"Preview index: {safe(index)}", highlight=False)

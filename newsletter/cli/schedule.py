@@ -7,12 +7,13 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
-from rich.table import Table
+from rich.text import Text
 
 from newsletter.cli.app import app, now, opened, out, settings, state
+from newsletter.cli.output import JsonOpt, print_json, print_table, safe, styled
 from newsletter.runner import run_scheduler
-from newsletter.schedule import list_jobs, local_text, span_text
-from newsletter.status import health, scheduler_state
+from newsletter.schedule import JobView, list_jobs, local_text, span_text
+from newsletter.status import Health, health, scheduler_state
 from newsletter.store.runs import JobRun
 
 schedule_app = typer.Typer(help="Inspect the scheduled jobs.", no_args_is_help=True)
@@ -21,11 +22,42 @@ app.add_typer(schedule_app, name="schedule")
 _STYLE = {"done": "green", "skipped": "yellow", "failed": "red", "missed": "red"}
 
 
-def _last(run: JobRun | None, tz: str) -> str:
+def _status(run: JobRun) -> Text:
+    return styled(run.status.value, _STYLE.get(run.status.value, "white"))
+
+
+def _last(run: JobRun | None, tz: str) -> Text:
     if run is None:
-        return "-"
+        return Text("-")
     when = run.started_at or run.finished_at or run.scheduled_for
-    return f"{local_text(when, tz)} [{_STYLE.get(run.status.value, 'white')}]{run.status}[/]"
+    return Text(f"{local_text(when, tz)} ").append_text(_status(run))
+
+
+def _run_json(run: JobRun) -> dict[str, object]:
+    return {
+        "id": run.id,
+        "job": run.job_id,
+        "scheduled_for": run.scheduled_for,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "status": run.status,
+        "detail": run.detail,
+    }
+
+
+def _job_json(job: JobView) -> dict[str, object]:
+    return {
+        "id": job.id,
+        "does": job.what,
+        "schedule": job.schedule,
+        "window": job.window,
+        "timezone": job.timezone,
+        "next_run": job.next_run,
+        "pending": [{"what": label, "at": when} for label, when in job.pending],
+        "last_run": _run_json(job.last) if job.last else None,
+        "state": job.state,
+        "problem": job.problem,
+    }
 
 
 @app.command("run")
@@ -44,22 +76,25 @@ def run_cmd() -> None:
 
 
 @schedule_app.command("list")
-def schedule_list() -> None:
+def schedule_list(as_json: JsonOpt = False) -> None:
     """Every job: its schedule, next run in its own time zone, last run and status."""
     cfg = settings()
     with opened(cfg) as store:
         at = now()
         alive = scheduler_state(store, at).alive
         jobs = list_jobs(cfg, store, at, scheduler_alive=alive)
-    table = Table("job", "does", "schedule", "next run", "last run", "status")
+    if as_json:
+        print_json([_job_json(job) for job in jobs])
+        return
+    rows = []
     for job in jobs:
         schedule = job.schedule + (f"\nwindow {job.window}" if job.window else "")
         nxt = local_text(job.next_run, job.timezone) if job.next_run else "-"
         for label, when in job.pending:
             nxt += f"\n{label}: {local_text(when, job.timezone)}"
-        status = f"[red]{job.state}[/]" if job.problem else job.state
-        table.add_row(job.id, job.what, schedule, nxt, _last(job.last, job.timezone), status)
-    out.print(table)
+        status = styled(job.state, "red") if job.problem else job.state
+        rows.append((job.id, job.what, schedule, nxt, _last(job.last, job.timezone), status))
+    print_table(("job", "does", "schedule", "next run", "last run", "status"), rows)
     if not alive:
         out.print("[yellow]The scheduler is not running[/] (start it with `newsletter run`).")
 
@@ -68,13 +103,17 @@ def schedule_list() -> None:
 def schedule_history(
     job: Annotated[str | None, typer.Argument(help="Only this job.")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="How many runs.")] = 20,
+    as_json: JsonOpt = False,
 ) -> None:
     """The most recent runs, newest first: when each was due, how it ended."""
     cfg = settings()
     zones = {j.id: j.timezone for j in cfg.schedule}
     with opened(cfg) as store:
         runs = store.runs.history(job, limit=limit)
-    table = Table("job", "due", "started", "took", "status", "detail")
+    if as_json:
+        print_json([_run_json(run) for run in runs])
+        return
+    rows = []
     for run in runs:
         tz = zones.get(run.job_id, "UTC")
         took = (
@@ -82,31 +121,80 @@ def schedule_history(
             if run.started_at and run.finished_at
             else "-"
         )
-        table.add_row(
-            run.job_id,
-            local_text(run.scheduled_for, tz),
-            local_text(run.started_at, tz),
-            took,
-            f"[{_STYLE.get(run.status.value, 'white')}]{run.status}[/]",
-            run.detail,
+        rows.append(
+            (
+                run.job_id,
+                local_text(run.scheduled_for, tz),
+                local_text(run.started_at, tz),
+                took,
+                _status(run),
+                run.detail,
+            )
         )
-    out.print(table)
+    print_table(("job", "due", "started", "took", "status", "detail"), rows)
+
+
+def _health_json(report: Health) -> dict[str, object]:
+    sched = report.scheduler
+    return {
+        "ok": report.ok,
+        "scheduler": {
+            "alive": sched.alive,
+            "holder": sched.holder,
+            "heartbeat_at": sched.heartbeat_at,
+            "expires_at": sched.expires_at,
+            "text": sched.text,
+        },
+        "jobs": [_job_json(job) for job in report.jobs],
+        "sources": [
+            {
+                "name": src.name,
+                "configured": src.configured,
+                "last_gathered_at": src.last_gathered_at,
+                "count": src.count,
+                "error": src.error,
+            }
+            for src in report.sources
+        ],
+        "segments": [
+            {
+                "segment": seg.segment,
+                "edition": None
+                if seg.edition is None
+                else {
+                    "id": seg.edition.id,
+                    "period": seg.edition.period,
+                    "status": seg.edition.status,
+                    "created_at": seg.edition.created_at,
+                },
+                "deliveries": {k.value: v for k, v in sorted(seg.counts.items()) if v},
+            }
+            for seg in report.segments
+        ],
+        "problems": report.problems,
+    }
 
 
 @app.command("status")
-def status_cmd() -> None:
+def status_cmd(as_json: JsonOpt = False) -> None:
     """Health summary: scheduler alive, last gather per source, last edition per segment."""
     cfg = settings()
     with opened(cfg) as store:
         at = now()
         report = health(cfg, store, at)
+    if as_json:
+        print_json(_health_json(report))
+        return
     sched = report.scheduler
-    out.print(f"Scheduler: [{'green' if sched.alive else 'yellow'}]{sched.text}[/]")
+    out.print(
+        f"Scheduler: [{'green' if sched.alive else 'yellow'}]{safe(sched.text)}[/]",
+        highlight=False,
+    )
     local = ZoneInfo(cfg.segments[0].timezone) if cfg.segments else ZoneInfo("UTC")
-    sources = Table("source", "last gathered", "result", title="Sources")
+    sources = []
     for src in report.sources:
         result = (
-            f"[red]{src.error}[/]"
+            styled(src.error, "red")
             if src.error
             else f"{src.count} item(s)"
             if src.count is not None
@@ -115,25 +203,29 @@ def status_cmd() -> None:
             else "never gathered"
         )
         name = src.name if src.configured else f"{src.name} (not in config)"
-        sources.add_row(name, local_text(src.last_gathered_at, local), result)
-    out.print(sources)
-    editions = Table("segment", "edition", "period", "status", "deliveries", title="Last editions")
+        sources.append((name, local_text(src.last_gathered_at, local), result))
+    print_table(("source", "last gathered", "result"), sources, title="Sources")
+    editions = []
     for seg in report.segments:
         if seg.edition is None:
-            editions.add_row(seg.segment, "-", "-", "none yet", "-")
+            editions.append((seg.segment, "-", "-", "none yet", "-"))
             continue
         counts = ", ".join(f"{k.value} {v}" for k, v in sorted(seg.counts.items()) if v)
-        editions.add_row(
-            seg.segment,
-            str(seg.edition.id),
-            seg.edition.period,
-            seg.edition.status.value,
-            counts or "no recipients",
+        editions.append(
+            (
+                seg.segment,
+                str(seg.edition.id),
+                seg.edition.period,
+                seg.edition.status.value,
+                counts or "no recipients",
+            )
         )
-    out.print(editions)
+    print_table(
+        ("segment", "edition", "period", "status", "deliveries"), editions, title="Last editions"
+    )
     if report.problems:
         out.print("[red]Needs attention:[/]")
         for problem in report.problems:
-            out.print(f"  - {problem}", highlight=False)
+            out.print(f"  - {safe(problem)}", highlight=False)
     else:
         out.print("[green]Nothing needs attention.[/]")

@@ -191,6 +191,18 @@ def load(path: Path | str | None = None) -> Settings:
         raw = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(f"{cfg_path}: config file not found (use --config PATH)") from exc
+    except IsADirectoryError as exc:
+        raise ConfigError(f"{cfg_path}: is a directory, not a config file") from exc
+    except PermissionError as exc:
+        raise ConfigError(f"{cfg_path}: cannot read the config file: permission denied") from exc
+    except OSError as exc:
+        raise ConfigError(f"{cfg_path}: cannot read the config file: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{cfg_path}: line {line}: not UTF-8 (byte 0x{exc.object[exc.start]:02x}); "
+            "save the file as UTF-8"
+        ) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{cfg_path}: not valid TOML: {exc}") from exc
     return from_dict(raw, cfg_path)

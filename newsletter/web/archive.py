@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, Route
 from newsletter.render import personalize
 from newsletter.store.archive import ArchiveEntry
 from newsletter.storypage import edition_stories, story_path, without_markers
+from newsletter.textclean import xml_text
 from newsletter.web.common import error_page, path_id
 from newsletter.web.context import WebContext, context_of
 from newsletter.web.pages import N_
@@ -135,9 +136,11 @@ async def segment_index(request: Request) -> Response:
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
-    el = ET.SubElement(parent, f"{{{ATOM}}}{tag}", attrs)
+    # ElementTree writes a control character as it is, and the feed stops being XML;
+    # subjects stored before gathering cleaned titles may hold one
+    el = ET.SubElement(parent, f"{{{ATOM}}}{tag}", {k: xml_text(v) for k, v in attrs.items()})
     if text is not None:
-        el.text = text
+        el.text = xml_text(text)
     return el
 
 

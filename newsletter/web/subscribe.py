@@ -30,6 +30,7 @@ from newsletter.subscription import (
     joinable_lists,
     request_signup,
 )
+from newsletter.textclean import clean_text
 from newsletter.web.common import (
     Form,
     bad_request,
@@ -142,7 +143,7 @@ async def submit(request: Request) -> Response:
     if ctx.limiter.hit(key, web.subscribe_limit_per_address, web.subscribe_limit_window):
         req = SignupRequest(
             email=email,
-            name=first(values, "name").strip(),
+            name=clean_text(first(values, "name")),
             locale=first(values, "locale"),
             lists=tuple(values.get("lists", [])),
             source=f"web:{ctx.href('/subscribe')}",
