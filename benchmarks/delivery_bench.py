@@ -50,7 +50,7 @@ import sqlalchemy as sa  # noqa: E402
 from newsletter.compose import Composer, Recipient  # noqa: E402
 from newsletter.config import Settings, from_dict  # noqa: E402
 from newsletter.models import EditionStatus, NewSubscriber, RenderedVariant  # noqa: E402
-from newsletter.personalize import PLACEHOLDERS, TEXT_PLACEHOLDERS  # noqa: E402
+from newsletter.personalize import markers, new_nonce  # noqa: E402
 from newsletter.providers import build_provider  # noqa: E402
 from newsletter.providers.postmark import PostmarkProvider, json_array  # noqa: E402
 from newsletter.providers.sendgrid import SendgridProvider  # noqa: E402
@@ -75,13 +75,15 @@ def variant(locale: str) -> RenderedVariant:
         + "Клъстерът организира обучение за енергийни мениджъри в общините. " * 6
         + "</p></td></tr>"
     )
+    nonce = new_nonce()
+    p, tp = markers(nonce).placeholders, markers(nonce).text_placeholders
     html = (
-        f"<html><body><p>Здравейте, {PLACEHOLDERS['name']}!</p><table>{story * 20}</table>"
-        f'<a href="{PLACEHOLDERS["unsubscribe_url"]}">Отписване</a> '
-        f'<a href="{PLACEHOLDERS["preferences_url"]}">Настройки</a></body></html>'
+        f"<html><body><p>Здравейте, {p['name']}!</p><table>{story * 20}</table>"
+        f'<a href="{p["unsubscribe_url"]}">Отписване</a> '
+        f'<a href="{p["preferences_url"]}">Настройки</a></body></html>'
     )
-    text = f"Здравейте, {TEXT_PLACEHOLDERS['name']}!\n{TEXT_PLACEHOLDERS['unsubscribe_url']}\n"
-    return RenderedVariant(locale, f"Бюлетин {locale}", "", "Клъстер", html, text, 20)
+    text = f"Здравейте, {tp['name']}!\n{tp['unsubscribe_url']}\n"
+    return RenderedVariant(locale, f"Бюлетин {locale}", "", "Клъстер", html, text, 20, nonce)
 
 
 def settings(folder: Path, url: str, mode: str, base_url: str, batch: int, conc: int) -> Settings:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from newsletter.config import Settings
 from newsletter.message import make_message_id
 from newsletter.models import OutgoingMessage, RenderedVariant, SharedBody
-from newsletter.personalize import PLACEHOLDERS, TEXT_PLACEHOLDERS, personalize, shared_body
+from newsletter.personalize import personalize, require_markers, shared_body
 from newsletter.tokens import TokenSigner
 
 
@@ -74,7 +74,11 @@ class Composer:
         return found
 
     def compose(self, variant: RenderedVariant, to: Recipient) -> OutgoingMessage:
-        """The personalized message for one recipient of one variant."""
+        """The personalized message for one recipient of one variant.
+
+        A variant stored before markers carried a nonce is refused (:class:`RenderError`).
+        """
+        found = require_markers(variant, f"edition {self.edition_id}")
         base = self.settings.web.base_url
         token = self.signer.sign("unsubscribe", to.subscriber_id, self.edition_id)
         unsubscribe = f"{base}/unsubscribe/{token}"
@@ -86,8 +90,12 @@ class Composer:
             "preferences_url": preferences,
         }
         html, text = personalize(variant, values)
-        substitutions = {PLACEHOLDERS[k]: html_lib.escape(v, quote=True) for k, v in values.items()}
-        substitutions.update({TEXT_PLACEHOLDERS[k]: v for k, v in values.items()})
+        # keyed by the variant's own markers: a provider substituting them server-side
+        # cannot match anything a story wrote
+        substitutions = {
+            found.placeholders[k]: html_lib.escape(v, quote=True) for k, v in values.items()
+        }
+        substitutions.update({found.text_placeholders[k]: v for k, v in values.items()})
         present = frozenset(k for k, v in values.items() if v)
         return OutgoingMessage(
             delivery_id=to.delivery_id,

@@ -39,6 +39,7 @@ from newsletter.models import (
     RenderedVariant,
     SubscriberStatus,
 )
+from newsletter.personalize import require_markers
 from newsletter.providers.base import Provider
 from newsletter.ratelimit import RateLimiter, Slot
 from newsletter.store import Store
@@ -169,6 +170,9 @@ class Sender:
         if edition.status in (EditionStatus.CANCELLED, EditionStatus.PAUSED):
             raise EditionError(f"edition {edition.id} is {edition.status}; resume it first")
         deliveries = self.store.deliveries
+        variants = variants or self.store.editions.variants(edition.id)
+        for variant in variants.values():  # before anything is claimed or sent
+            require_markers(variant, f"edition {edition.id}")
         run = _Run(
             edition,
             Composer(
@@ -178,7 +182,7 @@ class Sender:
                 segment=edition.segment,
                 period=edition.period,
             ),
-            variants or self.store.editions.variants(edition.id),
+            variants,
             SendReport(),
             on_progress,
         )

@@ -145,7 +145,9 @@ class DigestEntry:
 class RenderedVariant:
     """A digest rendered and CSS-inlined once for one (edition, locale).
 
-    ``html`` and ``text`` still hold per-recipient placeholders (see ``render.PLACEHOLDERS``).
+    ``html`` and ``text`` still hold per-recipient markers carrying ``nonce``, a random
+    value drawn for this render (see :mod:`newsletter.personalize`). A variant stored
+    before nonces existed has ``nonce == ""``: it is never personalized.
     """
 
     locale: str
@@ -155,6 +157,7 @@ class RenderedVariant:
     html: str
     text: str
     item_count: int
+    nonce: str = ""
 
     @property
     def html_bytes(self) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import textwrap
 
-from newsletter.personalize import PLACEHOLDERS, is_placeholder
+from newsletter.personalize import is_placeholder, placeholder_spans
 
 WIDTH = 72
 #: columns reserved for a per-recipient value inside wrapped text
@@ -23,9 +23,9 @@ _PAD = "\x00"
 
 
 def _reserve(line: str) -> str:
-    for marker in PLACEHOLDERS.values():
-        if marker in line:
-            line = line.replace(marker, marker + _PAD * (PLACEHOLDER_WIDTH - len(marker)))
+    spans = placeholder_spans(line)
+    for start, end in reversed(spans):
+        line = line[:end] + _PAD * (PLACEHOLDER_WIDTH - (end - start)) + line[end:]
     return line
 
 

@@ -2,9 +2,9 @@
 
 Jinja2 renders ``digest.html`` and ``digest.txt`` with the locale's gettext catalog,
 premailer inlines the CSS once, and per-recipient values (name, unsubscribe URL, ...) stay
-as marker strings (:data:`PLACEHOLDERS`, see :mod:`newsletter.personalize`) until
-:func:`personalize` swaps them in. Rendering costs milliseconds; personalizing costs
-microseconds.
+as marker strings carrying a random nonce drawn per render (content cannot forge them; see
+:mod:`newsletter.personalize`) until :func:`personalize` swaps them in. Rendering costs
+milliseconds; personalizing costs microseconds.
 
 The renderer checks what it can before anything is sent: catalogs and templates load, the
 configured colours are readable (:mod:`newsletter.palette`), logo and website URLs are
@@ -33,12 +33,11 @@ from newsletter.errors import RenderError, TemplateError
 from newsletter.inline import inline_css
 from newsletter.models import DigestEntry, RenderedVariant
 from newsletter.palette import checked_palette
-from newsletter.personalize import CONDITIONALS, PLACEHOLDERS, personalize
+from newsletter.personalize import markers, new_nonce, personalize
 from newsletter.sanitize import text_paragraphs, truncate
 from newsletter.storypage import story_url
 
 __all__ = [
-    "PLACEHOLDERS",
     "EntryView",
     "Renderer",
     "Section",
@@ -312,7 +311,7 @@ class Renderer:
 
     # -- rendering ----------------------------------------------------------------------
 
-    def _report(self, locale: str, html: str) -> None:
+    def _report(self, locale: str, html: str, placeholders: Sequence[str]) -> None:
         """Log what mail clients cannot show: the first variant per locale is checked.
 
         Problems come from the templates (item URLs are filtered in :meth:`_view`), so
@@ -321,7 +320,7 @@ class Renderer:
         if locale in self._checked:
             return
         self._checked.add(locale)
-        for problem in htmlcheck.problems(html, PLACEHOLDERS.values()):
+        for problem in htmlcheck.problems(html, placeholders):
             log.warning("%s (%s): %s", HTML_TEMPLATE, locale, problem)
 
     def _render_once(
@@ -336,7 +335,7 @@ class Renderer:
         html = inline_css(self._render_template(env, HTML_TEMPLATE, ctx))
         if not html.lstrip().lower().startswith("<!doctype"):
             html = "<!DOCTYPE html>\n" + html
-        self._report(locale, html)
+        self._report(locale, html, list(base["placeholders"].values()))
         # the text template is written for plain text; only tidy runs of blank lines
         text = _BLANK_RUNS.sub("\n\n", self._render_template(env, TEXT_TEMPLATE, ctx)).strip()
         return ctx["subject"], ctx["preheader"], html, text + "\n"
@@ -361,6 +360,7 @@ class Renderer:
         cluster_name = org.name_for(locale)
         views = [self._view(e, locale, segment) for e in entries[: self.settings.render.max_items]]
         direction = i18n.text_direction(locale)
+        nonce = new_nonce()
         base: dict[str, Any] = {
             "locale": locale,
             "dir": direction,
@@ -382,7 +382,8 @@ class Renderer:
             "edition_date": edition_date,
             "date": i18n.format_date(edition_date, locale),
             "view_url": view_url,
-            "placeholders": {**PLACEHOLDERS, **CONDITIONALS},
+            # the only source of markers: their nonce is drawn here, after content is fixed
+            "placeholders": markers(nonce).context(),
         }
         budget = self.settings.render.max_html_bytes
         subject, preheader, html, text = self._render_once(locale, base, views, segment)
@@ -422,4 +423,5 @@ class Renderer:
             html=html,
             text=text,
             item_count=len(views),
+            nonce=nonce,
         )

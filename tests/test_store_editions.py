@@ -44,7 +44,7 @@ def test_same_segment_and_period_is_refused_by_the_unique_key(store: Store) -> N
 
 def test_variants_round_trip_and_replace(store: Store) -> None:
     e = store.editions.create("members", "2026-W48", [], NOW)
-    v = RenderedVariant("bg", "Тема", "Кратко", "Клъстер", "<p>х</p>", "х", 3)
+    v = RenderedVariant("bg", "Тема", "Кратко", "Клъстер", "<p>х</p>", "х", 3, "5eed" * 6)
     store.editions.save_variant(e.id, v)
     store.editions.save_variant(e.id, v)
     assert store.editions.variants(e.id) == {"bg": v}

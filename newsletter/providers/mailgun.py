@@ -7,6 +7,12 @@ every reader would see every address). The shared body's placeholders become
 variables, echoed in Mailgun's webhooks) use recipient variables the same way. Mailgun
 accepts or rejects a call as a whole; a rejected address fails only its recipient (the
 call is split until the address is found).
+
+Mailgun substitutes ``%recipient.<name>%`` (and its own ``%recipient_email%``,
+``%unsubscribe_url%`` ...) anywhere in the body and subject, including text a story
+wrote. Before our variables go in, every such sequence already there is made inert
+(``&#37;`` in HTML, a word joiner after ``%`` in text), so content cannot reach a
+recipient variable, fixed names such as ``h_list_unsubscribe`` included.
 """
 
 from __future__ import annotations
@@ -42,8 +48,25 @@ VARIABLES: Final = ("edition_id", "subscriber_id")
 #: Mailgun allows three o:tag values per message
 MAX_TAGS: Final = 3
 _UNSAFE = re.compile(r"[^A-Za-z0-9]+")
+# the start of every variable Mailgun substitutes: recipient variables and its own
+# (mailing-list) ones; none can be a URL's percent-escape (r, u, t, m are not hex digits)
+_MAILGUN_VARIABLE = re.compile(
+    r"%(?=recipient|unsubscribe_|tag_unsubscribe_|mailing_list_unsubscribe_)", re.IGNORECASE
+)
+#: U+2060 WORD JOINER: invisible, breaks the match in text where no entity is available
+_JOINER: Final = "\u2060"
 # Mailgun's texts for a bad recipient ("'to' parameter is not a valid address ...")
 _RECIPIENT_FAULT = re.compile(r"\bto\b.*\baddress|\brecipient", re.IGNORECASE | re.DOTALL)
+
+
+def inert_html(html: str) -> str:
+    """``html`` with every Mailgun variable made literal text (``%`` as ``&#37;``)."""
+    return _MAILGUN_VARIABLE.sub("&#37;", html)
+
+
+def inert_text(text: str) -> str:
+    """``text`` with every Mailgun variable broken by an invisible word joiner."""
+    return _MAILGUN_VARIABLE.sub("%" + _JOINER, text)
 
 
 def _variable(marker: str) -> str:
@@ -106,8 +129,9 @@ class MailgunProvider(HttpProvider):
     def form(self, group: Sequence[OutgoingMessage]) -> list[tuple[str, str]]:
         """The multipart fields of one call (repeated names in order)."""
         first = group[0]
-        html = first.shared.html if first.shared else first.html
-        text = first.shared.text if first.shared else first.text
+        # inert first: then the only recipient variables in the body are the ones put below
+        html = inert_html(first.shared.html if first.shared else first.html)
+        text = inert_text(first.shared.text if first.shared else first.text)
         markers = sorted(first.substitutions, key=len, reverse=True) if first.shared else []
         for marker in markers:
             html = html.replace(marker, f"%recipient.{_variable(marker)}%")
@@ -123,7 +147,7 @@ class MailgunProvider(HttpProvider):
             variables[msg.to_email] = values
         fields = [("from", mailbox(first.from_name, first.from_email))]
         fields += [("to", mailbox(m.to_name, m.to_email)) for m in group]
-        fields += [("subject", first.subject), ("html", html)]
+        fields += [("subject", inert_text(first.subject)), ("html", html)]
         if text:
             fields.append(("text", text))
         for name in names:

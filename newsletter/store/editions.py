@@ -179,6 +179,7 @@ class EditionStore:
             "html": variant.html,
             "text": variant.text,
             "item_count": variant.item_count,
+            "nonce": variant.nonce,
         }
         with self.engine.begin() as conn:
             conn.execute(
@@ -205,4 +206,5 @@ def variant_from_row(row: Any) -> RenderedVariant:
         html=row.html,
         text=row.text,
         item_count=row.item_count,
+        nonce=row.nonce,
     )

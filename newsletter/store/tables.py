@@ -136,6 +136,8 @@ variants = sa.Table(
     sa.Column("html", sa.Text, nullable=False),
     sa.Column("text", sa.Text, nullable=False),
     sa.Column("item_count", sa.Integer, nullable=False),
+    # the render's marker nonce ('' for variants stored before nonces: never personalized)
+    sa.Column("nonce", sa.String(64), nullable=False, server_default=""),
     sa.UniqueConstraint("edition_id", "locale", name="uq_variants_edition_locale"),
 )
 

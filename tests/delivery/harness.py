@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from newsletter.models import DeliveryStatus, EditionStatus, NewSubscriber, RenderedVariant
-from newsletter.personalize import PLACEHOLDERS, TEXT_PLACEHOLDERS
+from newsletter.personalize import markers, new_nonce
 from newsletter.store import Store
 from newsletter.store.subscribers import SubscriberStore
 from newsletter.store.tables import deliveries, subscribers
@@ -32,14 +32,16 @@ TOKENS = {"postmark": "POSTMARK_SERVER_TOKEN", "resend": "RESEND_API_KEY"}
 def variant(locale: str, period: str = "2026-W48") -> RenderedVariant:
     """A small digest with the per-recipient placeholders a real one carries; the subject
     names the period, so the fake provider can tell editions apart."""
-    p, tp = PLACEHOLDERS, TEXT_PLACEHOLDERS
+    nonce = new_nonce()
+    p, tp = markers(nonce).placeholders, markers(nonce).text_placeholders
     html = (
         f"<html><body><p>Здравейте, {p['name']}!</p><p>Новини на клъстера ({locale}).</p>"
         f'<a href="{p["unsubscribe_url"]}">unsubscribe</a> '
         f'<a href="{p["preferences_url"]}">preferences</a></body></html>'
     )
     text = f"Здравейте, {tp['name']}!\nunsubscribe: {tp['unsubscribe_url']}\n"
-    return RenderedVariant(locale, f"Бюлетин {period} {locale}", "", "Клъстер", html, text, 1)
+    subject = f"Бюлетин {period} {locale}"
+    return RenderedVariant(locale, subject, "", "Клъстер", html, text, 1, nonce)
 
 
 def email(i: int) -> str:

@@ -12,18 +12,24 @@ from collections.abc import Callable, Sequence
 from newsletter.compose import Composer, Recipient
 from newsletter.config import Settings
 from newsletter.models import OutgoingMessage, RenderedVariant
+from newsletter.personalize import markers
 from newsletter.tokens import TokenSigner
 
+#: a fixed nonce: provider tests compare request bodies; the renderer draws a random one
+NONCE = "5eed0f1ce5eed0f1ce5eed0f"
+_M = markers(NONCE)
+_P, _C = _M.placeholders, _M.conditionals
 HTML = (
-    '<html lang="bg"><body><p>@@nl:if:name@@Здравейте, @@nl:name@@!@@nl:else@@Здравейте!'
-    "@@nl:end@@</p><p>Новини от клъстера &mdash; седмица 48.</p>"
-    '<p><a href="@@nl:unsubscribe_url@@">Отписване</a> · '
-    '<a href="@@nl:preferences_url@@">Настройки</a> · изпратено до @@nl:email@@</p></body></html>'
+    f'<html lang="bg"><body><p>{_C["if_name"]}Здравейте, {_P["name"]}!{_C["else"]}Здравейте!'
+    f"{_C['end']}</p><p>Новини от клъстера &mdash; седмица 48.</p>"
+    f'<p><a href="{_P["unsubscribe_url"]}">Отписване</a> · '
+    f'<a href="{_P["preferences_url"]}">Настройки</a> · изпратено до {_P["email"]}</p>'
+    "</body></html>"
 )
 TEXT = (
-    "@@nl:if:name@@Здравейте, @@nl:name@@!@@nl:else@@Здравейте!@@nl:end@@\n\n"
-    "Новини от клъстера - седмица 48.\n\nОтписване: @@nl:unsubscribe_url@@\n"
-    "Настройки: @@nl:preferences_url@@\nИзпратено до @@nl:email@@\n"
+    f"{_C['if_name']}Здравейте, {_P['name']}!{_C['else']}Здравейте!{_C['end']}\n\n"
+    f"Новини от клъстера - седмица 48.\n\nОтписване: {_P['unsubscribe_url']}\n"
+    f"Настройки: {_P['preferences_url']}\nИзпратено до {_P['email']}\n"
 )
 VARIANT = RenderedVariant(
     locale="bg",
@@ -33,6 +39,7 @@ VARIANT = RenderedVariant(
     html=HTML,
     text=TEXT,
     item_count=4,
+    nonce=NONCE,
 )
 #: invented readers: quotes, commas, ampersands and Cyrillic in names; one without a name
 NAMES = ('Мария "Енергия" Петрова, инж.', "Иван & Синове", "", "Ελένη Παπαδοπούλου", "Георги")

@@ -27,6 +27,11 @@ SPEC = SPECS / "mailgun" / "openapi.yaml"
 API_KEY = "key-test-mailgun-example"
 DOMAIN = "mg.cluster.example.org"
 _VARIABLE = re.compile(r"%recipient\.([A-Za-z0-9_]+)%")
+#: Mailgun's own template variables, filled per recipient as well
+_OWN = re.compile(
+    r"%(recipient_email|recipient_name|recipient|unsubscribe_url|tag_unsubscribe_url"
+    r"|mailing_list_unsubscribe_url)%"
+)
 #: Mailgun's answer to a malformed recipient, word for word
 BAD_ADDRESS = "'to' parameter is not a valid address. please check documentation"
 
@@ -84,11 +89,22 @@ def expand(form: dict[str, list[str]]) -> list[Delivered]:
     variables = json.loads(form["recipient-variables"][0])
 
     def fill(value: str, own: dict[str, str]) -> str:
-        return _VARIABLE.sub(lambda m: str(own.get(m[1], m[0])), value)
+        value = _VARIABLE.sub(lambda m: str(own.get(m[1], m[0])), value)
+        return _OWN.sub(lambda m: own[f"%{m[1]}%"], value)
 
     out = []
     for to in form["to"]:
-        own = variables.get(parseaddr(to)[1], {})
+        name, address = parseaddr(to)
+        own = {
+            **variables.get(address, {}),
+            "%recipient%": address,
+            "%recipient_email%": address,
+            "%recipient_name%": name,
+            **{
+                f"%{k}%": f"https://mailgun.example/{k}/{address}"
+                for k in ("unsubscribe_url", "tag_unsubscribe_url", "mailing_list_unsubscribe_url")
+            },
+        }
         out.append(
             Delivered(
                 to=to,

@@ -14,7 +14,7 @@ from newsletter.errors import ConfigError, ProviderError
 from newsletter.models import OutgoingMessage, ResultStatus, SendResult
 from newsletter.providers import build_provider
 from newsletter.providers.mailgun import MailgunProvider
-from providers.composed import VARIANT, composed
+from providers.composed import NONCE, VARIANT, composed
 from providers.fake_mailgun import API_KEY, DOMAIN, expand, serve
 from providers.specserver import Answer, SpecServer
 
@@ -64,7 +64,7 @@ def test_one_call_per_shared_body_and_every_reader_gets_their_message(
         assert request.content_type.startswith("multipart/form-data")
         assert parseaddr(form["from"][0]) == (VARIANT.from_name, "news@cluster.example.org")
         assert form["subject"] == ["Седмичен бюлетин: „Енергия“ & още 4 новини"]
-        assert "%recipient.nl_email%" in form["html"][0]
+        assert f"%recipient.nl{NONCE}_email%" in form["html"][0]
         assert form["h:List-Unsubscribe"] == ["%recipient.h_list_unsubscribe%"]
         assert form["h:List-Unsubscribe-Post"] == ["List-Unsubscribe=One-Click"]
         assert form["o:tag"] == ["members"]

@@ -11,9 +11,10 @@ import pytest
 from newsletter.config import Settings
 from newsletter.errors import ProviderError
 from newsletter.models import OutgoingMessage, ResultStatus, SendResult
+from newsletter.personalize import markers
 from newsletter.providers import build_provider
 from newsletter.providers.sendgrid import SendgridProvider
-from providers.composed import VARIANT, composed
+from providers.composed import NONCE, VARIANT, composed
 from providers.fake_sendgrid import API_KEY, expand, serve
 from providers.specserver import Answer, SpecServer
 
@@ -49,7 +50,7 @@ def test_body_sent_once_per_request_and_every_reader_gets_their_message(
         body = request.json
         assert request.headers["authorization"] == f"Bearer {API_KEY}"
         assert [c["type"] for c in body["content"]] == ["text/plain", "text/html"]
-        assert "@@nl:email@@" in body["content"][1]["value"]  # the template, not a message
+        assert markers(NONCE).placeholders["email"] in body["content"][1]["value"]  # not a message
         assert body["from"] == {"email": "news@cluster.example.org", "name": VARIANT.from_name}
         assert body["subject"] == "Седмичен бюлетин: „Енергия“ & още 4 новини"
         assert body["categories"] == ["members"]

@@ -139,6 +139,7 @@ def publish_edition(
     period: str = "2026-W48",
     locales: tuple[str, ...] = ("bg", "en"),
     status: EditionStatus = EditionStatus.FINISHED,
+    stories: list[DigestEntry] | None = None,
 ) -> Edition:
     """An edition with really rendered variants (placeholders in them), in ``status``."""
     segment = settings.segments[0]
@@ -149,7 +150,7 @@ def publish_edition(
             segment=segment,
             period_label="23–29.11.2026",
             edition_date=date(2026, 11, 27),
-            entries=[DigestEntry(item(1), "bg", loc != "bg")],
+            entries=stories or [DigestEntry(item(1), "bg", loc != "bg")],
             locale=loc,
             view_url=f"{settings.web.base_url}/archive/{edition.id}/{loc}",
         )
