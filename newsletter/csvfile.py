@@ -93,7 +93,8 @@ def unescape_cell(cell: str) -> str:
 def text_encoding(name: str) -> str:
     """The codec's canonical name if ``name`` is a text encoding, else a ``ValueError``."""
     try:
-        b"".decode(name)
+        # not b"": decoding nothing succeeds even for bytes-to-bytes codecs like zlib
+        b"a".decode(name, "replace")
     except LookupError as exc:
         raise ValueError(
             f"unknown text encoding {name!r} (for example utf-8, cp1251, utf-16)"
@@ -282,14 +283,14 @@ def _check_header(
     path: Path, line: int, columns: Sequence[str], allowed: Sequence[str], required: Sequence[str]
 ) -> None:
     where = f"{path}: line {line}"
+    missing = [c for c in required if c not in columns]
+    if missing:
+        raise SubscriberError(f"{where}: the header has no {', '.join(map(repr, missing))} column")
     for n, name in enumerate(columns, 1):
         if not name:
             raise SubscriberError(f"{where}: column {n} of the header has no name")
         if columns.index(name) != n - 1:
             raise SubscriberError(f"{where}: the column {name!r} appears twice in the header")
-    missing = [c for c in required if c not in columns]
-    if missing:
-        raise SubscriberError(f"{where}: the header has no {', '.join(map(repr, missing))} column")
     unknown = set(columns) - set(allowed)
     if unknown:
         raise SubscriberError(
