@@ -53,6 +53,7 @@ _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 _BREAK = re.compile(r"\r\n|\r|\n")
 # what the "surrogateescape" error handler makes of each undecodable byte
 _UNDECODED = re.compile("[\udc80-\udcff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def escape_cell(value: str) -> str:
@@ -131,7 +132,8 @@ class _Lines:
     def __init__(self, text: str, codec: str, first_byte: int, count_bytes: bool) -> None:
         self._matches = _LINE.finditer(text)
         self._codec = codec
-        self._count_bytes = count_bytes
+        #: undecodable bytes were kept as lone surrogates, to be reported with their row
+        self.lenient = count_bytes
         self.consumed = 0
         self.record: list[str] = []
         self.record_first = 1
@@ -141,7 +143,7 @@ class _Lines:
 
     def start_record(self) -> None:
         # byte offsets are only needed to report undecodable bytes, kept only when counted
-        if self._count_bytes:
+        if self.lenient:
             self._next_byte += sum(
                 len(line.encode(self._codec, "surrogateescape")) for line in self.record
             )
@@ -225,7 +227,7 @@ def _records(lines: _Lines, codec: str) -> Iterator[tuple[int, list[str] | None,
                 error = f"not valid CSV: {exc}"
         first, last = lines.record_first, lines.consumed
         raw = "".join(lines.record)
-        bad = _UNDECODED.search(raw)
+        bad = _UNDECODED.search(raw) if lines.lenient else None
         if bad:
             offset = lines.record_byte + len(raw[: bad.start()].encode(codec, "surrogateescape"))
             byte = ord(bad.group()) - 0xDC00
@@ -234,6 +236,9 @@ def _records(lines: _Lines, codec: str) -> Iterator[tuple[int, list[str] | None,
             error += f"is not valid {codec}"
         elif cells is not None and any("\0" in c for c in cells):
             cells, error = None, "contains a NUL character"
+        elif cells is not None and any(_SURROGATE.search(c) for c in cells):
+            # only a strange codec makes these; no database stores them
+            cells, error = None, "contains a lone surrogate, which is not a character"
         if cells is not None and not any(c.strip() for c in cells):
             continue
         if error is not None and last > first:
@@ -258,12 +263,13 @@ def read_table(
     :data:`MAX_CELL_CHARS`) characters; a longer one makes its row an error.
     """
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise SubscriberError(f"{path}: {size} bytes, more than {MAX_FILE_BYTES} allowed")
-        data = path.read_bytes()
+        # read with a cap, not by size: a FIFO or /dev/zero has no size
+        with path.open("rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise SubscriberError(f"{path}: cannot read: {exc.strerror}") from exc
+    if len(data) > MAX_FILE_BYTES:
+        raise SubscriberError(f"{path}: larger than {MAX_FILE_BYTES} bytes")
     text, codec, bom_len, lenient = _decode(data, path, encoding, hint)
     records = _records(_Lines(text, codec, bom_len, lenient), codec)
     header = next(records, None)
@@ -272,8 +278,8 @@ def read_table(
     line, cells, error = header
     if cells is None:
         if "\0" in text and encoding is None:
-            error = "contains NUL characters: UTF-16 without a byte order mark? give its encoding"
-        raise SubscriberError(f"{path}: line {line}: the header {error}")
+            error = "contains NUL characters (UTF-16 without a byte order mark? give its encoding)"
+        raise SubscriberError(f"{path}: line {line}: the header: {error}")
     columns = tuple(c.strip() for c in cells)
     _check_header(path, line, columns, allowed, required)
     return Table(columns, line, _rows(records, columns, limits or {}))
@@ -286,16 +292,19 @@ def _check_header(
     missing = [c for c in required if c not in columns]
     if missing:
         raise SubscriberError(f"{where}: the header has no {', '.join(map(repr, missing))} column")
+    seen: set[str] = set()
     for n, name in enumerate(columns, 1):
         if not name:
             raise SubscriberError(f"{where}: column {n} of the header has no name")
-        if columns.index(name) != n - 1:
+        if name in seen:
             raise SubscriberError(f"{where}: the column {name!r} appears twice in the header")
-    unknown = set(columns) - set(allowed)
+        seen.add(name)
+    unknown = sorted(set(columns) - set(allowed))
     if unknown:
+        # a hostile header may name thousands: the message stays one readable line
+        named = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if unknown[5:] else "")
         raise SubscriberError(
-            f"{where}: unknown column(s) {', '.join(sorted(unknown))}; "
-            f"expected some of {', '.join(allowed)}"
+            f"{where}: unknown column(s) {named}; expected some of {', '.join(allowed)}"
         )
 
 

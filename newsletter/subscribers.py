@@ -31,7 +31,13 @@ COLUMNS = (
     "consent_source",
 )
 #: the store's column sizes: a longer cell makes its row an error, not a database error
-COLUMN_LIMITS = {"email": 320, "name": 300, "organisation": 300, "consent_source": 300}
+COLUMN_LIMITS = {
+    "email": 320,
+    "name": 300,
+    "locale": 16,
+    "organisation": 300,
+    "consent_source": 300,
+}
 
 
 def normalize_email(raw: str) -> str:

@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_cli import cli, project
 
+from newsletter import csvfile
 from newsletter.config import Settings
 from newsletter.csvfile import FORMULA_START, MAX_ROW_CHARS, escape_cell, unescape_cell
 from newsletter.errors import ConfigError, SubscriberError
@@ -343,6 +344,10 @@ FILE_ERRORS: dict[str, tuple[bytes, str]] = {
     "NUL in header": (b"email,na\x00me\nx@example.org,a\n", r"line 1: .*NUL"),
     "header after blank lines": (b"\n\n\nname\nx\n", r"line 4: .*'email'"),
     "overlong header": (b"email," + b"n" * (MAX_ROW_CHARS + 1) + b"\n", r"line 1: .*longer"),
+    "thousands of columns": (
+        ",".join(["email", *(f"c{i}" for i in range(9000))]).encode(),
+        r"line 1: unknown column\(s\) c0, c1, c10, c100, c1000 and 8995 more; expected",
+    ),
 }
 
 
@@ -366,6 +371,7 @@ def test_a_file_that_cannot_be_read_is_one_line_and_changes_nothing(
 ROW_ERRORS: dict[str, tuple[str, str]] = {
     "NUL in a cell": ("nul@example.org,Ни\x00кола,bg", "NUL"),
     "overlong name": ("long@example.org," + "Я" * 301 + ",bg", "name has 301 characters"),
+    "overlong locale": ("loc@example.org,Ана,bg_BG_" + "x" * 40, "locale has 46 characters"),
     "overlong line": ("wide@example.org," + "x" * (MAX_ROW_CHARS + 10) + ",bg", "longer than"),
     "shifted columns": ("shift@example.org,Петров, Иван,bg", "4 cells but the header has 3"),
     "text after a quote": ('quote@example.org,"Ана"Петрова,bg', "not valid CSV"),
@@ -390,6 +396,16 @@ def test_a_hostile_row_is_reported_at_its_line_and_the_rest_imported(
     assert (report.added, report.rows) == (2, 3)
     assert set(_stored(store)) >= set(before)
     assert store.subscribers.find("last@example.org") is not None
+
+
+def test_a_directory_or_an_endless_file_is_one_line(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(SubscriberError, match=r": cannot read: Is a directory$"):
+        imp(store, tmp_path)
+    monkeypatch.setattr(csvfile, "MAX_FILE_BYTES", 1000)
+    with pytest.raises(SubscriberError, match=r"/dev/zero: larger than 1000 bytes$"):
+        imp(store, Path("/dev/zero"))
 
 
 def test_unclosed_quote_reports_the_lines_it_swallowed(store: Store, tmp_path: Path) -> None:
