@@ -180,7 +180,8 @@ def _decode(data: bytes, path: Path, encoding: str | None, hint: str) -> tuple[s
         except ValueError as exc:
             raise SubscriberError(f"{path}: {exc}") from exc
         if bom_codec is None:
-            codec = given
+            # no mark to skip, and its encoder would add one to every line counted in bytes
+            codec = "utf-8" if given == "utf-8-sig" else given
         elif given not in {bom_codec, bom_codec[:6], "utf-8-sig"} or (
             given == "utf-8-sig" and bom_codec != "utf-8"
         ):
@@ -204,7 +205,11 @@ def _decode(data: bytes, path: Path, encoding: str | None, hint: str) -> tuple[s
             raise SubscriberError(f"{where}: not valid {codec.upper()} ({exc.reason})") from exc
     # The encoding was given (or marked): a row with a byte it does not know is reported
     # by itself, and the good rows around it are still read.
-    return body.decode(codec, "surrogateescape"), codec, bom_len, True
+    try:
+        return body.decode(codec, "surrogateescape"), codec, bom_len, True
+    except UnicodeDecodeError as exc:
+        # surrogateescape keeps bytes from 0x80 only; a multi-byte codec can fail on less
+        raise SubscriberError(f"{where}: not valid {codec} ({exc.reason})") from exc
 
 
 def _records(lines: _Lines, codec: str) -> Iterator[tuple[int, list[str] | None, str | None]]:

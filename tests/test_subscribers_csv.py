@@ -269,6 +269,21 @@ def test_byte_undefined_in_cp1251_fails_only_its_row(store: Store, tmp_path: Pat
     assert "cp1251" in error.reason
 
 
+@pytest.mark.parametrize("given", ["utf-8", "utf-8-sig"])
+def test_invalid_byte_in_a_file_said_to_be_utf8_is_its_row_at_its_offset(
+    store: Store, tmp_path: Path, given: str
+) -> None:
+    data = "email,name\nana@example.org,Ана\n".encode() + b"bad@example.org,\xff\xfe\n"
+    data += "eva@example.org,Ева\n".encode()
+    path = tmp_path / "people.csv"
+    path.write_bytes(data)
+    report = imp(store, path, encoding=given)
+    assert report.added == 2
+    [error] = report.errors
+    offset = data.index(b"\xff")
+    assert error.line == 3 and f"0xff at byte offset {offset} " in error.reason
+
+
 @pytest.mark.parametrize("codec", ["utf-16", "utf-16-be", "utf-8-sig", "utf-32"])
 def test_unicode_files_with_a_byte_order_mark(store: Store, tmp_path: Path, codec: str) -> None:
     text = "\r\n".join([HEADER, *rows_cp1251(20, bad=9)]) + "\r\n"
