@@ -13,6 +13,7 @@ from babel import Locale, UnknownLocaleError
 from email_validator import EmailNotValidError, validate_email
 
 from newsletter.config import Settings
+from newsletter.csvfile import escape_cell, read_table
 from newsletter.errors import ImportRowError, SubscriberError
 from newsletter.models import NewSubscriber, Subscriber, SubscriberStatus
 from newsletter.store import Store
@@ -30,6 +31,14 @@ COLUMNS = (
     "consent_at",
     "consent_source",
 )
+#: the store's column sizes: a longer cell makes its row an error, not a database error
+COLUMN_LIMITS = {
+    "email": 320,
+    "name": 300,
+    "locale": 16,
+    "organisation": 300,
+    "consent_source": 300,
+}
 
 
 def normalize_email(raw: str) -> str:
@@ -113,6 +122,11 @@ class ImportReport:
     suppressed: int = 0
     errors: list[ImportRowError] = field(default_factory=list)
 
+    @property
+    def rows(self) -> int:
+        """Data rows read: each is counted in exactly one of the numbers above."""
+        return self.added + self.updated + self.unchanged + self.suppressed + len(self.errors)
+
 
 def import_csv(
     store: Store,
@@ -121,69 +135,70 @@ def import_csv(
     list_name: str | None,
     default_locale: str,
     now: datetime,
+    encoding: str | None = None,
+    hint: str = "--encoding cp1251",
 ) -> ImportReport:
     """Import a CSV file: good rows are stored, bad rows are reported and change nothing.
 
     A row for an address already stored is merged (lists and tags added, empty fields
     filled); a stored status is never changed by an import; a suppressed address (erased,
-    bounced, complained) is counted in ``suppressed`` and not added.
+    bounced, complained) is counted in ``suppressed`` and not added. The file is read by
+    :func:`newsletter.csvfile.read_table`: every data row is counted in exactly one of the
+    report's numbers, and a problem with the file as a whole raises before anything is
+    stored. ``encoding`` is for files without a byte order mark that are not UTF-8;
+    ``hint`` says how to give it, in the error for a file that is not UTF-8.
     """
+    table = read_table(
+        path,
+        allowed=COLUMNS,
+        required=("email",),
+        limits=COLUMN_LIMITS,
+        encoding=encoding,
+        hint=hint,
+    )
     report = ImportReport()
-    try:
-        handle = path.open(encoding="utf-8-sig", newline="")
-    except OSError as exc:
-        raise SubscriberError(f"{path}: cannot read: {exc.strerror}") from exc
-    with handle:
-        reader = csv.DictReader(handle)
-        if reader.fieldnames is None or "email" not in reader.fieldnames:
-            raise SubscriberError(f"{path}: line 1: the header has no 'email' column")
-        unknown = set(reader.fieldnames) - set(COLUMNS)
-        if unknown:
-            raise SubscriberError(
-                f"{path}: line 1: unknown column(s) {', '.join(sorted(unknown))}; "
-                f"expected some of {', '.join(COLUMNS)}"
-            )
-        seen: dict[str, int] = {}
+    seen: dict[str, int] = {}
+    for row in table.rows:
         try:
-            for row in reader:
-                line = reader.line_num
-                try:
-                    new = parse_row(row, line, list_name=list_name, default_locale=default_locale)
-                    if new.email in seen:
-                        raise ImportRowError(
-                            line, f"{new.email} already appears on line {seen[new.email]}"
-                        )
-                except ImportRowError as exc:
-                    report.errors.append(exc)
-                    continue
-                seen[new.email] = line
-                outcome = store.subscribers.merge(new, now)
-                setattr(report, outcome, getattr(report, outcome) + 1)
-        except (csv.Error, UnicodeDecodeError) as exc:
-            report.errors.append(ImportRowError(reader.line_num, f"unreadable CSV: {exc}"))
+            if row.error is not None:
+                raise ImportRowError(row.line, row.error)
+            new = parse_row(row.cells, row.line, list_name=list_name, default_locale=default_locale)
+            if new.email in seen:
+                raise ImportRowError(
+                    row.line, f"{new.email} already appears on line {seen[new.email]}"
+                )
+        except ImportRowError as exc:
+            report.errors.append(exc)
+            continue
+        seen[new.email] = row.line
+        outcome = store.subscribers.merge(new, now)
+        setattr(report, outcome, getattr(report, outcome) + 1)
     return report
 
 
 def export_csv(subscribers: Iterable[Subscriber], out: TextIO) -> int:
-    """Write subscribers as CSV with the import's columns; returns the row count."""
+    """Write subscribers as CSV with the import's columns; returns the row count.
+
+    Cells a spreadsheet would run as formulas are escaped (:func:`escape_cell`); the
+    import undoes exactly that, so an exported file imports as the same data.
+    """
     writer = csv.writer(out)
     writer.writerow(COLUMNS)
     n = 0
     for sub in subscribers:
-        writer.writerow(
-            [
-                sub.email,
-                sub.name,
-                sub.locale,
-                sub.organisation,
-                sub.country,
-                ";".join(sub.lists),
-                ";".join(sub.tags),
-                sub.status.value,
-                sub.consent_at.isoformat() if sub.consent_at else "",
-                sub.consent_source,
-            ]
-        )
+        cells = [
+            sub.email,
+            sub.name,
+            sub.locale,
+            sub.organisation,
+            sub.country,
+            ";".join(sub.lists),
+            ";".join(sub.tags),
+            sub.status.value,
+            sub.consent_at.isoformat() if sub.consent_at else "",
+            sub.consent_source,
+        ]
+        writer.writerow([escape_cell(c) for c in cells])
         n += 1
     return n
 
@@ -192,7 +207,13 @@ def sync_lists(settings: Settings, store: Store, now: datetime) -> dict[str, Imp
     """Merge every list's configured CSV file into the store; reports by list name."""
     return {
         lst.name: import_csv(
-            store, lst.file, list_name=lst.name, default_locale=settings.locales.default, now=now
+            store,
+            lst.file,
+            list_name=lst.name,
+            default_locale=settings.locales.default,
+            now=now,
+            encoding=lst.encoding,
+            hint=f'encoding = "cp1251" in the list {lst.name!r} of the config',
         )
         for lst in settings.lists
         if lst.file is not None

@@ -20,6 +20,7 @@ from newsletter.cli.app import (
     subscribers_app,
 )
 from newsletter.cli.output import JsonOpt, print_json, print_table, safe
+from newsletter.csvfile import text_encoding
 from newsletter.models import NewSubscriber, SubscriberStatus
 from newsletter.privacy import erase
 from newsletter.store import db
@@ -30,21 +31,40 @@ from newsletter.textclean import clean_subscriber
 ListOpt = Annotated[str | None, typer.Option("--list", help="Only subscribers on this list.")]
 
 
+def _encoding(value: str | None) -> str | None:
+    try:
+        return None if value is None else text_encoding(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
 @subscribers_app.command("import")
 def import_cmd(
     file: Annotated[Path, typer.Argument(help="CSV file with an 'email' column.")],
     list_name: Annotated[
         str | None, typer.Option("--list", help="Add every imported row to this list.")
     ] = None,
+    encoding: Annotated[
+        str | None,
+        typer.Option(
+            help="The file's encoding if not UTF-8 and without a byte order mark (e.g. cp1251).",
+            callback=_encoding,
+        ),
+    ] = None,
 ) -> None:
     """Import subscribers from CSV: good rows are stored, bad rows reported with their line."""
     cfg = settings()
     with opened(cfg) as store:
         report = import_csv(
-            store, file, list_name=list_name, default_locale=cfg.locales.default, now=now()
+            store,
+            file,
+            list_name=list_name,
+            default_locale=cfg.locales.default,
+            now=now(),
+            encoding=encoding,
         )
     out.print(
-        f"{safe(file)}: {report.added} added, {report.updated} updated, "
+        f"{safe(file)}: {report.rows} row(s): {report.added} added, {report.updated} updated, "
         f"{report.unchanged} unchanged, {report.suppressed} suppressed, "
         f"{len(report.errors)} bad row(s)"
     )

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from pydantic import Field, field_validator, model_validator
 
 from newsletter.config.base import Model, RelPath, check_timezone
+from newsletter.csvfile import text_encoding
 
 
 class Colors(Model):
@@ -261,8 +262,15 @@ class ListConfig(Model):
     #: the description per locale (sign-up form, preference centre), overriding ``description``
     descriptions: dict[str, str] = Field(default_factory=dict)
     file: RelPath | None = None
+    #: the file's encoding when it has no byte order mark and is not UTF-8 (e.g. cp1251)
+    encoding: str | None = None
     #: anyone may join it on the sign-up form and in the preference centre
     public: bool = False
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding(cls, value: str | None) -> str | None:
+        return None if value is None else text_encoding(value)
 
     def description_for(self, locale: str) -> str:
         """What readers of ``locale`` see as the list's label (its name if none)."""
