@@ -9,10 +9,11 @@ import typer
 from rich.progress import TaskID
 from rich.table import Table
 
-from newsletter.cli.app import _ids, _progress, app, err, opened, out, settings
+from newsletter.cli.app import _ids, _progress, app, err, now, opened, out, settings
 from newsletter.digest import DigestReport, preview, run_digest
 from newsletter.gather import GatherReport, gather
 from newsletter.screenshots import Shot, preview_with_screenshots
+from newsletter.segment_report import explain
 
 
 def _print_gather(report: GatherReport) -> None:
@@ -78,6 +79,9 @@ def _print_digest(report: DigestReport, *, dry_run: bool) -> None:
             r.segment, r.period, str(r.edition_id or "-"), str(r.items), per_locale or "-", result
         )
     out.print(table)
+    if report.overlaps is not None:
+        for line in report.overlaps.overlap_lines():
+            out.print(line, highlight=False, markup=False, soft_wrap=True)
     if report.outbox is not None:
         out.print(f"Outbox: {report.outbox.parent}  (index: {report.outbox})")
 
@@ -167,6 +171,7 @@ def preview_cmd(
             index, entries = preview(
                 cfg, store, segments=segment or None, locales=locale or None, out=out_dir
             )
+        overlaps = explain(cfg, store, now(), details=False)
     table = Table("segment", "locale", "subject", "HTML", "items")
     for e in entries:
         table.add_row(
@@ -191,4 +196,6 @@ def preview_cmd(
             )
     if shots:
         out.print(f"{len(shots)} screenshot(s) beside the HTML files")
+    for line in overlaps.overlap_lines():
+        out.print(line, highlight=False, markup=False, soft_wrap=True)
     out.print(f"Preview index: {index}")
