@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from schedule_support import running
 
 from newsletter.config import Settings, from_dict
 from newsletter.control import cancel_edition
@@ -294,3 +295,22 @@ def test_an_unknown_overlap_value_is_one_line_naming_the_key(tmp_path: Path, db_
     assert "\n" not in message
     assert "segments[1].overlap:" in message and "'sometimes'" in message
     assert '"exclusive"' in message and '"allow"' in message
+
+
+def test_scheduled_runs_of_the_demo_send_one_digest_a_week(tmp_path: Path, db_url: str) -> None:
+    def digests_only(raw: dict[str, Any]) -> None:
+        # the digest jobs gather first; the hourly gather job adds only waiting time here
+        raw["schedule"] = [j for j in raw["schedule"] if j["job"] == "digest"]
+
+    settings = demo(tmp_path, db_url, digests_only)
+    with Store.open(db_url) as store:
+        # Sunday noon to Wednesday noon of 2026-W49: members-weekly fires Monday 09:00
+        # Sofia, partners-weekly Tuesday 10:00 Bucharest
+        with running(settings, store, datetime(2026, 11, 29, 10, 0, tzinfo=UTC)) as driver:
+            driver.run_until(datetime(2026, 12, 2, 10, 0, tzinfo=UTC))
+        assert [e.segment for e in reversed(store.editions.list())] == [
+            "members",
+            "partners-abroad",
+        ]
+        assert digests_of(store, ENGEL) == [("members", "2026-W49")]
+        assert max(rows_per_person_and_period(store).values()) == 1
