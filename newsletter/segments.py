@@ -80,6 +80,7 @@ class Routing:
         self.settings = settings
         self.store = store
         self._readers: dict[str, dict[int, list[tuple[str, int]]]] = {}
+        self._allowing = {s.name for s in settings.segments if not s.exclusive}
 
     def same_period(self, segment: Segment, sub: Subscriber) -> list[Segment]:
         """Every configured segment with ``segment``'s period that ``sub`` matches, in order."""
@@ -90,9 +91,6 @@ class Routing:
         ``sub`` matches: the one whose digest they get."""
         return next((s for s in self.same_period(segment, sub) if s.exclusive), None)
 
-    def _allowing(self) -> set[str]:
-        return {s.name for s in self.settings.segments if not s.exclusive}
-
     def already_has(self, segment: Segment, period: str, sub: Subscriber) -> tuple[str, int] | None:
         """(segment, edition id) of another exclusive edition of ``period`` that has a row
         for ``sub`` (sent, or still to be sent), if any.
@@ -101,9 +99,8 @@ class Routing:
         """
         if period not in self._readers:
             self._readers[period] = self.store.editions.readers_in_period(period)
-        allowing = self._allowing()
         for other, edition_id in self._readers[period].get(sub.id, []):
-            if other != segment.name and other not in allowing:
+            if other != segment.name and other not in self._allowing:
                 return other, edition_id
         return None
 
