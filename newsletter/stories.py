@@ -17,6 +17,13 @@ from newsletter.store import Store
 
 #: period of an edition of hand-picked items (``digest --items``), followed by the time
 MANUAL_PREFIX = "manual-"
+
+
+def manual_period(now: datetime) -> str:
+    """The period key of a hand-picked send (``--items``) started at ``now``."""
+    return f"{MANUAL_PREFIX}{now:%Y%m%dT%H%M%S}"
+
+
 #: how many of a segment's newest editions are searched for its last regular one
 _LAST_EDITION_SEARCH = 10
 

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import sys
 
-from newsletter.cli import admin, delivery, run, schedule, web  # noqa: F401  (importing registers the commands)
+from newsletter.cli import (  # noqa: F401  (importing registers the commands)
+    admin,
+    delivery,
+    run,
+    schedule,
+    segments,
+    web,
+)
 from newsletter.cli.app import app, err
 from newsletter.cli.output import safe
 from newsletter.errors import ConfigError, NewsletterError

@@ -8,11 +8,12 @@ from typing import Annotated
 import typer
 from rich.progress import TaskID
 
-from newsletter.cli.app import _ids, _progress, app, err, opened, out, settings
+from newsletter.cli.app import _ids, _progress, app, err, now, opened, out, settings
 from newsletter.cli.output import print_table, safe
 from newsletter.digest import DigestReport, preview, run_digest
 from newsletter.gather import GatherReport, gather
 from newsletter.screenshots import Shot, preview_with_screenshots
+from newsletter.segment_report import explain
 
 
 def _print_gather(report: GatherReport) -> None:
@@ -86,6 +87,9 @@ def _print_digest(report: DigestReport, *, dry_run: bool) -> None:
             (r.segment, r.period, str(r.edition_id or "-"), str(r.items), per_locale or "-", result)
         )
     print_table(("segment", "period", "edition", "items", "recipients per locale", "result"), rows)
+    if report.overlaps is not None:
+        for line in report.overlaps.overlap_lines():
+            out.print(line, highlight=False, markup=False, soft_wrap=True)
     if report.outbox is not None:
         out.print(
             f"Outbox: {safe(report.outbox.parent)}  (index: {safe(report.outbox)})",
@@ -178,6 +182,7 @@ def preview_cmd(
             index, entries = preview(
                 cfg, store, segments=segment or None, locales=locale or None, out=out_dir
             )
+        overlaps = explain(cfg, store, now(), details=False)
     print_table(
         ("segment", "locale", "subject", "HTML", "items"),
         (
@@ -206,4 +211,6 @@ def preview_cmd(
             )
     if shots:
         out.print(f"{len(shots)} screenshot(s) beside the HTML files")
+    for line in overlaps.overlap_lines():
+        out.print(line, highlight=False, markup=False, soft_wrap=True)
     out.print(f"Preview index: {safe(index)}", highlight=False)

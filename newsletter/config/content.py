@@ -211,6 +211,10 @@ class Rule(Model):
     value: str | list[str]
 
 
+#: values of a segment's ``overlap`` key
+OVERLAP_MODES = ("exclusive", "allow")
+
+
 class Segment(Model):
     """A named set of subscribers that gets its own edition."""
 
@@ -235,6 +239,27 @@ class Segment(Model):
     #: after the lead story, group the others under a heading per (first) tag or per
     #: source, in order of first appearance; stories without a tag come last
     sections: Literal["none", "tag", "source"] = "none"
+    #: "exclusive": a subscriber who also matches an earlier exclusive segment with the
+    #: same ``period`` gets that one's digest instead (one digest per person per period);
+    #: "allow": everyone matching gets this one too, for a digest that is really different
+    overlap: Literal["exclusive", "allow"] = "exclusive"
+
+    @field_validator("overlap", mode="before")
+    @classmethod
+    def _overlap(cls, value: object) -> object:
+        # before pydantic's own check, whose message gives no hint of what each value does
+        if value not in OVERLAP_MODES:
+            raise ValueError(
+                'expected "exclusive" (the default: one digest per person per period, the '
+                'first matching segment in config order wins) or "allow" (this digest goes '
+                "to everyone matching, whatever else they get)"
+            )
+        return value
+
+    @property
+    def exclusive(self) -> bool:
+        """Whether this segment takes part in "one digest per person per period"."""
+        return self.overlap == "exclusive"
 
     @field_validator("timezone")
     @classmethod

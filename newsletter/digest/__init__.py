@@ -20,6 +20,7 @@ from newsletter.digest.edition import Digest, DigestReport, SegmentResult, signe
 from newsletter.digest.trial import dry_run_segment, preview, send_test
 from newsletter.gather import gather
 from newsletter.providers.base import Provider
+from newsletter.segment_report import explain
 from newsletter.store import Store
 from newsletter.subscribers import sync_lists
 
@@ -74,7 +75,10 @@ def run_digest(
                     results = [dry_run_segment(digest, s, item_ids) for s in chosen]
                 else:
                     results = await digest.run([s.name for s in chosen], item_ids=item_ids)
-                return DigestReport(gathered, results, None, lists)
+                overlaps = None
+                if dry_run:
+                    overlaps = explain(settings, store, digest.clock(), details=False)
+                return DigestReport(gathered, results, None, lists, overlaps)
             finally:
                 await digest.aclose()
 

@@ -34,10 +34,11 @@ from newsletter.providers import build_provider
 from newsletter.providers.base import Provider
 from newsletter.providers.outbox import OutboxProvider
 from newsletter.render import Renderer
-from newsletter.segments import recipients
+from newsletter.segment_report import Explanation
+from newsletter.segments import Routing
 from newsletter.select import Story, entries_for, period_key, period_label, skip_reason
 from newsletter.store import Store
-from newsletter.stories import MANUAL_PREFIX, select_stories, stories_of
+from newsletter.stories import MANUAL_PREFIX, manual_period, select_stories, stories_of
 from newsletter.subscribers import ImportReport
 from newsletter.tokens import TokenSigner, load_secrets
 from newsletter.translate import build_translator, translate_missing
@@ -74,6 +75,8 @@ class DigestReport:
     segments: list[SegmentResult]
     outbox: Path | None = None
     lists: dict[str, ImportReport] = field(default_factory=dict)
+    #: dry runs: who matched more than one segment and where they went
+    overlaps: Explanation | None = None
 
 
 def signer_for(settings: Settings) -> TokenSigner:
@@ -206,7 +209,7 @@ class Digest:
         now = self.clock()
         period = period_key(segment, now)
         if item_ids:
-            period = f"{MANUAL_PREFIX}{now:%Y%m%dT%H%M%S}"
+            period = manual_period(now)
         res = SegmentResult(segment.name, period)
         edition = self.store.editions.find(segment.name, period)
         if edition is not None and edition.status is EditionStatus.FINISHED:
@@ -250,10 +253,13 @@ class Digest:
         now: datetime,
     ) -> SegmentResult:
         if edition.status is EditionStatus.PLANNED:
-            # planning is idempotent: a crash half-way through is completed here
+            # planning is idempotent: a crash half-way through is completed here. Who is
+            # planned follows "one digest per person per period" (newsletter.segments)
+            routing = Routing(self.settings, self.store)
+            manual = edition.period.startswith(MANUAL_PREFIX)
             rows = (
                 (sub.id, self.settings.locales.resolve(sub.locale))
-                for sub in recipients(self.store, segment, now=now)
+                for sub in routing.recipients(segment, edition.period, now, manual=manual)
             )
             self.store.deliveries.plan(edition.id, rows, now)
         by_locale = self.store.deliveries.counts_by_locale(edition.id)

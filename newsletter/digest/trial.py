@@ -8,6 +8,7 @@ nothing at all, a test send one message per locale to one address.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 from newsletter.compose import Composer, Recipient
@@ -16,18 +17,23 @@ from newsletter.digest.edition import Digest, SegmentResult
 from newsletter.errors import NewsletterError
 from newsletter.models import RenderedVariant, ResultStatus
 from newsletter.preview import PageEntry, write_index, write_variant
-from newsletter.segments import recipients
+from newsletter.segments import Routing
 from newsletter.select import period_key, skip_reason
 from newsletter.store import Store
-from newsletter.stories import select_stories
+from newsletter.stories import MANUAL_PREFIX, manual_period, select_stories
 
 __all__ = ["dry_run_segment", "preview", "preview_segment", "recipient_locales", "send_test"]
 
 
-def recipient_locales(settings: Settings, store: Store, segment: Segment) -> dict[str, int]:
-    """How many of the segment's recipients read each locale."""
+def recipient_locales(
+    settings: Settings, store: Store, segment: Segment, period: str, now: datetime
+) -> dict[str, int]:
+    """How many of the recipients of ``segment``'s edition of ``period`` read each locale
+    (subscribers who go to another segment left out, as a real run would)."""
     counts: dict[str, int] = {}
-    for sub in recipients(store, segment):
+    routing = Routing(settings, store)
+    manual = period.startswith(MANUAL_PREFIX)
+    for sub in routing.recipients(segment, period, now, manual=manual):
         loc = settings.locales.resolve(sub.locale)
         counts[loc] = counts.get(loc, 0) + 1
     return counts
@@ -47,10 +53,11 @@ def dry_run_segment(
 ) -> SegmentResult:
     """Select and render as a real run would, but store and send nothing."""
     now = digest.clock()
-    res = SegmentResult(segment.name, period_key(segment, now))
+    period = manual_period(now) if item_ids else period_key(segment, now)
+    res = SegmentResult(segment.name, period)
     stories = select_stories(digest.settings, digest.store, segment, now, item_ids)
     res.items = len(stories)
-    res.recipients = recipient_locales(digest.settings, digest.store, segment)
+    res.recipients = recipient_locales(digest.settings, digest.store, segment, period, now)
     res.skipped = skip_reason(segment, stories)
     if res.skipped:
         return res

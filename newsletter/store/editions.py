@@ -10,8 +10,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from newsletter.errors import DuplicateEditionError, EditionError
-from newsletter.models import Edition, EditionStatus, RenderedVariant
-from newsletter.store.tables import UTCDateTime, edition_items, editions, variants
+from newsletter.models import DeliveryStatus, Edition, EditionStatus, RenderedVariant
+from newsletter.store.tables import UTCDateTime, deliveries, edition_items, editions, variants
 
 
 class EditionStore:
@@ -157,6 +157,26 @@ class EditionStore:
         )
         with self.engine.connect() as conn:
             return set(conn.execute(query).scalars())
+
+    def readers_in_period(self, period: str) -> dict[int, builtins.list[tuple[str, int]]]:
+        """Who has a digest of ``period`` (e.g. 2026-W49): subscriber id -> (segment,
+        edition id) of each edition of that period whose row went out or may still go.
+
+        Skipped and failed rows are left out: nobody got those. The caller decides which
+        segments count (``overlap = "allow"`` ones do not).
+        """
+        gone = [DeliveryStatus.SKIPPED.value, DeliveryStatus.FAILED.value]
+        query = (
+            sa.select(deliveries.c.subscriber_id, editions.c.segment, editions.c.id)
+            .join(editions, editions.c.id == deliveries.c.edition_id)
+            .where(editions.c.period == period, deliveries.c.status.not_in(gone))
+            .order_by(editions.c.id)
+        )
+        out: dict[int, builtins.list[tuple[str, int]]] = {}
+        with self.engine.connect() as conn:
+            for sub_id, segment, edition_id in conn.execute(query):
+                out.setdefault(sub_id, []).append((segment, edition_id))
+        return out
 
     def last_created(self, segment: str) -> datetime | None:
         """When the newest edition of ``segment`` was created."""
