@@ -76,6 +76,26 @@ def _again(now: datetime) -> sa.ColumnElement[bool]:
     )
 
 
+def _not_yet(edition_id: int, now: datetime) -> sa.Select[tuple[str | None]]:
+    """Batch keys with a row still held or not due yet: such a batch waits, whole.
+
+    Claiming only its due part would send those rows in a request of their own, under a
+    new idempotency key, and a provider that already took the whole batch would deliver
+    them twice.
+    """
+    other = t.alias("other")
+    return sa.select(other.c.batch_key).where(
+        other.c.edition_id == edition_id,
+        other.c.batch_key.is_not(None),
+        sa.or_(
+            other.c.status == DeliveryStatus.CLAIMED.value,
+            sa.and_(
+                other.c.status == DeliveryStatus.RETRY.value, other.c.next_attempt_at > now
+            ),
+        ),
+    )
+
+
 class DeliveryStore(DeliveryRecords, DeliveryQueries):
     """The ``deliveries`` table: planning and claiming here; recording results
     (:class:`~newsletter.store.delivery_records.DeliveryRecords`) and read-only queries
@@ -201,7 +221,11 @@ class DeliveryStore(DeliveryRecords, DeliveryQueries):
         for _ in range(5):
             key = conn.execute(
                 sa.select(t.c.batch_key)
-                .where(t.c.edition_id == edition_id, due)
+                .where(
+                    t.c.edition_id == edition_id,
+                    due,
+                    t.c.batch_key.not_in(_not_yet(edition_id, now)),
+                )
                 .order_by(t.c.id)
                 .limit(1)
             ).scalar()

@@ -55,7 +55,10 @@ class DeliveryRecords:
     ) -> Counter[DeliveryStatus]:
         """Store what the provider said for each claimed row; the rows per status written.
 
-        ``backoff(attempts, retry_after)`` gives the delay before the next try. A retryable
+        ``backoff(attempts, retry_after)`` gives the delay before the next try; it is asked
+        once per distinct (attempts, retry_after), so the rows of one batch fall due
+        together (a jittered delay per row would split the batch, and its parts would go
+        under new idempotency keys the provider cannot match). A retryable
         result that carries ``retry_after`` is the provider throttling us, not a fault of
         the message: it is retried however many attempts it took. An ``UNKNOWN`` result
         makes the row ``unknown``, never re-sent automatically; a retryable one that has
@@ -74,6 +77,7 @@ class DeliveryRecords:
             )
             attempts = {row.id: row.attempts for row in conn.execute(query)}
             params = []
+            delays: dict[tuple[int, float | None], float] = {}
             for res in results:
                 tries = attempts.get(res.delivery_id, 0) + 1
                 values: dict[str, Any] = {
@@ -96,7 +100,8 @@ class DeliveryRecords:
                 elif res.status is ResultStatus.UNKNOWN:
                     values["b_status"] = DeliveryStatus.UNKNOWN.value
                 elif res.status is ResultStatus.RETRYABLE and (throttled or tries < max_attempts):
-                    delay = backoff(tries, res.retry_after)
+                    wait = (tries, res.retry_after)
+                    delay = delays.setdefault(wait, backoff(*wait))
                     values |= {
                         "b_status": DeliveryStatus.RETRY.value,
                         "b_next": now + timedelta(seconds=delay),
