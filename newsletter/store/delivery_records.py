@@ -10,13 +10,15 @@ live worker still holds.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
+from newsletter.holders import Holder
 from newsletter.models import DeliveryStatus, ResultStatus, SendResult
+from newsletter.store.leases import reclaimable
 from newsletter.store.tables import deliveries as t
 
 __all__ = ["CANCELLED", "DeliveryRecords", "end_expired_claims"]
@@ -25,16 +27,20 @@ __all__ = ["CANCELLED", "DeliveryRecords", "end_expired_claims"]
 CANCELLED = "cancelled"
 
 
-def end_expired_claims(edition_id: int, now: datetime, target: DeliveryStatus) -> sa.Update:
-    """The update moving rows whose claim's lease has expired (their worker died) to
-    ``target``: ``unknown``, or ``queued`` to go again under the same idempotency key."""
+def end_expired_claims(
+    edition_id: int,
+    now: datetime,
+    target: DeliveryStatus,
+    *,
+    stale_before: datetime | None = None,
+    dead: Collection[Holder] = (),
+) -> sa.Update:
+    """The update moving rows whose claim ended without its holder (lease expired,
+    heartbeat older than ``stale_before``, holder among the ``dead``) to ``target``:
+    ``unknown``, or ``queued`` to go again under the same idempotency key."""
     return (
         sa.update(t)
-        .where(
-            t.c.edition_id == edition_id,
-            t.c.status == DeliveryStatus.CLAIMED.value,
-            t.c.lease_until < now,
-        )
+        .where(reclaimable(edition_id, now, stale_before=stale_before, dead=dead))
         .values(status=target.value, claimed_by=None, lease_until=None, updated_at=now)
     )
 
