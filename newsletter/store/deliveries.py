@@ -91,9 +91,7 @@ def _not_yet(edition_id: int, now: datetime) -> sa.Select[tuple[str | None]]:
         other.c.batch_key.is_not(None),
         sa.or_(
             other.c.status == DeliveryStatus.CLAIMED.value,
-            sa.and_(
-                other.c.status == DeliveryStatus.RETRY.value, other.c.next_attempt_at > now
-            ),
+            sa.and_(other.c.status == DeliveryStatus.RETRY.value, other.c.next_attempt_at > now),
         ),
     )
 

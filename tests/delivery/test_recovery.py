@@ -5,6 +5,7 @@
   (idempotency keys) nobody has it twice.
 - A holder on this host whose pid now names another process (same pid, another start
   time) is gone; a killed, not yet reaped process (a zombie) is gone; a live one is not.
+- ``editions resume`` of an edition whose ``digest`` died while planning plans and sends it.
 - A holder on another host whose heartbeat stopped is taken for dead after the staleness
   limit (an injected clock), long before its lease; with a fresh heartbeat it is left be.
 """
@@ -12,6 +13,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +22,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from test_cli import project
+import sqlalchemy as sa
+from test_cli import cli, project
 
 from delivery.fakeprovider import Kill, serve
 from delivery.harness import NOW, rows, run, seed_edition, start
@@ -28,6 +31,7 @@ from newsletter.delivery_leases import STALE, LeaseKeeper
 from newsletter.holders import Holder, current_holder, holder_state, process_start, this_host
 from newsletter.models import DeliveryStatus, EditionStatus
 from newsletter.store import Store
+from newsletter.store.tables import deliveries, variants
 
 LEASE = timedelta(minutes=10)
 
@@ -146,3 +150,34 @@ def test_a_remote_holder_whose_heartbeat_stopped_loses_its_rows_in_a_minute(
         }
     finally:
         store.close()
+
+
+def test_resume_of_an_edition_still_being_planned_plans_and_sends_it(tmp_path: Path) -> None:
+    """A ``digest`` that died while planning leaves an edition ``planned`` with no rows
+    and no variants; ``editions resume`` finishes the planning and sends it."""
+    cfg = project(tmp_path)
+    first = cli(cfg, "digest", "--segment", "members")
+    assert first.returncode == 0, first.stderr
+    outbox = tmp_path / "outbox"
+    sent = {p.name for p in outbox.rglob("*.eml")}
+    assert sent
+    url = f"sqlite:///{tmp_path / 'var' / 'newsletter.db'}"
+    with Store.open(url) as store:
+        (edition,) = store.editions.list()
+        total = sum(store.deliveries.counts(edition.id).values())
+        locales = set(store.editions.variants(edition.id))
+        # back to the state a crash during planning leaves
+        with store.engine.begin() as conn:
+            conn.execute(sa.delete(deliveries).where(deliveries.c.edition_id == edition.id))
+            conn.execute(sa.delete(variants).where(variants.c.edition_id == edition.id))
+        store.editions.set_status(edition.id, EditionStatus.PLANNED, NOW)
+    shutil.rmtree(outbox)
+
+    resumed = cli(cfg, "editions", "resume", str(edition.id))
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "finished" in resumed.stdout, resumed.stdout
+    with Store.open(url) as store:
+        assert store.editions.status(edition.id) is EditionStatus.FINISHED
+        assert store.deliveries.counts(edition.id) == {DeliveryStatus.SENT: total}
+        assert set(store.editions.variants(edition.id)) == locales
+    assert {p.name for p in outbox.rglob("*.eml")} == sent
