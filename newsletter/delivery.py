@@ -29,8 +29,10 @@ from datetime import UTC, datetime, timedelta
 
 from newsletter.compose import Composer, Recipient
 from newsletter.config import Settings
+from newsletter.delivery_leases import STALE, LeaseKeeper
 from newsletter.delivery_report import SendReport, close_run, throttle_pause
 from newsletter.errors import EditionError, ProviderError
+from newsletter.holders import Holder, current_holder
 from newsletter.models import (
     DeliveryStatus,
     Edition,
@@ -108,7 +110,9 @@ class Sender:
     once, when not given) sign them with the timestamp pinned per edition
     (:func:`edition_signer`). ``batch_size`` defaults to the ``[provider]`` table's, capped
     by what the provider accepts; ``limiter`` to one built from that table. ``lease`` must
-    be longer than a request to the provider can take.
+    be longer than a request to the provider can take; it is renewed while a batch is in
+    flight. Rows whose holder (``holder``: this process by default) is gone, or whose
+    heartbeat is older than ``stale``, are taken back (:mod:`newsletter.delivery_leases`).
     """
 
     def __init__(
@@ -128,6 +132,8 @@ class Sender:
         sleep: Sleep = asyncio.sleep,
         worker: str | None = None,
         poll: float = 1.0,
+        holder: Holder | None = None,
+        stale: timedelta = STALE,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -145,6 +151,8 @@ class Sender:
         self.worker = worker or worker_id()
         self.poll = poll
         self._claims = itertools.count(1)
+        self.holder = holder or current_holder()
+        self.leases = LeaseKeeper(store, self.holder, lease=lease, stale=stale, clock=clock)
 
     def _backoff(self, attempts: int, retry_after: float | None) -> float:
         return backoff(attempts, retry_after, self.retry_base)
@@ -211,6 +219,7 @@ class Sender:
 
         idle_since: datetime | None = None
         expired_at: datetime | None = None
+        beating = asyncio.create_task(self.leases.beat())
         try:
             while not failed:
                 if stop is not None and stop.is_set():
@@ -219,9 +228,7 @@ class Sender:
                 now = self.clock()
                 if expired_at is None or (now - expired_at).total_seconds() >= 1.0:
                     # a write: once a second is plenty (leases are minutes, or seconds in tests)
-                    deliveries.expire_leases(
-                        edition_id, now, resend=self.provider.supports_idempotency
-                    )
+                    self.leases.sweep(edition_id, now, resend=self.provider.supports_idempotency)
                     expired_at = now
                 if self.store.editions.status(edition_id) is not EditionStatus.SENDING:
                     break  # paused or cancelled by an operator meanwhile
@@ -240,10 +247,11 @@ class Sender:
                     break
                 token = f"{self.worker}#{next(self._claims)}"
                 claim = deliveries.claim_batch(
-                    edition_id, token, self.batch_size, self.lease, self.clock()
+                    edition_id, token, self.batch_size, self.lease, self.clock(), holder=self.holder
                 )
                 if claim.rows:
                     idle_since = None
+                    self.leases.tokens.add(token)
                     slot.use(len(claim))
                     task = asyncio.create_task(self._batch(run, claim, slot))
                     tasks.add(task)
@@ -254,7 +262,11 @@ class Sender:
                 if tasks:
                     await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                     continue
-                idle_since = idle_since or now
+                if idle_since is None:
+                    idle_since = now
+                    if deliveries.counts(edition_id).get(DeliveryStatus.CLAIMED):
+                        wait = self.leases.held_wait(wait_for_retries, self.poll)
+                        self.leases.say_waiting(edition_id, wait)
                 if not self._worth_waiting(run, now, idle_since, wait_for_retries):
                     break
                 await self._nap(self.poll, stop)
@@ -262,6 +274,9 @@ class Sender:
             # every batch in flight is recorded before we return, whatever stopped us
             if tasks:
                 await asyncio.wait(set(tasks))
+            beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beating
         if failed:
             exc = failed[0].exception()
             assert exc is not None
@@ -273,8 +288,9 @@ class Sender:
         """Whether to wait for more work instead of returning, with nothing to claim now.
 
         Worth it for a retry due within ``wait_for_retries`` seconds, and for rows other
-        workers hold, as long as we have not idled that long already (they are usually
-        recorded in a moment; if their worker died, the lease expiry hands them over).
+        workers hold, as long as we have not idled long enough for a dead holder's
+        heartbeat to go stale (they are usually recorded in a moment; a dead holder's rows
+        are taken back: at once on this host, by its stale heartbeat elsewhere).
         """
         deliveries = self.store.deliveries
         counts = deliveries.counts(run.edition.id)
@@ -285,7 +301,8 @@ class Sender:
             return True  # locked by a claim in progress elsewhere: look again
         if retry_at is not None and (retry_at - now).total_seconds() <= wait_for_retries:
             return True
-        return bool(run.report.held) and (now - idle_since).total_seconds() < wait_for_retries
+        held_wait = self.leases.held_wait(wait_for_retries, self.poll)
+        return bool(run.report.held) and (now - idle_since).total_seconds() < held_wait
 
     def _signing_keys(self) -> TokenSigner:
         """The keys that sign links, read from the environment at most once per sender."""
@@ -393,4 +410,5 @@ class Sender:
             if run.on_progress is not None and final:
                 run.on_progress(final)
         finally:
+            self.leases.tokens.discard(claim.token)
             slot.release()

@@ -23,6 +23,7 @@ from typing import TypeVar
 
 from newsletter.config import Settings
 from newsletter.delivery import Sender, SendReport, utcnow, worker_id
+from newsletter.digest.edition import finish_planning
 from newsletter.errors import EditionError
 from newsletter.models import DeliveryStatus, EditionStatus
 from newsletter.providers import build_provider
@@ -218,6 +219,9 @@ def resume_edition(
 ) -> SendReport:
     """Resume a paused (or stalled) edition and send it here, in the foreground.
 
+    An edition still being planned (its ``digest`` died while planning) is planned
+    first, as ``digest`` would.
+
     With ``resend_unknown`` the rows whose outcome is unknown (a worker died mid-send
     with a provider that cannot deduplicate) are sent again: the operator accepts that
     some of those readers may get the edition twice. ``on_progress(done, total)`` is
@@ -233,10 +237,8 @@ def resume_edition(
         if status is EditionStatus.CANCELLED:
             raise EditionError(f"edition {edition_id} was cancelled; it cannot be resumed")
         if status is EditionStatus.PLANNED:
-            raise EditionError(
-                f"edition {edition_id} is still being planned; run `newsletter digest` to "
-                "finish planning it"
-            )
+            # its digest died while planning: finish that here, then send as usual
+            finish_planning(settings, st, edition_id, now)
         if status is EditionStatus.FINISHED and not (resend_unknown and unknown):
             raise EditionError(f"edition {edition_id} is finished; nothing is left to send")
         if resend_unknown:
@@ -244,7 +246,12 @@ def resume_edition(
         st.editions.transition(
             edition_id,
             EditionStatus.SENDING,
-            allowed_from=[EditionStatus.PAUSED, EditionStatus.FINISHED, EditionStatus.SENDING],
+            allowed_from=[
+                EditionStatus.PLANNED,
+                EditionStatus.PAUSED,
+                EditionStatus.FINISHED,
+                EditionStatus.SENDING,
+            ],
             now=now,
         )
         total = sum(st.deliveries.counts(edition_id).values())

@@ -72,6 +72,48 @@ def test_a_retried_batch_goes_whole_and_a_stale_worker_cannot_record(
     assert d.counts(edition)[DeliveryStatus.CLAIMED] == 6
 
 
+def test_a_batch_retried_with_jitter_falls_due_whole(store: Store, db_url: str) -> None:
+    """A jittered backoff must not split a batch: its part due first would go alone, under
+    a new idempotency key, and a provider that took the whole batch delivers it twice."""
+    edition = seed_edition(db_url, 20)
+    d = store.deliveries
+    batch = d.claim_batch(edition, "w1#1", 20, LEASE, NOW)
+    delays = iter(range(10, 30))  # a different delay at every call, as jitter gives
+    d.record(
+        [SendResult(r.id, ResultStatus.RETRYABLE, error="HTTP 500") for r in batch.rows],
+        NOW,
+        max_attempts=5,
+        backoff=lambda a, r: next(delays),
+        claimed_by="w1#1",
+    )
+    # between the earliest and the latest delay a per-row jitter would have given
+    for seconds in (11, 15, 29, 31):
+        got = d.claim_batch(edition, f"w2#{seconds}", 20, LEASE, NOW + timedelta(seconds=seconds))
+        assert not got.rows or [r.id for r in got.rows] == [r.id for r in batch.rows], seconds
+        if got.rows:
+            break
+    assert got.again
+
+
+def test_a_batch_partly_not_due_is_not_claimed_in_part(store: Store, db_url: str) -> None:
+    """Rows of one batch that are due at different times (stored by an older release)
+    wait for the last of them and then go together."""
+    edition = seed_edition(db_url, 4)
+    d = store.deliveries
+    batch = d.claim_batch(edition, "w1#1", 4, LEASE, NOW)
+    for n, row in enumerate(batch.rows):
+        d.record(
+            [SendResult(row.id, ResultStatus.RETRYABLE, error="HTTP 500")],
+            NOW,
+            max_attempts=5,
+            backoff=lambda a, r, n=n: 10 + n,
+            claimed_by="w1#1",
+        )
+    assert not d.claim_batch(edition, "w2#1", 4, LEASE, NOW + timedelta(seconds=11)).rows
+    whole = d.claim_batch(edition, "w2#2", 4, LEASE, NOW + timedelta(seconds=14))
+    assert [r.id for r in whole.rows] == [r.id for r in batch.rows]
+
+
 def test_throttled_results_never_fail_a_recipient(store: Store, db_url: str) -> None:
     edition = seed_edition(db_url, 1)
     d = store.deliveries

@@ -138,7 +138,11 @@ def _print_resumed(edition_id: int, res: SendReport) -> None:
     if res.stopped:
         out.print("stopped by signal; resume again to continue")
     if res.held:
-        out.print(f"{res.held} row(s) still held by other workers (they record them)")
+        # a dead holder's rows were taken back while we waited: these holders are alive
+        out.print(
+            f"{res.held} row(s) still held by running workers (they record them); "
+            f"`newsletter editions show {edition_id}` tells when the edition is finished"
+        )
     if res.next_retry_at is not None:
         out.print(
             f"retries due from {res.next_retry_at:%Y-%m-%d %H:%M:%S} UTC: a running worker "

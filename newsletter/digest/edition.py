@@ -26,7 +26,7 @@ from pathlib import Path
 from newsletter.compose import view_url
 from newsletter.config import Segment, Settings
 from newsletter.delivery import Sender, SendReport, utcnow
-from newsletter.errors import DuplicateEditionError, EditionError
+from newsletter.errors import ConfigError, DuplicateEditionError, EditionError
 from newsletter.gather import GatherReport
 from newsletter.models import Edition, EditionStatus, RenderedVariant
 from newsletter.preview import write_variant_pages
@@ -235,14 +235,38 @@ class Digest:
                 return res
         else:
             res.resumed = True
-            stories = stories_of(
-                self.store,
-                self.store.items.get_many(edition.item_ids),
-                self.settings.locales.default,
-            )
+            stories = self.stories_of(edition)
             res.items = len(stories)
         res.edition_id = edition.id
         return await self._deliver(segment, edition, stories, res, now)
+
+    def prepare(
+        self, segment: Segment, edition: Edition, stories: list[Story], now: datetime
+    ) -> tuple[dict[str, int], dict[str, RenderedVariant]]:
+        """Finish planning ``edition``: its rows (when still planned) and every locale's
+        variant not rendered yet. Returns (recipients per locale, variants).
+
+        Idempotent: a crash half-way through planning is completed here.
+        """
+        if edition.status is EditionStatus.PLANNED:
+            # who is planned follows "one digest per person per period" (newsletter.segments)
+            routing = Routing(self.settings, self.store)
+            manual = edition.period.startswith(MANUAL_PREFIX)
+            rows = (
+                (sub.id, self.settings.locales.resolve(sub.locale))
+                for sub in routing.recipients(segment, edition.period, now, manual=manual)
+            )
+            self.store.deliveries.plan(edition.id, rows, now)
+        by_locale = self.store.deliveries.counts_by_locale(edition.id)
+        per_locale = {loc: sum(c.values()) for loc, c in sorted(by_locale.items())}
+        variants = self.store.editions.variants(edition.id)
+        missing = [loc for loc in per_locale if loc not in variants]
+        if missing:
+            fresh = self.render_variants(segment, stories, missing, edition.created_at, edition.id)
+            for variant in fresh.values():
+                self.store.editions.save_variant(edition.id, variant)
+            variants.update(fresh)
+        return per_locale, variants
 
     async def _deliver(
         self,
@@ -252,32 +276,8 @@ class Digest:
         res: SegmentResult,
         now: datetime,
     ) -> SegmentResult:
-        if edition.status is EditionStatus.PLANNED:
-            # planning is idempotent: a crash half-way through is completed here. Who is
-            # planned follows "one digest per person per period" (newsletter.segments)
-            routing = Routing(self.settings, self.store)
-            manual = edition.period.startswith(MANUAL_PREFIX)
-            rows = (
-                (sub.id, self.settings.locales.resolve(sub.locale))
-                for sub in routing.recipients(segment, edition.period, now, manual=manual)
-            )
-            self.store.deliveries.plan(edition.id, rows, now)
-        by_locale = self.store.deliveries.counts_by_locale(edition.id)
-        res.recipients = {loc: sum(c.values()) for loc, c in sorted(by_locale.items())}
-        variants = self.store.editions.variants(edition.id)
-        missing = [loc for loc in res.recipients if loc not in variants]
-        if missing:
-            fresh = self.render_variants(
-                segment,
-                stories,
-                missing,
-                edition.created_at,
-                edition.id,
-            )
-            for variant in fresh.values():
-                self.store.editions.save_variant(edition.id, variant)
-            variants.update(fresh)
-        res.variants = variants
+        res.recipients, res.variants = self.prepare(segment, edition, stories, now)
+        variants = res.variants
         if edition.status is EditionStatus.PAUSED:
             res.skipped = f"edition {edition.id} is paused"
             return res
@@ -320,6 +320,11 @@ class Digest:
                 results.append(await self.run_segment(segment, item_ids))
         return results
 
+    def stories_of(self, edition: Edition) -> list[Story]:
+        """The stories an existing edition was created with."""
+        items = self.store.items.get_many(edition.item_ids)
+        return stories_of(self.store, items, self.settings.locales.default)
+
     def write_outbox_index(self) -> Path | None:
         """With the outbox provider: every edition's variants as HTML beside the .eml files."""
         if not isinstance(self._provider, OutboxProvider):
@@ -332,3 +337,23 @@ class Digest:
             self.translator.close()
         if self._own_provider and self._provider is not None:
             await self._provider.aclose()
+
+
+def finish_planning(settings: Settings, store: Store, edition_id: int, now: datetime) -> None:
+    """Plan the rows and render the variants of an edition whose planning did not finish
+    (a ``digest`` that crashed or was stopped while planning), as ``digest`` would."""
+    edition = store.editions.get(edition_id)
+    try:
+        segment = settings.segment(edition.segment)
+    except ConfigError as exc:
+        raise EditionError(
+            f"edition {edition_id} cannot be planned: segment {edition.segment!r} is no "
+            "longer in the config; cancel it with `newsletter editions cancel "
+            f"{edition_id}`"
+        ) from exc
+    digest = Digest(settings, store, provider=None)
+    try:
+        digest.prepare(segment, edition, digest.stories_of(edition), now)
+    finally:
+        if digest.translator is not None:
+            digest.translator.close()

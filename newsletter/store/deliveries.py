@@ -19,7 +19,7 @@ never overwrite what another worker recorded.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,9 +27,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from newsletter.holders import Holder
 from newsletter.models import Delivery, DeliveryStatus
 from newsletter.store.delivery_records import CANCELLED, DeliveryRecords, end_expired_claims
 from newsletter.store.delivery_stats import DeliveryQueries
+from newsletter.store.leases import DeliveryLeases, holder_values
 from newsletter.store.tables import deliveries as t
 
 __all__ = ["CANCELLED", "FINAL", "Claim", "DeliveryStore"]
@@ -76,10 +78,29 @@ def _again(now: datetime) -> sa.ColumnElement[bool]:
     )
 
 
-class DeliveryStore(DeliveryRecords, DeliveryQueries):
+def _not_yet(edition_id: int, now: datetime) -> sa.Select[tuple[str | None]]:
+    """Batch keys with a row still held or not due yet: such a batch waits, whole.
+
+    Claiming only its due part would send those rows in a request of their own, under a
+    new idempotency key, and a provider that already took the whole batch would deliver
+    them twice.
+    """
+    other = t.alias("other")
+    return sa.select(other.c.batch_key).where(
+        other.c.edition_id == edition_id,
+        other.c.batch_key.is_not(None),
+        sa.or_(
+            other.c.status == DeliveryStatus.CLAIMED.value,
+            sa.and_(other.c.status == DeliveryStatus.RETRY.value, other.c.next_attempt_at > now),
+        ),
+    )
+
+
+class DeliveryStore(DeliveryRecords, DeliveryQueries, DeliveryLeases):
     """The ``deliveries`` table: planning and claiming here; recording results
-    (:class:`~newsletter.store.delivery_records.DeliveryRecords`) and read-only queries
-    (:class:`~newsletter.store.delivery_stats.DeliveryQueries`) inherited."""
+    (:class:`~newsletter.store.delivery_records.DeliveryRecords`), read-only queries
+    (:class:`~newsletter.store.delivery_stats.DeliveryQueries`) and heartbeats
+    (:class:`~newsletter.store.leases.DeliveryLeases`) inherited."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -133,18 +154,27 @@ class DeliveryStore(DeliveryRecords, DeliveryQueries):
         return self.claim_batch(edition_id, worker, limit, lease, now).rows
 
     def claim_batch(
-        self, edition_id: int, token: str, limit: int, lease: timedelta, now: datetime
+        self,
+        edition_id: int,
+        token: str,
+        limit: int,
+        lease: timedelta,
+        now: datetime,
+        *,
+        holder: Holder | None = None,
     ) -> Claim:
         """Claim the next batch under the unique ``token``, holding it until ``now + lease``.
 
         An earlier batch due to go again comes first, whole; otherwise up to ``limit``
-        fresh rows, lowest id first.
+        fresh rows, lowest id first. ``holder`` (this process) is stored with the claim,
+        so a later run can tell when it is gone (:mod:`newsletter.store.leases`).
         """
+        values = self._claim_values(token, lease, now) | holder_values(holder, now)
         with self.engine.begin() as conn:
-            again = self._claim_again(conn, edition_id, token, limit, lease, now)
+            again = self._claim_again(conn, edition_id, limit, values, now)
             if again:
                 return Claim(token, again, again=True)
-            return Claim(token, self._claim_fresh(conn, edition_id, token, limit, lease, now))
+            return Claim(token, self._claim_fresh(conn, edition_id, limit, values))
 
     def _take(
         self, conn: sa.Connection, ids: list[int], due: Any, values: dict[str, Any]
@@ -165,13 +195,7 @@ class DeliveryStore(DeliveryRecords, DeliveryQueries):
         }
 
     def _claim_fresh(
-        self,
-        conn: sa.Connection,
-        edition_id: int,
-        token: str,
-        limit: int,
-        lease: timedelta,
-        now: datetime,
+        self, conn: sa.Connection, edition_id: int, limit: int, values: dict[str, Any]
     ) -> list[Delivery]:
         due = _fresh()
         pick = (
@@ -184,24 +208,25 @@ class DeliveryStore(DeliveryRecords, DeliveryQueries):
         ids = list(conn.execute(pick).scalars())
         if not ids:
             return []
-        return self._take(
-            conn, ids, due, self._claim_values(token, lease, now) | {"batch_key": token}
-        )
+        return self._take(conn, ids, due, values | {"batch_key": values["claimed_by"]})
 
     def _claim_again(
         self,
         conn: sa.Connection,
         edition_id: int,
-        token: str,
         limit: int,
-        lease: timedelta,
+        values: dict[str, Any],
         now: datetime,
     ) -> list[Delivery]:
         due = _again(now)
         for _ in range(5):
             key = conn.execute(
                 sa.select(t.c.batch_key)
-                .where(t.c.edition_id == edition_id, due)
+                .where(
+                    t.c.edition_id == edition_id,
+                    due,
+                    t.c.batch_key.not_in(_not_yet(edition_id, now)),
+                )
                 .order_by(t.c.id)
                 .limit(1)
             ).scalar()
@@ -219,21 +244,31 @@ class DeliveryStore(DeliveryRecords, DeliveryQueries):
                 ).scalars()
             )
             if ids:
-                got = self._take(conn, ids, due, self._claim_values(token, lease, now))
+                got = self._take(conn, ids, due, values)
                 if got:
                     return got
         return []
 
-    def expire_leases(self, edition_id: int, now: datetime, *, resend: bool) -> int:
-        """Deal with rows whose worker died while holding them.
+    def expire_leases(
+        self,
+        edition_id: int,
+        now: datetime,
+        *,
+        resend: bool,
+        stale_before: datetime | None = None,
+        dead: Collection[Holder] = (),
+    ) -> int:
+        """Deal with rows whose worker died while holding them: the lease ran out, the
+        heartbeat is older than ``stale_before``, or the holder is among the ``dead``.
 
         Whether such a message went out is unknown. With an idempotent provider (``resend``)
         the row is queued again and re-sent, as the same batch, under the same key;
         otherwise it becomes ``unknown`` and is only re-sent on an operator's request.
         """
         target = DeliveryStatus.QUEUED if resend else DeliveryStatus.UNKNOWN
+        ended = end_expired_claims(edition_id, now, target, stale_before=stale_before, dead=dead)
         with self.engine.begin() as conn:
-            result = conn.execute(end_expired_claims(edition_id, now, target))
+            result = conn.execute(ended)
         return int(result.rowcount)
 
     def requeue_unknown(self, edition_id: int, now: datetime) -> int:

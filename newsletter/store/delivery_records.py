@@ -10,13 +10,15 @@ live worker still holds.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
+from newsletter.holders import Holder
 from newsletter.models import DeliveryStatus, ResultStatus, SendResult
+from newsletter.store.leases import reclaimable
 from newsletter.store.tables import deliveries as t
 
 __all__ = ["CANCELLED", "DeliveryRecords", "end_expired_claims"]
@@ -25,16 +27,20 @@ __all__ = ["CANCELLED", "DeliveryRecords", "end_expired_claims"]
 CANCELLED = "cancelled"
 
 
-def end_expired_claims(edition_id: int, now: datetime, target: DeliveryStatus) -> sa.Update:
-    """The update moving rows whose claim's lease has expired (their worker died) to
-    ``target``: ``unknown``, or ``queued`` to go again under the same idempotency key."""
+def end_expired_claims(
+    edition_id: int,
+    now: datetime,
+    target: DeliveryStatus,
+    *,
+    stale_before: datetime | None = None,
+    dead: Collection[Holder] = (),
+) -> sa.Update:
+    """The update moving rows whose claim ended without its holder (lease expired,
+    heartbeat older than ``stale_before``, holder among the ``dead``) to ``target``:
+    ``unknown``, or ``queued`` to go again under the same idempotency key."""
     return (
         sa.update(t)
-        .where(
-            t.c.edition_id == edition_id,
-            t.c.status == DeliveryStatus.CLAIMED.value,
-            t.c.lease_until < now,
-        )
+        .where(reclaimable(edition_id, now, stale_before=stale_before, dead=dead))
         .values(status=target.value, claimed_by=None, lease_until=None, updated_at=now)
     )
 
@@ -55,7 +61,10 @@ class DeliveryRecords:
     ) -> Counter[DeliveryStatus]:
         """Store what the provider said for each claimed row; the rows per status written.
 
-        ``backoff(attempts, retry_after)`` gives the delay before the next try. A retryable
+        ``backoff(attempts, retry_after)`` gives the delay before the next try; it is asked
+        once per distinct (attempts, retry_after), so the rows of one batch fall due
+        together (a jittered delay per row would split the batch, and its parts would go
+        under new idempotency keys the provider cannot match). A retryable
         result that carries ``retry_after`` is the provider throttling us, not a fault of
         the message: it is retried however many attempts it took. An ``UNKNOWN`` result
         makes the row ``unknown``, never re-sent automatically; a retryable one that has
@@ -74,6 +83,7 @@ class DeliveryRecords:
             )
             attempts = {row.id: row.attempts for row in conn.execute(query)}
             params = []
+            delays: dict[tuple[int, float | None], float] = {}
             for res in results:
                 tries = attempts.get(res.delivery_id, 0) + 1
                 values: dict[str, Any] = {
@@ -96,7 +106,8 @@ class DeliveryRecords:
                 elif res.status is ResultStatus.UNKNOWN:
                     values["b_status"] = DeliveryStatus.UNKNOWN.value
                 elif res.status is ResultStatus.RETRYABLE and (throttled or tries < max_attempts):
-                    delay = backoff(tries, res.retry_after)
+                    wait = (tries, res.retry_after)
+                    delay = delays.setdefault(wait, backoff(*wait))
                     values |= {
                         "b_status": DeliveryStatus.RETRY.value,
                         "b_next": now + timedelta(seconds=delay),
