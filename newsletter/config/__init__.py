@@ -32,6 +32,7 @@ from newsletter.config.content import (
     SourceConfig,
     Translation,
 )
+from newsletter.config.gather import Gather
 from newsletter.config.providers import OutboxProviderConfig, ProviderConfig
 from newsletter.config.schedule import ScheduleJob, SchedulerConfig
 from newsletter.config.web import Web
@@ -45,6 +46,7 @@ __all__ = [
     "Database",
     "FeedSourceConfig",
     "FolderSourceConfig",
+    "Gather",
     "ListConfig",
     "Locales",
     "Model",
@@ -86,6 +88,7 @@ class Settings(Model):
     web: Web = Web()
     webhooks: Webhooks = Webhooks()
     render: Render = Render()
+    gather: Gather = Gather()
     provider: ProviderConfig = OutboxProviderConfig()
     sources: list[SourceConfig] = Field(default_factory=list)
     lists: list[ListConfig] = Field(default_factory=list)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
 from newsletter.config import FeedSourceConfig, FolderSourceConfig, PageSourceConfig
 from newsletter.errors import ConfigError
+from newsletter.netguard import GuardedClient
 from newsletter.sources.base import FetchResult, Source, SourceState
 from newsletter.sources.feed import FeedSource
 from newsletter.sources.folder import FolderSource
@@ -23,7 +22,7 @@ SOURCES: dict[str, type[Source[Any]]] = {
 
 def build_source(
     config: FolderSourceConfig | FeedSourceConfig | PageSourceConfig,
-    client: httpx.Client | None = None,
+    client: GuardedClient | None = None,
 ) -> Source[Any]:
     """The adapter for ``config.kind``, sharing ``client`` (its own one if ``None``)."""
     try:

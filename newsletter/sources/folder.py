@@ -17,13 +17,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
 from markdown_it import MarkdownIt
 
 from newsletter.config import FolderSourceConfig
 from newsletter.errors import SourceError
 from newsletter.models import SourceItem
+from newsletter.netguard import GuardedClient
 from newsletter.sources.base import FetchResult, Source, SourceState, parse_date
 
 KNOWN_KEYS = frozenset(
@@ -54,7 +54,7 @@ class FileError(ValueError):
 class FolderSource(Source[FolderSourceConfig]):
     """Reads every file matching ``pattern`` in ``path`` (not recursive), sorted by name."""
 
-    def __init__(self, config: FolderSourceConfig, client: httpx.Client | None = None) -> None:
+    def __init__(self, config: FolderSourceConfig, client: GuardedClient | None = None) -> None:
         super().__init__(config, client)
         self._markdown = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
 
