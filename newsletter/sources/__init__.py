@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from newsletter.config import FeedSourceConfig, FolderSourceConfig, PageSourceConfig
+from newsletter.config import FeedSourceConfig, FolderSourceConfig, Gather, PageSourceConfig
 from newsletter.errors import ConfigError
 from newsletter.netguard import GuardedClient
 from newsletter.sources.base import FetchResult, Source, SourceState
@@ -23,8 +23,9 @@ SOURCES: dict[str, type[Source[Any]]] = {
 def build_source(
     config: FolderSourceConfig | FeedSourceConfig | PageSourceConfig,
     client: GuardedClient | None = None,
+    policy: Gather | None = None,
 ) -> Source[Any]:
-    """The adapter for ``config.kind``, sharing ``client`` (its own one if ``None``)."""
+    """The adapter for ``config.kind``, sharing ``client`` (else its own, from ``policy``)."""
     try:
         cls = SOURCES[config.kind]
     except KeyError as exc:
@@ -32,7 +33,7 @@ def build_source(
         raise ConfigError(
             f"source {config.name!r}: unknown kind {config.kind!r} ({known})"
         ) from exc
-    return cls(config, client)
+    return cls(config, client, policy)
 
 
 __all__ = [

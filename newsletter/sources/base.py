@@ -69,13 +69,15 @@ class Source(abc.ABC, Generic[ConfigT]):
     """A place news items come from; subclasses implement :meth:`fetch`.
 
     ``client`` is shared and owned by the caller; when ``None`` is given the source builds
-    its own and closes it in :meth:`close`.
+    its own from ``policy`` (the ``[gather]`` table) and closes it in :meth:`close`.
     """
 
-    def __init__(self, config: ConfigT, client: GuardedClient | None = None) -> None:
+    def __init__(
+        self, config: ConfigT, client: GuardedClient | None = None, policy: Gather | None = None
+    ) -> None:
         self.config = config
         self._owns_client = client is None
-        self.client = client if client is not None else default_client()
+        self.client = client if client is not None else default_client(policy)
 
     @abc.abstractmethod
     def fetch(self, state: SourceState) -> FetchResult:

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 from markdown_it import MarkdownIt
 
-from newsletter.config import FolderSourceConfig
+from newsletter.config import FolderSourceConfig, Gather
 from newsletter.errors import SourceError
 from newsletter.models import SourceItem
 from newsletter.netguard import GuardedClient
@@ -54,8 +54,13 @@ class FileError(ValueError):
 class FolderSource(Source[FolderSourceConfig]):
     """Reads every file matching ``pattern`` in ``path`` (not recursive), sorted by name."""
 
-    def __init__(self, config: FolderSourceConfig, client: GuardedClient | None = None) -> None:
-        super().__init__(config, client)
+    def __init__(
+        self,
+        config: FolderSourceConfig,
+        client: GuardedClient | None = None,
+        policy: Gather | None = None,
+    ) -> None:
+        super().__init__(config, client, policy)
         self._markdown = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
 
     def fetch(self, state: SourceState) -> FetchResult:
