@@ -344,7 +344,8 @@ class GuardedClient(httpx.Client):
         self.policy = policy if policy is not None else Gather()
         self.allowed_origins = frozenset(self.policy.allow_private)
         allowed = {_host_port(origin) for origin in self.allowed_origins}
-        backend = _GuardedBackend(allowed, resolver or _system_resolver)
+        self._resolver = resolver or _system_resolver
+        backend = _GuardedBackend(allowed, self._resolver)
         headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, identity"}
         headers.update(kwargs.pop("headers", None) or {})
         super().__init__(
@@ -359,8 +360,10 @@ class GuardedClient(httpx.Client):
     def check_url(self, url: httpx.URL) -> None:
         """Raise :class:`DestinationRefusedError` when ``url`` may not be fetched.
 
-        Checked before connecting: the scheme, numeric hosts in every spelling, and
-        allow-listed hosts reached with another scheme. Names are checked at connect time.
+        Checked before connecting: the scheme, numeric hosts in every spelling, what a
+        name resolves to now, and allow-listed hosts reached with another scheme. Names
+        are resolved and checked again when connecting, and the connection goes to the
+        address that passed then, so an answer that changes in between gains nothing.
         """
         if url.scheme not in DEFAULT_PORTS:
             raise DestinationRefusedError(f"only http and https are fetched, not {url.scheme!r}")
@@ -381,6 +384,13 @@ class GuardedClient(httpx.Client):
                 raise DestinationRefusedError(
                     f"{address} is {why}" if str(address) == host else f"{host} is {address}, {why}"
                 )
+            return
+        try:
+            resolved = self._resolver(host, port)
+        except OSError:
+            return  # the connect reports it, as any unreachable host
+        for found in resolved:
+            _refuse(host, found)
 
 
 def _host_port(origin: str) -> tuple[str, int]:
