@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field
 
 from newsletter.config.base import Model
 
@@ -43,13 +44,10 @@ class Gather(Model):
     """
 
     #: origins (``http://127.0.0.1:8080``) that may be fetched although not public
-    allow_private: list[str] = Field(default_factory=list)
+    allow_private: list[Annotated[str, AfterValidator(normalize_origin)]] = Field(
+        default_factory=list
+    )
     #: most bytes one response may have, after decompression
     max_bytes: int = Field(default=10_000_000, gt=0)
     #: most redirects one fetch follows
     max_redirects: int = Field(default=5, ge=0, le=20)
-
-    @field_validator("allow_private")
-    @classmethod
-    def _origins(cls, value: list[str]) -> list[str]:
-        return list(dict.fromkeys(normalize_origin(item) for item in value))

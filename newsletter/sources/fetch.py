@@ -95,7 +95,7 @@ def _follow(
             )
         except DestinationRefusedError as exc:
             raise DestinationRefusedError(
-                f"{where} refused: {exc} (add the origin to [gather] allow_private to permit)"
+                f"{where} refused: {exc} (add the origin to gather.allow_private to permit)"
             ) from exc
         try:
             location = response.headers.get("location")
@@ -114,7 +114,7 @@ def _follow(
             return Fetched(str(current), status, response.headers, body)
         finally:
             response.close()
-    raise SourceError(f"{shown}: more than {hops} redirects ([gather] max_redirects)")
+    raise SourceError(f"{shown}: more than {hops} redirects (gather.max_redirects)")
 
 
 def _timeout() -> httpx.Timeout:
@@ -125,7 +125,7 @@ def _timeout() -> httpx.Timeout:
 
 
 def _read_body(response: httpx.Response, limit: int, where: str) -> bytes:
-    too_big = f"{where}: response is larger than {limit} bytes ([gather] max_bytes)"
+    too_big = f"{where}: response is larger than {limit} bytes (gather.max_bytes)"
     declared = response.headers.get("content-length", "").strip()
     if declared.isdigit() and int(declared) > limit:
         raise SourceError(too_big)
