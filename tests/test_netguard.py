@@ -207,7 +207,7 @@ def test_a_name_with_one_private_address_among_public_ones_is_refused(private: S
 
 def test_only_http_and_https_are_fetched() -> None:
     for url in ("file:///etc/passwd", "ftp://example.org/feed.xml", "gopher://example.org/"):
-        with pytest.raises(SourceError):
+        with pytest.raises(DestinationRefusedError, match="only http and https are fetched"):
             _fetch(url)
 
 
