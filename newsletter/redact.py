@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import traceback
 
 __all__ = ["MASK", "MaskingFilter", "is_secret_name", "mask_text", "mask_url"]
 
@@ -107,10 +108,10 @@ def mask_text(text: str) -> str:
 
 
 class MaskingFilter(logging.Filter):
-    """A logging filter that masks URLs in a record's final message.
+    """A logging filter that masks URLs in a record's message and traceback.
 
-    Attached to loggers that print request URLs themselves (httpx logs every request),
-    so a source URL's credentials never reach a log handler.
+    Attached to the CLI's log handler and to loggers that print request URLs themselves
+    (httpx logs every request), so a source URL's credentials never reach a log.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -119,4 +120,8 @@ class MaskingFilter(logging.Filter):
         masked = mask_text(message)
         if masked != message:
             record.msg, record.args = masked, None
+        if record.exc_info and record.exc_info[0] is not None and not record.exc_text:
+            # formatters print exc_text when set: an exception's text may quote the URL
+            trace = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+            record.exc_text = mask_text(trace)
         return True

@@ -19,7 +19,7 @@ from fixtures.sources.httpserver import Route, Server, serve
 from newsletter.config import Settings
 from newsletter.errors import ConfigError
 from newsletter.gather import gather
-from newsletter.redact import is_secret_name, mask_text, mask_url
+from newsletter.redact import MaskingFilter, is_secret_name, mask_text, mask_url
 from newsletter.status import health
 from newsletter.store import Store
 
@@ -206,3 +206,17 @@ url = "{_secret_url(server, "/down.xml")}"
         if args == ("gather",):
             assert proc.returncode == 1 and "HTTP 500" in proc.stdout
             assert "api_key=***" in proc.stdout
+
+
+def test_a_logged_traceback_is_masked_too() -> None:
+    record = logging.LogRecord(
+        "newsletter.gather", logging.ERROR, __file__, 1, "crashed", None, None
+    )
+    try:
+        raise ValueError("cannot parse https://ann:s3cr3t-pw@example.org/f?token=T0K-xyz")
+    except ValueError:
+        record.exc_info = sys.exc_info()
+    MaskingFilter().filter(record)
+    text = logging.Formatter().format(record)
+    _assert_clean(text)
+    assert "ann:***@example.org/f?token=***" in text

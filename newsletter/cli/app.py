@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from newsletter import config as config_mod
 from newsletter.config import Settings
+from newsletter.redact import MaskingFilter
 from newsletter.store import Store
 
 app = typer.Typer(
@@ -63,12 +64,9 @@ def _main(
     state.config_path = config
     state.debug = debug
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(
-        level=level,
-        format="%(message)s",
-        handlers=[RichHandler(console=err, show_path=False, show_time=False)],
-        force=True,
-    )
+    handler = RichHandler(console=err, show_path=False, show_time=False)
+    handler.addFilter(MaskingFilter())  # source URLs may carry credentials
+    logging.basicConfig(level=level, format="%(message)s", handlers=[handler], force=True)
 
 
 def settings() -> Settings:
