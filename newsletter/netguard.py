@@ -14,6 +14,7 @@ every socket operation to the current fetch's deadline (:func:`deadline`).
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import logging
 import socket
@@ -78,6 +79,22 @@ def _clamp(timeout: float | None, exc: type[Exception]) -> float | None:
 def _system_resolver(host: str, port: int) -> list[str]:
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+# getaddrinfo has no timeout of its own: it runs here, and the fetch waits no longer than
+# its deadline (a lookup that hangs on finishes in the background)
+_LOOKUPS = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="nl-dns")
+
+
+def _bounded(resolver: Resolver) -> Resolver:
+    def resolve(host: str, port: int) -> list[str]:
+        future = _LOOKUPS.submit(resolver, host, port)
+        try:
+            return future.result(timeout=_clamp(None, httpcore.ConnectTimeout))
+        except concurrent.futures.TimeoutError as exc:
+            raise httpcore.ConnectTimeout(f"looking up {host} outlasted the deadline") from exc
+
+    return resolve
 
 
 class _DeadlineStream(httpcore.NetworkStream):
@@ -219,7 +236,7 @@ class GuardedClient(httpx.Client):
         self.policy = policy if policy is not None else Gather()
         self.allowed_origins = frozenset(self.policy.allow_private)
         allowed = {_host_port(origin) for origin in self.allowed_origins}
-        self._resolver = resolver or _system_resolver
+        self._resolver = _bounded(resolver or _system_resolver)
         backend = _GuardedBackend(allowed, self._resolver)
         headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, identity"}
         headers.update(kwargs.pop("headers", None) or {})
@@ -262,6 +279,8 @@ class GuardedClient(httpx.Client):
             return
         try:
             resolved = self._resolver(host, port)
+        except httpcore.ConnectTimeout as exc:
+            raise httpx.ConnectTimeout(str(exc)) from exc
         except OSError:
             return  # the connect reports it, as any unreachable host
         for found in resolved:

@@ -6,6 +6,7 @@ The servers are real (127.0.0.1, allow-listed) and behave as a hostile source wo
 from __future__ import annotations
 
 import gzip
+import threading
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -166,3 +167,22 @@ def test_gather_defaults() -> None:
     assert Gather(allow_private=["HTTP://Intranet.Example.ORG"]).allow_private == [
         "http://intranet.example.org:80"
     ]
+
+
+def test_a_hanging_name_lookup_is_cut_at_the_deadline() -> None:
+    release = threading.Event()
+
+    def hanging(host: str, port: int) -> list[str]:
+        release.wait(30)  # a resolver that never answers in time
+        return ["93.184.216.34"]
+
+    started = time.monotonic()
+    try:
+        with (
+            GuardedClient(resolver=hanging) as client,
+            pytest.raises(SourceError, match=r"timed out after 0\.5s"),
+        ):
+            fetch_url(client, "http://slow-dns.example.com/feed.xml", timeout=0.5)
+    finally:
+        release.set()
+    assert time.monotonic() - started < 1.5
