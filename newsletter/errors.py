@@ -8,6 +8,7 @@ and the CLI only ever need to catch :class:`NewsletterError`::
     ├── StoreError             database unreachable, migration failed
     │   └── DuplicateEditionError   (segment, period) already has an edition
     ├── SourceError            one source could not be gathered (it is skipped, others go on)
+    │   └── DestinationRefusedError  a fetch would reach a non-public address
     ├── ImportRowError         one CSV row is invalid (line number and reason)
     ├── SubscriberError        bad address, unknown subscriber
     ├── TemplateError          template missing or with a syntax error (name and line)
@@ -41,6 +42,10 @@ class DuplicateEditionError(StoreError):
 
 class SourceError(NewsletterError):
     """One source could not be gathered."""
+
+
+class DestinationRefusedError(SourceError):
+    """A fetch of gathered content would reach a non-public address (or not over HTTP)."""
 
 
 class ImportRowError(NewsletterError):

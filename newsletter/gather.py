@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
-
 from newsletter.config import Settings
 from newsletter.errors import ConfigError, NewsletterError
 from newsletter.langdetect import LanguageDetector
 from newsletter.models import SourceItem
+from newsletter.netguard import GuardedClient
+from newsletter.redact import mask_text
 from newsletter.sanitize import clean_html, clean_url, http_base, summarize
 from newsletter.sources import build_source
 from newsletter.sources.base import FetchResult, SourceState, default_client
@@ -100,7 +100,7 @@ def gather(
     settings: Settings,
     store: Store,
     *,
-    client: httpx.Client | None = None,
+    client: GuardedClient | None = None,
     only: Sequence[str] | None = None,
     now: datetime | None = None,
     on_source: Callable[[SourceReport], None] | None = None,
@@ -114,7 +114,7 @@ def gather(
     configs = _selected(settings, only)
     now = now or datetime.now(UTC)
     own_client = client is None
-    http = client if client is not None else default_client()
+    http = client if client is not None else default_client(settings.gather)
     report = GatherReport()
     detector = LanguageDetector(settings.locales.available) if settings.locales.detect else None
     try:
@@ -156,7 +156,7 @@ def _gather_one(
     settings: Settings,
     store: Store,
     config: Any,
-    client: httpx.Client,
+    client: GuardedClient,
     now: datetime,
     detector: LanguageDetector | None,
 ) -> SourceReport:
@@ -171,8 +171,8 @@ def _gather_one(
         log.exception("source %r crashed", config.name)
         return _failed(store, report, f"unexpected {type(exc).__name__}: {exc}", now)
 
-    report.warnings = list(result.warnings)
-    for warning in result.warnings:
+    report.warnings = [mask_text(" ".join(w.split())) for w in result.warnings]
+    for warning in report.warnings:
         log.warning("source %r: %s", config.name, warning)
     if result.not_modified:
         report.not_modified = True
@@ -204,8 +204,9 @@ def _gather_one(
 
 
 def _failed(store: Store, report: SourceReport, reason: str, now: datetime) -> SourceReport:
-    # a server's answer can be in the reason: one line, nothing a terminal would act on
-    report.error = clean_text(reason)
+    # a server's answer can be in the reason: one line, no credentials, nothing a terminal
+    # would act on
+    report.error = clean_text(mask_text(" ".join(reason.split())))
     log.warning("source %r skipped: %s", report.name, report.error)
     store.items.record_gather(report.name, state=None, count=None, error=report.error, at=now)
     return report

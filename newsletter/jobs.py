@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 from apscheduler.executors.base import run_job as apscheduler_run_job
 from apscheduler.executors.pool import BasePoolExecutor
 
@@ -30,6 +29,7 @@ from newsletter.config import ScheduleJob, Settings
 from newsletter.digest import DigestReport, run_digest
 from newsletter.errors import NewsletterError, SchedulerError
 from newsletter.gather import GatherReport, gather
+from newsletter.netguard import GuardedClient
 from newsletter.schedule import local_text, next_opening, window_open
 from newsletter.sources.base import default_client
 from newsletter.store import Store
@@ -210,7 +210,7 @@ class Jobs:
         holder: str,
         stop: threading.Event,
         defer: Defer,
-        client: httpx.Client | None = None,
+        client: GuardedClient | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -275,10 +275,10 @@ class Jobs:
         log.log(level, "job %r: %s: %s", job.id, outcome.status.value, outcome.detail)
 
     @property
-    def http(self) -> httpx.Client:
+    def http(self) -> GuardedClient:
         """The HTTP client of this process's gathers (one pool for all of them)."""
         if self._http is None:
-            self._http = default_client()
+            self._http = default_client(self.settings.gather)
         return self._http
 
     def _gather(self) -> Outcome:

@@ -28,7 +28,6 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
-import httpx
 import sqlalchemy as sa
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -39,6 +38,7 @@ from newsletter.config import ScheduleJob, Settings
 from newsletter.config.schedule import format_duration
 from newsletter.errors import ConfigError, SchedulerError
 from newsletter.jobs import FireTimeExecutor, Jobs, run_job, utcnow
+from newsletter.netguard import GuardedClient
 from newsletter.schedule import (
     JOBSTORE_TABLE,
     LOCK_NAME,
@@ -72,7 +72,7 @@ class Runner:
         *,
         holder: str | None = None,
         stop: threading.Event | None = None,
-        client: httpx.Client | None = None,
+        client: GuardedClient | None = None,
     ) -> None:
         self.settings = settings
         self.store = store

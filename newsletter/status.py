@@ -12,6 +12,7 @@ from datetime import datetime
 
 from newsletter.config import Settings
 from newsletter.models import DeliveryStatus, Edition, EditionStatus
+from newsletter.redact import mask_text
 from newsletter.schedule import LOCK_NAME, JobView, list_jobs, span_text
 from newsletter.store import Store
 
@@ -101,16 +102,23 @@ def _sources(settings: Settings, store: Store) -> list[SourceState]:
             SourceState(
                 config.name,
                 st.last_gathered_at if st else None,
-                st.last_error if st else None,
+                _masked(st.last_error) if st else None,
                 st.last_count if st else None,
                 configured=True,
             )
         )
     for name, st in sorted(seen.items()):
         out.append(
-            SourceState(name, st.last_gathered_at, st.last_error, st.last_count, configured=False)
+            SourceState(
+                name, st.last_gathered_at, _masked(st.last_error), st.last_count, configured=False
+            )
         )
     return out
+
+
+def _masked(error: str | None) -> str | None:
+    # errors stored before URLs were masked at gather time may still hold credentials
+    return mask_text(error) if error else error
 
 
 def _edition_problems(store: Store, edition: Edition, newest: bool) -> list[str]:

@@ -11,13 +11,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from fixtures.sources.httpserver import FIXTURES, Route, Server, fixture_bytes, serve
 
 from newsletter.config import Settings
 from newsletter.errors import ConfigError, StoreError
 from newsletter.gather import SourceReport, content_hash, gather
+from newsletter.netguard import GuardedClient
 from newsletter.sanitize import clean_html, summarize
 from newsletter.sources import SourceState
 from newsletter.store import Store
@@ -201,7 +201,9 @@ def news(tmp_path: Path) -> Path:
 
 
 def _settings(make_config: Callable[..., Settings], *sources: dict[str, Any]) -> Settings:
-    return make_config(sources=list(sources))
+    # the test servers are on 127.0.0.1: allow-list their origins, as an operator would
+    origins = {"/".join(s["url"].split("/", 3)[:3]) for s in sources if "url" in s}
+    return make_config(sources=list(sources), gather={"allow_private": sorted(origins)})
 
 
 def test_gather_folder_and_feed(
@@ -213,7 +215,7 @@ def test_gather_folder_and_feed(
         {"kind": "feed", "name": "feed", "url": server.url("/bg.xml"), "translation_key": "guid"},
     )
     seen: list[SourceReport] = []
-    with httpx.Client() as client:
+    with GuardedClient(settings.gather) as client:
         report = gather(settings, store, client=client, now=NOW, on_source=seen.append)
     assert [s.name for s in seen] == ["news", "feed"]
     assert (report.new, report.updated, report.failed) == (6, 0, [])
@@ -337,7 +339,7 @@ def test_a_stop_lets_the_source_in_progress_finish_and_leaves_the_rest(
     )
     stop = threading.Event()
     # the stop comes while the feed's answer is on its way (what SIGTERM does mid-source)
-    with httpx.Client(event_hooks={"response": [lambda _: stop.set()]}) as client:
+    with GuardedClient(settings.gather, event_hooks={"response": [lambda _: stop.set()]}) as client:
         report = gather(settings, store, client=client, now=NOW, stop=stop)
     assert [s.name for s in report.sources] == ["feed"]
     assert report.stopped and report.left == ["news", "local"]

@@ -11,9 +11,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
-from fixtures.sources.httpserver import Route, fixture_bytes, serve
+from fixtures.sources.httpserver import Route, allow, allow_table, fixture_bytes, serve
 from schedule_support import (
     MONDAY_ONLY,
     Stores,
@@ -37,6 +36,7 @@ from newsletter.models import (
     ResultStatus,
     SendResult,
 )
+from newsletter.netguard import GuardedClient
 from newsletter.providers.base import Provider
 from newsletter.providers.outbox import OutboxProvider
 from newsletter.select import window_start
@@ -239,13 +239,13 @@ def test_a_stop_during_the_gather_of_a_digest_starts_no_segment(
     with (
         serve({"/bg.xml": feed}) as server,
         # the stop comes while the feed's answer is on its way (what SIGTERM does)
-        httpx.Client(event_hooks={"response": [lambda _: stop.set()]}) as client,
+        GuardedClient(allow(server), event_hooks={"response": [lambda _: stop.set()]}) as client,
     ):
         sources = [
             {"name": "partner-feed", "kind": "feed", "url": server.url("/bg.xml")},
             {"name": "cluster-news", "kind": "folder", "path": "news", "lang": "bg"},
         ]
-        settings = build(sources=sources)
+        settings = build(sources=sources, gather=allow_table(server))
         store = opened(settings)
         report = run_digest(settings, store=store, stop=stop, client=client)
     assert report.gathered is not None and report.gathered.left == ["cluster-news"]

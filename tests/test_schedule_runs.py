@@ -9,10 +9,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 import time_machine
-from fixtures.sources.httpserver import Route, fixture_bytes, serve
+from fixtures.sources.httpserver import Route, allow, allow_table, fixture_bytes, serve
 from schedule_support import (
     MONDAY_ONLY,
     Stores,
@@ -38,6 +37,7 @@ from newsletter.models import (
     ResultStatus,
     SendResult,
 )
+from newsletter.netguard import GuardedClient
 from newsletter.providers import PROVIDERS
 from newsletter.providers.outbox import OutboxProvider
 from newsletter.runner import Runner
@@ -170,13 +170,13 @@ def test_a_stop_during_a_gather_keeps_the_source_in_progress_and_continues_on_st
     with (
         serve({"/bg.xml": Route(fixture_bytes("feed_bg.xml"), content_type=RSS)}) as server,
         # the stop comes while the feed's answer is on its way (what SIGTERM does)
-        httpx.Client(event_hooks={"response": [lambda _: stop.set()]}) as client,
+        GuardedClient(allow(server), event_hooks={"response": [lambda _: stop.set()]}) as client,
     ):
         sources = [
             {"name": "partner-feed", "kind": "feed", "url": server.url("/bg.xml")},
             {"name": "cluster-news", "kind": "folder", "path": "news", "lang": "bg"},
         ]
-        settings = build(sources=sources, schedule=hourly)
+        settings = build(sources=sources, gather=allow_table(server), schedule=hourly)
         store = opened(settings)
         at = local(2026, 11, 23, 9, 30)
         with running(settings, store, at, stop=stop, client=client) as driver:

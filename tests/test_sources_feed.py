@@ -6,12 +6,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pytest
-from fixtures.sources.httpserver import FIXTURES, Route, Server, fixture_bytes, serve
+from fixtures.sources.httpserver import FIXTURES, Route, Server, allow, fixture_bytes, serve
 
-from newsletter.config import FeedSourceConfig
+from newsletter.config import FeedSourceConfig, Gather
 from newsletter.errors import SourceError
+from newsletter.netguard import GuardedClient
 from newsletter.sources import FeedSource, SourceState, build_source
 from newsletter.sources.feed import guid_key
 
@@ -38,7 +38,9 @@ def server() -> Iterator[Server]:
 
 def _feed(url: str, **extra: object) -> FeedSource:
     cfg = FeedSourceConfig.model_validate({"kind": "feed", "name": "feed", "url": url, **extra})
-    source = build_source(cfg)
+    # the test server is on 127.0.0.1: only reachable because it is allow-listed
+    policy = Gather(allow_private=[url.split("/", 3)[0] + "//" + url.split("/", 3)[2]])
+    source = build_source(cfg, policy=policy)
     assert isinstance(source, FeedSource)
     return source
 
@@ -169,7 +171,7 @@ def test_local_file_missing(tmp_path: Path) -> None:
 
 
 def test_injected_client_is_shared_not_closed(server: Server) -> None:
-    with httpx.Client() as client:
+    with GuardedClient(allow(server)) as client:
         cfg = FeedSourceConfig(kind="feed", name="f", url=server.url("/bg.xml"))
         with build_source(cfg, client) as source:
             source.fetch(SourceState())

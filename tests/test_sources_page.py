@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from fixtures.sources.httpserver import FIXTURES, Route, Server, fixture_bytes, serve
 
-from newsletter.config import PageSourceConfig
+from newsletter.config import Gather, PageSourceConfig
 from newsletter.errors import SourceError
 from newsletter.sources import PageSource, SourceState, build_source
 
@@ -30,7 +30,9 @@ def server() -> Iterator[Server]:
 
 def _page(url: str, **extra: object) -> PageSource:
     raw = {"kind": "page", "name": "site", "url": url, "item_links": "ul.news a", **extra}
-    source = build_source(PageSourceConfig.model_validate(raw))
+    # the test server is on 127.0.0.1: only reachable because it is allow-listed
+    policy = Gather(allow_private=[url.split("/", 3)[0] + "//" + url.split("/", 3)[2]])
+    source = build_source(PageSourceConfig.model_validate(raw), policy=policy)
     assert isinstance(source, PageSource)
     return source
 

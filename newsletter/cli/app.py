@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from newsletter import config as config_mod
 from newsletter.config import Settings
+from newsletter.redact import MaskingFilter
 from newsletter.store import Store
 from newsletter.textclean import visible
 
@@ -74,6 +75,7 @@ def _main(
     state.debug = debug
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
     handler = RichHandler(console=err, show_path=False, show_time=False)
+    handler.addFilter(MaskingFilter())  # source URLs may carry credentials
     handler.addFilter(_VisibleControls())
     logging.basicConfig(level=level, format="%(message)s", handlers=[handler], force=True)
 

@@ -32,11 +32,13 @@ from newsletter.config.content import (
     SourceConfig,
     Translation,
 )
+from newsletter.config.gather import Gather
 from newsletter.config.providers import OutboxProviderConfig, ProviderConfig
 from newsletter.config.schedule import ScheduleJob, SchedulerConfig
 from newsletter.config.web import Web
 from newsletter.config.webhooks import Webhooks
 from newsletter.errors import ConfigError
+from newsletter.redact import mask_text
 
 __all__ = [
     "CONFIG_ENV",
@@ -45,6 +47,7 @@ __all__ = [
     "Database",
     "FeedSourceConfig",
     "FolderSourceConfig",
+    "Gather",
     "ListConfig",
     "Locales",
     "Model",
@@ -86,6 +89,7 @@ class Settings(Model):
     web: Web = Web()
     webhooks: Webhooks = Webhooks()
     render: Render = Render()
+    gather: Gather = Gather()
     provider: ProviderConfig = OutboxProviderConfig()
     sources: list[SourceConfig] = Field(default_factory=list)
     lists: list[ListConfig] = Field(default_factory=list)
@@ -181,7 +185,8 @@ def _format_error(path: Path, exc: ValidationError, model: type[BaseModel]) -> s
     else:
         msg = f"{err['msg']} (got {err.get('input')!r})"
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    return f"{path}: {loc or '<top>'}: {msg}{more}"
+    # a rejected value may be a URL with credentials in it
+    return mask_text(f"{path}: {loc or '<top>'}: {msg}{more}")
 
 
 def load(path: Path | str | None = None) -> Settings:

@@ -172,7 +172,10 @@ class FeedSourceConfig(_SourceBase):
     kind: Literal["feed"]
     url: str | None = None
     path: RelPath | None = None
+    #: seconds for the whole fetch: connecting, every redirect and the body
     timeout: float = Field(default=15.0, gt=0)
+    #: most entries read from one fetch (the newest are kept)
+    max_items: int = Field(default=500, gt=0)
     #: how variants in several feeds are matched: guid suffix after this separator, or link
     translation_key: Literal["guid", "link", "none"] = "none"
 
@@ -194,6 +197,7 @@ class PageSourceConfig(_SourceBase):
     date: str | None = None
     date_format: str | None = None
     image: str | None = None
+    #: seconds for each fetch (the listing, each article): redirects and body included
     timeout: float = Field(default=15.0, gt=0)
     max_items: int = Field(default=30, gt=0)
 

@@ -12,13 +12,12 @@ import asyncio
 import threading
 from collections.abc import Callable, Sequence
 
-import httpx
-
 from newsletter.config import Settings
 from newsletter.delivery import utcnow
 from newsletter.digest.edition import Digest, DigestReport, SegmentResult, signer_for
 from newsletter.digest.trial import dry_run_segment, preview, send_test
 from newsletter.gather import gather
+from newsletter.netguard import GuardedClient
 from newsletter.providers.base import Provider
 from newsletter.segment_report import explain
 from newsletter.store import Store
@@ -46,7 +45,7 @@ def run_digest(
     do_gather: bool = True,
     on_progress: Callable[[str, int, int], None] | None = None,
     stop: threading.Event | None = None,
-    client: httpx.Client | None = None,
+    client: GuardedClient | None = None,
 ) -> DigestReport:
     """Gather, then build and send this period's edition for each segment.
 

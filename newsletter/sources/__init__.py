@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
-from newsletter.config import FeedSourceConfig, FolderSourceConfig, PageSourceConfig
+from newsletter.config import FeedSourceConfig, FolderSourceConfig, Gather, PageSourceConfig
 from newsletter.errors import ConfigError
+from newsletter.netguard import GuardedClient
 from newsletter.sources.base import FetchResult, Source, SourceState
 from newsletter.sources.feed import FeedSource
 from newsletter.sources.folder import FolderSource
@@ -23,9 +22,10 @@ SOURCES: dict[str, type[Source[Any]]] = {
 
 def build_source(
     config: FolderSourceConfig | FeedSourceConfig | PageSourceConfig,
-    client: httpx.Client | None = None,
+    client: GuardedClient | None = None,
+    policy: Gather | None = None,
 ) -> Source[Any]:
-    """The adapter for ``config.kind``, sharing ``client`` (its own one if ``None``)."""
+    """The adapter for ``config.kind``, sharing ``client`` (else its own, from ``policy``)."""
     try:
         cls = SOURCES[config.kind]
     except KeyError as exc:
@@ -33,7 +33,7 @@ def build_source(
         raise ConfigError(
             f"source {config.name!r}: unknown kind {config.kind!r} ({known})"
         ) from exc
-    return cls(config, client)
+    return cls(config, client, policy)
 
 
 __all__ = [

@@ -2,8 +2,8 @@
 
 A source turns one configured location (a folder, a feed, a listing page) into
 :class:`~newsletter.models.SourceItem` records. It does no sanitizing and no storing; the
-gatherer does both. Sources share one injected :class:`httpx.Client` so connection pools,
-proxies and test transports are configured in one place.
+gatherer does both. Sources share one injected :class:`~newsletter.netguard.GuardedClient`,
+so the destination guard, the limits and the connection pool are configured in one place.
 """
 
 from __future__ import annotations
@@ -16,15 +16,26 @@ from types import TracebackType
 from typing import Generic, Self, TypeVar
 from zoneinfo import ZoneInfo
 
-import httpx
-
-from newsletter.errors import SourceError
+from newsletter.config import Gather
 from newsletter.models import SourceItem
+from newsletter.netguard import USER_AGENT, GuardedClient
+from newsletter.sources.fetch import Fetched, fetch_url
 
 #: dates without a time or zone are read as local time of the cluster
 DEFAULT_TZ = ZoneInfo("Europe/Sofia")
 
-USER_AGENT = "newsletter/0.1 (+https://example.org/newsletter)"
+__all__ = [
+    "DEFAULT_TZ",
+    "USER_AGENT",
+    "FetchResult",
+    "Fetched",
+    "Source",
+    "SourceState",
+    "default_client",
+    "http_get",
+    "parse_date",
+    "to_utc",
+]
 
 
 @dataclass(frozen=True)
@@ -58,13 +69,15 @@ class Source(abc.ABC, Generic[ConfigT]):
     """A place news items come from; subclasses implement :meth:`fetch`.
 
     ``client`` is shared and owned by the caller; when ``None`` is given the source builds
-    its own and closes it in :meth:`close`.
+    its own from ``policy`` (the ``[gather]`` table) and closes it in :meth:`close`.
     """
 
-    def __init__(self, config: ConfigT, client: httpx.Client | None = None) -> None:
+    def __init__(
+        self, config: ConfigT, client: GuardedClient | None = None, policy: Gather | None = None
+    ) -> None:
         self.config = config
         self._owns_client = client is None
-        self.client = client if client is not None else default_client()
+        self.client = client if client is not None else default_client(policy)
 
     @abc.abstractmethod
     def fetch(self, state: SourceState) -> FetchResult:
@@ -91,35 +104,23 @@ class Source(abc.ABC, Generic[ConfigT]):
         self.close()
 
 
-def default_client(timeout: float = 15.0) -> httpx.Client:
-    """An HTTP client with finite timeouts that follows redirects."""
-    return httpx.Client(
-        timeout=httpx.Timeout(timeout),
-        follow_redirects=True,
-        headers={"User-Agent": USER_AGENT},
-    )
+def default_client(policy: Gather | None = None) -> GuardedClient:
+    """The client for gathering: public destinations only, except ``policy``'s allow-list."""
+    return GuardedClient(policy)
 
 
 def http_get(
-    client: httpx.Client,
+    client: GuardedClient,
     url: str,
     *,
     timeout: float,
     headers: dict[str, str] | None = None,
     allow_not_modified: bool = False,
-) -> httpx.Response:
-    """GET ``url``; timeouts, network errors and status >= 400 become :class:`SourceError`."""
-    try:
-        response = client.get(url, headers=headers, timeout=timeout, follow_redirects=True)
-    except httpx.TimeoutException as exc:
-        raise SourceError(f"{url}: timed out after {timeout:g}s") from exc
-    except httpx.HTTPError as exc:
-        raise SourceError(f"{url}: {type(exc).__name__}: {exc}") from exc
-    if response.status_code == 304 and allow_not_modified:
-        return response
-    if response.status_code >= 400 or response.status_code == 304:
-        raise SourceError(f"{url}: HTTP {response.status_code} {response.reason_phrase}".rstrip())
-    return response
+) -> Fetched:
+    """GET ``url`` guarded and bounded (see :func:`newsletter.sources.fetch.fetch_url`)."""
+    return fetch_url(
+        client, url, timeout=timeout, headers=headers, allow_not_modified=allow_not_modified
+    )
 
 
 _DMY = re.compile(r"^\s*(?:Дата:\s*)?(\d{1,2})\.(\d{1,2})\.(\d{4})\s*(?:г\.?|год\.?)?\s*$")

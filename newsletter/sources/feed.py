@@ -19,6 +19,7 @@ import lxml.html
 from newsletter.config import FeedSourceConfig
 from newsletter.errors import SourceError
 from newsletter.models import SourceItem
+from newsletter.redact import mask_url
 from newsletter.sources.base import FetchResult, Source, SourceState, http_get
 
 # bozo reasons that do not mean the XML is broken
@@ -30,8 +31,8 @@ class FeedSource(Source[FeedSourceConfig]):
 
     @property
     def location(self) -> str:
-        """The feed's URL or file path, for messages."""
-        return self.config.url or str(self.config.path)
+        """The feed's URL (credentials masked) or file path, for messages."""
+        return mask_url(self.config.url) if self.config.url else str(self.config.path)
 
     def fetch(self, state: SourceState) -> FetchResult:
         """Fetch (or read) and parse the feed."""
@@ -63,7 +64,7 @@ class FeedSource(Source[FeedSourceConfig]):
                 not_modified=True,
             )
         # relative links in entries resolve against where the feed really came from
-        response_headers = {"content-location": str(response.url)}
+        response_headers = {"content-location": response.url}
         if "content-type" in response.headers:
             response_headers["content-type"] = response.headers["content-type"]
         return self._parse(
@@ -100,7 +101,14 @@ class FeedSource(Source[FeedSourceConfig]):
                 f"read {len(parsed.entries)} entries anyway"
             )
         feed_lang = parsed.feed.get("language") or None
-        items = [self._item(entry, feed_lang) for entry in parsed.entries]
+        entries = list(parsed.entries)
+        if len(entries) > self.config.max_items:
+            warnings.append(
+                f"{self.location}: feed has {len(entries)} entries; read the newest "
+                f"{self.config.max_items} (max_items)"
+            )
+            entries = _newest(entries, self.config.max_items)
+        items = [self._item(entry, feed_lang) for entry in entries]
         return FetchResult(items=items, etag=etag, last_modified=last_modified, warnings=warnings)
 
     def _item(self, entry: Any, feed_lang: str | None) -> SourceItem:
@@ -183,6 +191,18 @@ def _entry_image(entry: Any) -> str | None:
             if url and (key == "media_thumbnail" or media.get("medium") == "image"):
                 return str(url)
     return None
+
+
+def _newest(entries: list[Any], limit: int) -> list[Any]:
+    """The ``limit`` newest entries in feed order; undated ones count as oldest."""
+
+    def age(i: int) -> tuple[float, int]:
+        published = _entry_date(entries[i])
+        return (published.timestamp() if published else float("-inf"), -i)
+
+    dated = sorted(range(len(entries)), key=age, reverse=True)
+    keep = set(dated[:limit])
+    return [entry for i, entry in enumerate(entries) if i in keep]
 
 
 def _fallback_guid(title: str, body: str) -> str:

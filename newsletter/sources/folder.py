@@ -17,13 +17,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
 from markdown_it import MarkdownIt
 
-from newsletter.config import FolderSourceConfig
+from newsletter.config import FolderSourceConfig, Gather
 from newsletter.errors import SourceError
 from newsletter.models import SourceItem
+from newsletter.netguard import GuardedClient
 from newsletter.sources.base import FetchResult, Source, SourceState, parse_date
 
 KNOWN_KEYS = frozenset(
@@ -54,8 +54,13 @@ class FileError(ValueError):
 class FolderSource(Source[FolderSourceConfig]):
     """Reads every file matching ``pattern`` in ``path`` (not recursive), sorted by name."""
 
-    def __init__(self, config: FolderSourceConfig, client: httpx.Client | None = None) -> None:
-        super().__init__(config, client)
+    def __init__(
+        self,
+        config: FolderSourceConfig,
+        client: GuardedClient | None = None,
+        policy: Gather | None = None,
+    ) -> None:
+        super().__init__(config, client, policy)
         self._markdown = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
 
     def fetch(self, state: SourceState) -> FetchResult:

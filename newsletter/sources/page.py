@@ -22,6 +22,7 @@ from lxml import etree
 from newsletter.config import PageSourceConfig
 from newsletter.errors import SourceError
 from newsletter.models import SourceItem
+from newsletter.redact import mask_url
 from newsletter.sources.base import (
     DEFAULT_TZ,
     FetchResult,
@@ -50,12 +51,15 @@ class PageSource(Source[PageSourceConfig]):
             except SourceError as exc:
                 warnings.append(f"skipped article: {exc}")
         if links and not items:
-            raise SourceError(f"{cfg.url}: none of {len(links)} linked articles could be read")
+            raise SourceError(
+                f"{mask_url(cfg.url)}: none of {len(links)} linked articles could be read"
+                + (f" ({warnings[0]})" if warnings else "")
+            )
         return FetchResult(items=items, warnings=warnings)
 
     def _get(self, url: str) -> tuple[str, lxml.html.HtmlElement]:
         response = http_get(self.client, url, timeout=self.config.timeout)
-        final_url = str(response.url)
+        final_url = response.url
         try:
             doc = lxml.html.document_fromstring(
                 response.content,
@@ -63,7 +67,7 @@ class PageSource(Source[PageSourceConfig]):
                 base_url=final_url,
             )
         except (etree.ParserError, ValueError, LookupError) as exc:
-            raise SourceError(f"{url}: not a readable HTML page: {exc}") from exc
+            raise SourceError(f"{mask_url(url)}: not a readable HTML page: {exc}") from exc
         doc.make_links_absolute(final_url, resolve_base_href=True, handle_failures="discard")
         return final_url, doc
 
@@ -84,7 +88,7 @@ class PageSource(Source[PageSourceConfig]):
             if href and href.startswith(("http://", "https://")):
                 found.append(urldefrag(href)[0])
         if not found:
-            raise SourceError(f"selector {selector!r} matched no links on {url}")
+            raise SourceError(f"selector {selector!r} matched no links on {mask_url(url)}")
         return list(dict.fromkeys(found))
 
     def _article(self, url: str) -> SourceItem:
@@ -95,10 +99,10 @@ class PageSource(Source[PageSourceConfig]):
             title_el = doc.find(".//title")
         title = " ".join((title_el.text_content() if title_el is not None else "").split())
         if not title:
-            raise SourceError(f"{url}: title selector {cfg.title!r} matched nothing")
+            raise SourceError(f"{mask_url(url)}: title selector {cfg.title!r} matched nothing")
         body_el = next(iter(self._select(doc, cfg.body, url)), None)
         if body_el is None:
-            raise SourceError(f"{url}: body selector {cfg.body!r} matched nothing")
+            raise SourceError(f"{mask_url(url)}: body selector {cfg.body!r} matched nothing")
         if title_el is not None and _is_inside(title_el, body_el):
             # the digest shows the title itself; keep it out of the body
             title_el.drop_tree()
@@ -124,7 +128,7 @@ class PageSource(Source[PageSourceConfig]):
             return None
         el = next(iter(self._select(doc, cfg.date, url)), None)
         if el is None:
-            raise SourceError(f"{url}: date selector {cfg.date!r} matched nothing")
+            raise SourceError(f"{mask_url(url)}: date selector {cfg.date!r} matched nothing")
         raw = (el.get("datetime") or el.get("content") or el.text_content()).strip()
         if _is_inside(el, body_el):
             # the digest shows the date itself; keep it out of the body
@@ -135,7 +139,7 @@ class PageSource(Source[PageSourceConfig]):
                 return parsed if parsed.tzinfo else parsed.replace(tzinfo=DEFAULT_TZ)
             return parse_date(raw)
         except ValueError as exc:
-            raise SourceError(f"{url}: cannot read date {raw!r}: {exc}") from exc
+            raise SourceError(f"{mask_url(url)}: cannot read date {raw!r}: {exc}") from exc
 
     def _image(self, doc: lxml.html.HtmlElement, url: str) -> str | None:
         if self.config.image is None:
