@@ -17,7 +17,11 @@ HOSTILE_NAME = (
 
 
 def test_signup_name_is_stored_and_mailed_without_controls_or_escapes(web: Web) -> None:
-    res = _signup(web, name=HOSTILE_NAME)
+    # escapes, NUL and C1 controls: the form is refused outright and nothing is stored
+    assert _signup(web, name=HOSTILE_NAME).status_code == 400
+    assert web.store.subscribers.find("mila@example.org") is None
+    # what a form may carry (markup, a line break trying a header) is stored cleaned
+    res = _signup(web, name="[bold red]Мила[/] Иванова\r\nBcc: x")
     assert res.status_code == 200 and "Check your inbox" in res.text
     clean = "[bold red]Мила[/] Иванова Bcc: x"
     sub = web.store.subscribers.find("mila@example.org")
