@@ -81,10 +81,11 @@ def test_clean_html_and_clean_url_refuse_controls() -> None:
 
 
 def test_csv_import_stores_names_without_controls_or_escapes(store: Store, tmp_path: Path) -> None:
+    # (a NUL in a cell is refused as a bad row by the CSV reader: tests/test_subscribers_csv)
     path = tmp_path / "people.csv"
     path.write_text(
         "email,name,organisation,tags\r\n"
-        f'ana@example.org,"{CLEAR}[bold red]Ана[/]{OSC8}\x00 Петрова{OSC8_END}",'
+        f'ana@example.org,"{CLEAR}[bold red]Ана[/]{OSC8} Петрова{OSC8_END}",'
         f'"Example\x1b[8m Ltd\x07","a\x1b[1m;b\x9b"\r\n',
         encoding="utf-8",
         newline="",
