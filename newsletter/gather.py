@@ -24,7 +24,7 @@ from newsletter.errors import ConfigError, NewsletterError
 from newsletter.langdetect import LanguageDetector
 from newsletter.models import SourceItem
 from newsletter.netguard import GuardedClient
-from newsletter.redact import mask_text
+from newsletter.redact import mask_text, scrub_content, url_secrets
 from newsletter.sanitize import clean_html, clean_url, http_base, summarize
 from newsletter.sources import build_source
 from newsletter.sources.base import FetchResult, SourceState, default_client
@@ -240,18 +240,27 @@ def prepare(
     The language is the declared one; else, with a ``detector``, the detected one when
     confident enough; else the source's configured ``lang``, else the default locale.
     """
-    link = clean_url(item.link)
+    # links resolved against the source's own URL carry its credentials (user:pw@, an
+    # api_key): content is mailed to everyone, so none of it may hold them
+    secrets = url_secrets(getattr(config, "url", None))
+
+    def scrub(text: str | None) -> str | None:
+        return None if text is None else scrub_content(text, secrets)
+
+    link = scrub(clean_url(item.link))
     base = http_base(link)
-    body = clean_html(item.body_html, base)
-    summary = summarize(clean_multiline(item.summary_html) or body, settings.render.summary_chars)
+    body = scrub_content(clean_html(item.body_html, base), secrets)
+    summary = summarize(
+        clean_multiline(scrub(item.summary_html)) or body, settings.render.summary_chars
+    )
     # every text field of a feed or page may carry escapes or controls (ESC[2J, OSC 8, NUL)
     title = clean_text(item.title)
     tags = tuple(dict.fromkeys(t for t in map(clean_text, (*item.tags, *config.tags)) if t))
-    key = clean_text(item.translation_key) if item.translation_key else None
+    key = clean_text(scrub(item.translation_key)) if item.translation_key else None
     return ItemRecord(
         source=item.source,
-        # shown, not cleaned: two guids must not become one
-        guid=visible(item.guid),
+        # shown, not cleaned: two guids must not become one (credentials aside)
+        guid=visible(scrub_content(item.guid, secrets)),
         title=title,
         body_html=body,
         summary_html=summary,
@@ -266,7 +275,7 @@ def prepare(
         ),
         translation_key=key or None,
         tags=tags,
-        image=clean_url(item.image, base),
+        image=scrub(clean_url(item.image, base)),
         content_hash=content_hash(title, body),
     )
 

@@ -12,7 +12,15 @@ import logging
 import re
 import traceback
 
-__all__ = ["MASK", "MaskingFilter", "is_secret_name", "mask_text", "mask_url"]
+__all__ = [
+    "MASK",
+    "MaskingFilter",
+    "is_secret_name",
+    "mask_text",
+    "mask_url",
+    "scrub_content",
+    "url_secrets",
+]
 
 MASK = "***"
 
@@ -40,6 +48,8 @@ _SECRET_WORDS = frozenset(
         "bearer",
         "hmac",
         "otp",
+        "pw",
+        "passphrase",
     }
 )
 # "api_key", "X-Amz-Signature", "accessToken", "client-secret": split into words
@@ -58,16 +68,33 @@ def is_secret_name(name: str) -> bool:
     return any(word.lower() in _SECRET_WORDS for word in _WORD.findall(name))
 
 
+def _unquote(text: str) -> str:
+    return re.sub(r"%([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), text)
+
+
+# "&" and the older ";" both separate parameters (``?page=1;token=abc``)
+_PARAM_SPLIT = re.compile(r"([&;])")
+
+
+def _params(part: str) -> list[tuple[str, str]]:
+    """(name, value) of each parameter with a value in a query or fragment."""
+    found = []
+    for piece in _PARAM_SPLIT.split(part):
+        name, sep, value = piece.partition("=")
+        if sep and value:
+            found.append((name, value))
+    return found
+
+
 def _mask_params(part: str) -> str:
     pieces = []
-    for piece in part.split("&"):
+    for piece in _PARAM_SPLIT.split(part):
         name, sep, value = piece.partition("=")
         # percent-encoded names ("api%5Fkey") must not slip through
-        decoded = re.sub(r"%([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), name)
-        if sep and value and is_secret_name(decoded):
+        if sep and value and is_secret_name(_unquote(name)):
             piece = f"{name}={MASK}"
         pieces.append(piece)
-    return "&".join(pieces)
+    return "".join(pieces)
 
 
 def mask_url(url: str) -> str:
@@ -98,6 +125,51 @@ def mask_url(url: str) -> str:
         # OAuth's implicit flow puts access_token=... in the fragment
         fragment = _mask_params(fragment)
     return f"{scheme}{sep}{authority}{path}{question}{query}{hash_sign}{fragment}"
+
+
+def url_secrets(url: str | None) -> frozenset[str]:
+    """The secrets an operator put in ``url``: the userinfo's password (or a user name
+    given alone, usually a token) and the values of secret-looking parameters, each as
+    written and percent-decoded. :func:`scrub_content` keeps them out of gathered content."""
+    if not url or "://" not in url:
+        return frozenset()
+    rest = url.partition("://")[2]
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    tail = rest[len(authority) :]
+    found: set[str] = set()
+    userinfo, at_sign, _host = authority.rpartition("@")
+    if at_sign and userinfo:
+        user, colon, password = userinfo.partition(":")
+        found.add(password if colon else user)
+    path, _hash, fragment = tail.partition("#")
+    query = path.partition("?")[2]
+    for name, value in [*_params(query), *_params(fragment)]:
+        if is_secret_name(_unquote(name)):
+            found.add(value)
+    found |= {_unquote(value) for value in found}
+    return frozenset(value for value in found if value)
+
+
+# the authority of a URL in text or markup, up to and including a userinfo's "@"
+_USERINFO = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://)[^/?#\s'\"<>`@]*@")
+
+
+def scrub_content(text: str, secrets: frozenset[str] = frozenset()) -> str:
+    """Gathered ``text`` (a link, an image URL, a guid, a body of HTML) with no URL in it
+    carrying credentials: every userinfo is removed and every parameter whose value is
+    one of ``secrets`` (:func:`url_secrets` of the source's own URL) is masked.
+
+    A relative link in a page fetched from ``https://ann:pw@host/list?api_key=K`` resolves
+    to a URL that carries ``ann:pw``; mailed out, it would hand the source's credentials
+    to every reader. A userinfo in a link is never something a reader needs (and
+    ``https://bank.example@evil.example/`` is a known disguise), so all of them go.
+    """
+    if "://" in text:
+        text = _USERINFO.sub(r"\1", text)
+    for secret in sorted(secrets, key=len, reverse=True):
+        if secret in text:
+            text = re.sub(r"(?<==)" + re.escape(secret) + r"(?=$|[&;#\s'\"<>])", MASK, text)
+    return text
 
 
 def mask_text(text: str) -> str:

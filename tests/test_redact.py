@@ -10,18 +10,28 @@ import logging
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from fixtures.sources.httpserver import Route, Server, serve
 
 from newsletter.config import Settings
 from newsletter.errors import ConfigError
 from newsletter.gather import gather
-from newsletter.redact import MaskingFilter, is_secret_name, mask_text, mask_url
+from newsletter.models import DigestEntry
+from newsletter.redact import (
+    MaskingFilter,
+    is_secret_name,
+    mask_text,
+    mask_url,
+    scrub_content,
+    url_secrets,
+)
+from newsletter.render import Renderer
 from newsletter.status import health
-from newsletter.store import Store
+from newsletter.store import Store, tables
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -220,3 +230,106 @@ def test_a_logged_traceback_is_masked_too() -> None:
     text = logging.Formatter().format(record)
     _assert_clean(text)
     assert "ann:***@example.org/f?token=***" in text
+
+
+LISTING = b"""<html><body><ul class="news">
+<li><a href="/a/1">Read</a></li><li><a href="a/2#top">Read too</a></li>
+</ul></body></html>"""
+ARTICLE = b"""<html><head><title>Story</title></head><body><h1>Story</h1><article>
+<p>Body <a href="/other">relative</a> <a href="#top">here</a>
+<a href="https://news.example.org@evil.example.com/login">disguised</a></p>
+<img src="pic.png" alt="p"></article></body></html>"""
+FEED = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><link>/</link>
+<item><title>Feed story</title><link>/s/1</link><guid isPermaLink="true">/s/1</guid>
+<description>&lt;p&gt;See &lt;a href="/rel"&gt;this&lt;/a&gt;&lt;/p&gt;</description>
+<enclosure url="/i.png" type="image/png" length="1"/></item></channel></rss>"""
+
+
+def test_credentials_of_a_working_source_never_reach_the_content_readers_get(
+    make_config: Callable[..., Settings], store: Store, server: Server
+) -> None:
+    """Relative links resolve against the source's URL, user:pw@ and api_key included:
+    stored, they would be mailed to every reader and shown on the public archive."""
+    server.routes.update(
+        {
+            "/list.html": Route(LISTING),
+            "/a/1": Route(ARTICLE),
+            "/a/2": Route(ARTICLE.replace(b"Story", b"Second")),
+            "/feed.xml": Route(FEED, content_type="application/rss+xml"),
+        }
+    )
+    page = {
+        "kind": "page",
+        "name": "page",
+        "url": _secret_url(server, "/list.html"),
+        "item_links": "ul.news a",
+        "body": "article",
+    }
+    feed = {
+        "kind": "feed",
+        "name": "feed",
+        "url": _secret_url(server, "/feed.xml"),
+        "translation_key": "link",
+    }
+    settings = make_config(sources=[page, feed], gather={"allow_private": [server.base]})
+    report = gather(settings, store, now=NOW)
+    assert [s.error for s in report.sources] == [None, None]
+    # the operator's server still got the credentials, for every article it served
+    assert server.hits("/a/1")[0]["authorization"].startswith("Basic ")
+    items = store.items.list()
+    assert len(items) == 3
+    with store.engine.connect() as conn:
+        rows = "\n".join(repr(tuple(row)) for row in conn.execute(sa.select(tables.items)))
+    _assert_clean(rows)
+    assert "ann" not in rows and "@evil.example.com" not in rows
+    links = {i.link for i in items}
+    assert f"{server.base}/a/1" in links and f"{server.base}/s/1" in links
+    assert any(i.image == f"{server.base}/i.png" for i in items)
+    # the mailed digest and its text part: nothing either
+    variant = Renderer(settings).render(
+        segment=settings.segments[0],
+        period_label="23–29.11.2026",
+        edition_date=date(2026, 11, 27),
+        entries=[DigestEntry(i, i.lang, False) for i in items],
+        locale=settings.locales.default,
+        view_url="https://news.example.org/archive/1/bg",
+    )
+    _assert_clean(variant.html + variant.text)
+    assert "ann:" not in variant.html + variant.text
+
+
+@pytest.mark.parametrize(
+    ("text", "scrubbed"),
+    [
+        ("http://ann:pw@example.org/a", "http://example.org/a"),
+        ("HTTPS://tok@example.org/", "HTTPS://example.org/"),
+        (
+            '<a href="https://u:p@example.org/x?api_key=K3Y-abc123&amp;n=1">',
+            '<a href="https://example.org/x?api_key=***&amp;n=1">',
+        ),
+        ("https://example.org/f?x=1;token=T0K-xyz#t", "https://example.org/f?x=1;token=***#t"),
+        (
+            "mail ana@example.org, https://example.org/@user",
+            "mail ana@example.org, https://example.org/@user",
+        ),
+    ],
+)
+def test_scrub_content(text: str, scrubbed: str) -> None:
+    assert scrub_content(text, url_secrets(_SECRET)) == scrubbed
+
+
+_SECRET = "http://ann:s3cr3t-pw@example.org/f?api_key=K3Y-abc123&token=T0K-xyz"
+
+
+def test_url_secrets() -> None:
+    assert url_secrets(_SECRET) == {"s3cr3t-pw", "K3Y-abc123", "T0K-xyz"}
+    assert url_secrets("https://example.org/f?page=2") == frozenset()
+    assert url_secrets("https://tok%2Ben@example.org/") == {"tok%2Ben", "tok+en"}
+    assert url_secrets(None) == frozenset()
+
+
+def test_semicolon_separated_parameters_are_masked() -> None:
+    assert mask_url("https://example.org/f?page=1;token=T0K-xyz") == (
+        "https://example.org/f?page=1;token=***"
+    )
+    assert mask_url("https://example.org/f?pw=s3cr3t-pw") == "https://example.org/f?pw=***"

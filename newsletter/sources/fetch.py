@@ -24,7 +24,7 @@ import httpx
 
 from newsletter.errors import DestinationRefusedError, SourceError
 from newsletter.netguard import GuardedClient, deadline, remaining
-from newsletter.redact import mask_url
+from newsletter.redact import mask_text, mask_url
 
 __all__ = ["Fetched", "fetch_url"]
 
@@ -70,7 +70,7 @@ def fetch_url(
             f"{shown}: timed out after {timeout:g}s (the whole fetch, redirects and body)"
         ) from exc
     except httpx.HTTPError as exc:
-        raise SourceError(f"{shown}: {type(exc).__name__}: {mask_url(str(exc))}") from exc
+        raise SourceError(f"{shown}: {type(exc).__name__}: {mask_text(str(exc))}") from exc
 
 
 def _follow(
