@@ -9,13 +9,21 @@ Needs the optional extra ``screenshots`` (the ``playwright`` package) and a Chro
 binary: ``/usr/bin/chromium`` (Debian's ``chromium`` package) unless ``$NEWSLETTER_CHROMIUM``
 names another. Playwright's own browser download is never used.
 
-Remote images are loaded by default (that is what readers see). With
-``remote_images=False`` no request leaves the machine except to 127.0.0.1/localhost:
-images become neutral grey boxes of their declared size, anything else is blocked.
+Every request the page makes is intercepted: image URLs come from gathered content, so
+a hostile story could point one at ``http://127.0.0.1:8080/admin/...`` or a cloud metadata
+address and have the operator's machine ask it. Remote images are loaded by default (that
+is what readers see), but through the same guarded client as gathering
+(:class:`~newsletter.netguard.GuardedClient`: public addresses only, checked at connect
+and every redirect, ``[gather]`` byte limit, a deadline), never by Chromium itself. An
+image that is refused or fails becomes a neutral grey box of its declared size; anything
+else remote is blocked. With ``remote_images=False`` no request leaves the machine: every
+image is a grey box. Only origins in ``[gather] allow_private`` are passed to Chromium
+as they are, in both modes.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 from collections.abc import Iterable, Sequence
@@ -25,10 +33,14 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-from newsletter.config import Settings
+from newsletter.config import Gather, Settings
+from newsletter.config.gather import DEFAULT_PORTS
 from newsletter.digest import preview
-from newsletter.errors import ScreenshotError
+from newsletter.errors import DestinationRefusedError, ScreenshotError, SourceError
+from newsletter.netguard import GuardedClient
 from newsletter.preview import PageEntry, screenshot_path, write_index
+from newsletter.redact import mask_url
+from newsletter.sources.fetch import fetch_url
 from newsletter.store import Store
 
 #: the reading pane of a desktop client, and a phone
@@ -44,7 +56,10 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+#: seconds one remote image may take, redirects and body included
+IMAGE_TIMEOUT = 10.0
+
+log = logging.getLogger(__name__)
 #: stands in for a blocked remote image: no intrinsic size, so the <img> keeps its own
 PLACEHOLDER_IMAGE = (
     b'<svg xmlns="http://www.w3.org/2000/svg"><rect width="100%" height="100%" '
@@ -102,6 +117,17 @@ def png_size(path: Path) -> tuple[int, int]:
     return int(width), int(height)
 
 
+def _origin(parts: Any) -> str:
+    """``scheme://host:port`` as ``[gather] allow_private`` writes origins."""
+    host = (parts.hostname or "").rstrip(".")
+    shown = f"[{host}]" if ":" in host else host
+    try:
+        port = parts.port or DEFAULT_PORTS[parts.scheme]
+    except ValueError:
+        return ""
+    return f"{parts.scheme}://{shown}:{port}"
+
+
 def _first_line(exc: BaseException) -> str:
     # playwright appends a multi-line call log; the first line says what went wrong
     text = str(exc).strip()
@@ -132,6 +158,7 @@ class Screenshotter:
         *,
         remote_images: bool = True,
         timeout_ms: float = 30_000,
+        policy: Gather | None = None,
     ) -> None:
         binary = find_chromium(executable)
         try:
@@ -142,8 +169,9 @@ class Screenshotter:
             ) from exc
         self._error: type[Exception] = Error
         self._open_page: Any = None
-        self._routed = False
         self.remote_images = remote_images
+        self._client: GuardedClient | None = None
+        self.policy = policy if policy is not None else Gather()
         self.timeout_ms = timeout_ms
         self._pw = sync_playwright().start()
         try:
@@ -156,29 +184,71 @@ class Screenshotter:
                 f"Chromium at {binary} failed to start: {_first_line(exc)}"
             ) from exc
 
+    @property
+    def policy(self) -> Gather:
+        """The ``[gather]`` policy remote images are fetched under (may be changed)."""
+        return self._policy
+
+    @policy.setter
+    def policy(self, policy: Gather) -> None:
+        self._policy = policy
+        self._allowed = frozenset(policy.allow_private)
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
     def _route(self, route: Any) -> None:
-        """Keep the page offline: local requests pass, remote images become grey boxes."""
+        """Decide every request of the page: see the module's docstring."""
         request = route.request
-        parts = urlsplit(request.url)
-        if parts.scheme in ("file", "data") or parts.hostname in LOCAL_HOSTS:
+        action, body, content_type = self.decide(request.url, request.resource_type)
+        if action == "continue":
             route.continue_()
-        elif request.resource_type == "image":
-            route.fulfill(status=200, content_type="image/svg+xml", body=PLACEHOLDER_IMAGE)
+        elif action == "fulfill":
+            route.fulfill(status=200, content_type=content_type, body=body)
         else:
             route.abort()
+
+    def decide(self, url: str, resource_type: str) -> tuple[str, bytes, str]:
+        """``("continue" | "fulfill" | "abort", body, content type)`` for one request.
+
+        The page's own file and ``data:`` URLs continue, as do allow-listed origins; a
+        remote image is fetched guarded (when ``remote_images``) and fulfilled, or is a
+        grey box; any other remote request is aborted.
+        """
+        parts = urlsplit(url)
+        if parts.scheme in ("file", "data"):
+            return "continue", b"", ""
+        if parts.scheme in DEFAULT_PORTS and _origin(parts) in self._allowed:
+            return "continue", b"", ""
+        if resource_type != "image":
+            return "abort", b"", ""
+        if self.remote_images and parts.scheme in DEFAULT_PORTS:
+            fetched = self._fetch_image(url)
+            if fetched is not None:
+                return "fulfill", *fetched
+        return "fulfill", PLACEHOLDER_IMAGE, "image/svg+xml"
+
+    def _fetch_image(self, url: str) -> tuple[bytes, str] | None:
+        if self._client is None:
+            self._client = GuardedClient(self._policy)
+        try:
+            answer = fetch_url(self._client, url, timeout=IMAGE_TIMEOUT)
+        except (DestinationRefusedError, SourceError) as exc:
+            log.warning("screenshot image not loaded: %s", exc)
+            return None
+        except Exception as exc:  # a broken image must not stop the screenshots
+            log.warning("screenshot image %s not loaded: %s", mask_url(url), type(exc).__name__)
+            return None
+        content_type = answer.headers.get("content-type", "application/octet-stream")
+        return answer.content, content_type
 
     def _page(self) -> Any:
         # one page for every file and width: opening a page costs more than a screenshot
         if self._open_page is None:
             self._open_page = self._browser.new_page(viewport={"width": WIDTHS[0], "height": 800})
             self._open_page.set_default_timeout(self.timeout_ms)
-        # ``remote_images`` may be changed between captures
-        if self._routed == self.remote_images:
-            if self.remote_images:
-                self._open_page.unroute("**/*", self._route)
-            else:
-                self._open_page.route("**/*", self._route)
-            self._routed = not self.remote_images
+            # every request, in both modes: Chromium itself never reaches the network
+            self._open_page.route("**/*", self._route)
         return self._open_page
 
     def capture(self, html: Path, widths: Sequence[int] = WIDTHS) -> list[Shot]:
@@ -214,6 +284,8 @@ class Screenshotter:
             self._browser.close()
         finally:
             self._pw.stop()
+            if self._client is not None:
+                self._client.close()
 
     def __enter__(self) -> Screenshotter:
         return self
@@ -233,9 +305,10 @@ def capture(
     *,
     executable: str | Path | None = None,
     remote_images: bool = True,
+    policy: Gather | None = None,
 ) -> list[Shot]:
     """Screenshot every HTML file in ``pages`` at every width, PNGs beside the HTML."""
-    with Screenshotter(executable, remote_images=remote_images) as shooter:
+    with Screenshotter(executable, remote_images=remote_images, policy=policy) as shooter:
         return [shot for page in pages for shot in shooter.capture(page, widths)]
 
 
@@ -255,6 +328,11 @@ def preview_with_screenshots(
     index, entries = preview(settings, store, segments=segments, locales=locales, out=out)
     if not entries:  # nothing rendered: no browser to start
         return index, entries, []
-    shots = capture([e.path for e in entries], executable=executable, remote_images=remote_images)
+    shots = capture(
+        [e.path for e in entries],
+        executable=executable,
+        remote_images=remote_images,
+        policy=settings.gather,
+    )
     index = write_index(index.parent, "Preview", entries)
     return index, entries, shots

@@ -1,7 +1,8 @@
 """Screenshots in real headless Chromium: sizes, no sideways scrolling on a phone, offline.
 
 Nothing here reaches the internet: remote images are replaced in the page, and the tests
-that check this run their own "remote" server on another loopback address (127.0.0.2).
+that check this run their own servers on loopback addresses (127.0.0.1, 127.0.0.2), which
+hostile image URLs must never reach unless allow-listed.
 """
 
 from __future__ import annotations
@@ -16,14 +17,17 @@ from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
 from email_samples import DEMO, LOCALES, VALUES, demo_settings, entries
 from test_cli import cli, project
 
-from newsletter.config import load
-from newsletter.errors import ScreenshotError
+from newsletter import screenshots
+from newsletter.config import Gather, load
+from newsletter.errors import DestinationRefusedError, ScreenshotError
 from newsletter.gather import gather
 from newsletter.models import DigestEntry
+from newsletter.netguard import GuardedClient
 from newsletter.render import Renderer, personalize
 from newsletter.screenshots import (
     WIDTHS,
@@ -32,6 +36,7 @@ from newsletter.screenshots import (
     find_chromium,
     png_size,
 )
+from newsletter.sources.fetch import Fetched
 from newsletter.store import Store
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -168,34 +173,113 @@ def image_host(host: str) -> Iterator[tuple[str, list[str]]]:
         thread.join()
 
 
-def test_offline_mode_blocks_remote_images_and_keeps_local_ones(
+def _images_page(tmp_path: Path, *urls: str) -> Path:
+    page = tmp_path / "images.html"
+    page.write_text(
+        "<!DOCTYPE html><html><body>"
+        + "".join(f'<img src="{url}" width="552" height="310" alt="i">' for url in urls)
+        + "</body></html>",
+        encoding="utf-8",
+    )
+    return page
+
+
+@contextmanager
+def settings_of(shooter: Screenshotter, *, remote: bool, allowed: list[str]) -> Iterator[None]:
+    """The module's shooter with other image settings for one test."""
+    shooter.remote_images, shooter.policy = remote, Gather(allow_private=allowed)
+    try:
+        yield
+    finally:
+        shooter.remote_images, shooter.policy = False, Gather()
+
+
+def test_offline_mode_asks_no_host_but_allow_listed_ones(
     shooter: Screenshotter, tmp_path: Path
 ) -> None:
-    """Without remote images, only 127.0.0.1 is asked; the remote host sees no request."""
+    """Offline, not even 127.0.0.1 is asked unless its origin is in gather.allow_private:
+    loopback is where an internal service listens, and image URLs come from content."""
     with (
         image_host("127.0.0.1") as (local, local_seen),
         image_host("127.0.0.2") as (
-            remote,
-            remote_seen,
+            other,
+            other_seen,
         ),
     ):
-        page = tmp_path / "images.html"
-        page.write_text(
-            f'<!DOCTYPE html><html><body><img src="{local}/local.png" width="100" height="50" '
-            f'alt="l"><img src="{remote}/remote.png" width="552" height="310" alt="r">'
-            "</body></html>",
-            encoding="utf-8",
-        )
+        page = _images_page(tmp_path, f"{local}/local.png", f"{other}/admin.png")
         (offline,) = shooter.capture(page, [600])
-        assert local_seen == ["/local.png"] and remote_seen == []
+        assert local_seen == [] and other_seen == []
         # the blocked image still takes its declared place (a grey box), so layout is real
         assert offline.height >= 310
-        shooter.remote_images = True
-        try:
-            (online,) = shooter.capture(page, [375])
-        finally:
-            shooter.remote_images = False
-        assert online.png.exists() and remote_seen == ["/remote.png"]
+        with settings_of(shooter, remote=False, allowed=[local]):
+            shooter.capture(page, [600])
+        assert local_seen == ["/local.png"] and other_seen == []
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/admin/delete?all=1", "/latest/meta-data/"],
+)
+def test_remote_images_of_hostile_content_never_reach_internal_addresses(
+    shooter: Screenshotter, tmp_path: Path, path: str
+) -> None:
+    """A story's image pointing inward (loopback in every spelling, metadata, a redirect
+    from an allowed host) is refused by the guard; the screenshot shows a grey box."""
+    with (
+        image_host("127.0.0.1") as (inner, inner_seen),
+        image_host("127.0.0.2") as (
+            allowed,
+            allowed_seen,
+        ),
+    ):
+        port = inner.rsplit(":", 1)[1]
+        page = _images_page(
+            tmp_path,
+            f"{inner}{path}",
+            f"http://2130706433:{port}{path}",
+            f"http://0x7f.1:{port}{path}",
+            f"http://[::ffff:127.0.0.1]:{port}{path}",
+            f"http://localhost:{port}{path}",
+            "http://169.254.169.254/latest/meta-data/",
+            f"{allowed}/ok.png",
+        )
+        with settings_of(shooter, remote=True, allowed=[allowed]):
+            (shot,) = shooter.capture(page, [375])
+        assert inner_seen == []
+        assert allowed_seen == ["/ok.png"]  # the operator's own origin loads as it is
+        assert shot.png.exists() and shot.height >= 7 * 310
+
+
+def test_remote_images_are_fetched_by_the_guarded_client(
+    shooter: Screenshotter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chromium itself never connects: an image is fetched through fetch_url, under the
+    [gather] policy, and handed to the page; a refusal or failure is a grey box."""
+    asked: list[tuple[str, int]] = []
+
+    def fake_fetch(client: GuardedClient, url: str, *, timeout: float) -> Fetched:
+        asked.append((url, client.policy.max_bytes))
+        if "refused" in url:
+            raise DestinationRefusedError(f"{url} refused: 10.0.0.1 is a private address")
+        return Fetched(url, 200, httpx.Headers({"content-type": "image/png"}), PIXEL)
+
+    monkeypatch.setattr(screenshots, "fetch_url", fake_fetch)
+    with settings_of(shooter, remote=True, allowed=[]):
+        shooter.policy = Gather(max_bytes=4096)
+        ok = shooter.decide("https://images.example.org/a.png", "image")
+        refused = shooter.decide("https://refused.example.org/a.png", "image")
+        script = shooter.decide("https://images.example.org/x.js", "script")
+        here = shooter.decide("file:///tmp/page.html", "document")
+    assert ok == ("fulfill", PIXEL, "image/png")
+    assert refused[0] == "fulfill" and refused[2] == "image/svg+xml"
+    assert script[0] == "abort" and here[0] == "continue"
+    assert asked == [
+        ("https://images.example.org/a.png", 4096),
+        ("https://refused.example.org/a.png", 4096),
+    ]
+    # offline, nothing is fetched at all
+    assert shooter.decide("https://images.example.org/a.png", "image")[2] == "image/svg+xml"
+    assert len(asked) == 2
 
 
 def test_missing_chromium_is_one_clear_line(tmp_path: Path) -> None:
