@@ -64,16 +64,61 @@ def _under_a_file(tmp: Path) -> Path:
     return blocker / "config.toml"
 
 
+def _utf16(tmp: Path) -> Path:
+    path = tmp / "config.toml"
+    path.write_bytes(GOOD.encode("utf-16"))
+    return path
+
+
+def _deep(tmp: Path) -> Path:
+    # tomllib parses nesting recursively: 100,000 levels overflow Python's stack
+    path = tmp / "config.toml"
+    path.write_text(GOOD + "[web]\nx = " + "[" * 100_000 + "]" * 100_000 + "\n", encoding="utf-8")
+    return path
+
+
+def _deep_table(tmp: Path) -> Path:
+    path = tmp / "config.toml"
+    path.write_text("x = " + "{a = " * 5_000 + "1" + "}" * 5_000 + "\n", encoding="utf-8")
+    return path
+
+
+def _endless(tmp: Path) -> Path:
+    return Path("/dev/zero")
+
+
+def _huge(tmp: Path) -> Path:
+    path = tmp / "config.toml"
+    path.write_bytes(GOOD.encode() + b"#" * (5 * 1024 * 1024) + b"\n")
+    return path
+
+
 @pytest.mark.parametrize(
     ("make", "needles"),
     [
         (_directory, ("conf.d", "is a directory")),
+        (_utf16, ("config.toml", "line 1", "not UTF-8", "0xff")),
+        (_deep, ("config.toml", "not valid TOML", "nested too deeply")),
+        (_deep_table, ("config.toml", "not valid TOML", "nested too deeply")),
+        (_endless, ("/dev/zero", "larger than")),
+        (_huge, ("config.toml", "larger than 4194304 bytes")),
         (_cp1251, ("config.toml", "line 2", "not UTF-8", "0xca")),
         (_nul, ("config.toml", "not valid TOML", "\\x00")),
         (_syntax, ("config.toml", "not valid TOML", "line 4")),
         (_under_a_file, ("plain-file/config.toml", "cannot read")),
     ],
-    ids=["directory", "cp1251", "nul-byte", "toml-syntax", "not-a-directory"],
+    ids=[
+        "directory",
+        "utf-16",
+        "deeply-nested-array",
+        "deeply-nested-table",
+        "dev-zero",
+        "huge",
+        "cp1251",
+        "nul-byte",
+        "toml-syntax",
+        "not-a-directory",
+    ],
 )
 def test_unreadable_config_is_one_line_and_exit_2(
     tmp_path: Path, make: Callable[[Path], Path], needles: tuple[str, ...]
@@ -93,3 +138,12 @@ def test_markup_in_the_config_path_is_printed_as_text(tmp_path: Path) -> None:
     folder = tmp_path / "[bold red]conf.d"
     folder.mkdir()
     _one_line(_status(folder), "[bold red]conf.d", "is a directory")
+
+
+def test_a_utf8_byte_order_mark_is_read(tmp_path: Path) -> None:
+    """Windows editors save UTF-8 with a byte order mark: that is still the config."""
+    path = tmp_path / "config.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + GOOD.encode("utf-8"))
+    proc = _status(path)
+    assert "not valid TOML" not in proc.stderr and "Traceback" not in proc.stderr
+    assert "config error" not in proc.stderr, proc.stderr

@@ -75,6 +75,8 @@ __all__ = [
 
 DEFAULT_CONFIG = "config.toml"
 CONFIG_ENV = "NEWSLETTER_CONFIG"
+#: a config file is a few kilobytes; anything this large is a mistake (or /dev/zero)
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
 
 class Settings(Model):
@@ -193,7 +195,14 @@ def load(path: Path | str | None = None) -> Settings:
     """Read and validate a config file; ``None`` means $NEWSLETTER_CONFIG or ./config.toml."""
     cfg_path = Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG).resolve()
     try:
-        raw = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
+        with cfg_path.open("rb") as fh:
+            data = fh.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"{cfg_path}: larger than {MAX_CONFIG_BYTES} bytes: not a config file"
+            )
+        # a UTF-8 byte order mark (Windows editors write one) is no TOML syntax error
+        raw = tomllib.loads(data.decode("utf-8").removeprefix("\ufeff"))
     except FileNotFoundError as exc:
         raise ConfigError(f"{cfg_path}: config file not found (use --config PATH)") from exc
     except IsADirectoryError as exc:
@@ -210,6 +219,11 @@ def load(path: Path | str | None = None) -> Settings:
         ) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{cfg_path}: not valid TOML: {exc}") from exc
+    except RecursionError as exc:
+        # tomllib parses nested arrays and inline tables recursively
+        raise ConfigError(
+            f"{cfg_path}: not valid TOML: arrays or tables nested too deeply"
+        ) from exc
     return from_dict(raw, cfg_path)
 
 
