@@ -22,16 +22,24 @@ from datetime import timedelta
 from typing import TypeVar
 
 from newsletter.config import Settings
-from newsletter.delivery import Sender, SendReport, utcnow, worker_id
+from newsletter.delivery import Clock, Sender, SendReport, utcnow, worker_id
 from newsletter.digest.edition import finish_planning
 from newsletter.errors import EditionError
 from newsletter.models import DeliveryStatus, EditionStatus
 from newsletter.providers import build_provider
 from newsletter.providers.base import Provider
 from newsletter.ratelimit import RateLimiter
+from newsletter.reconcile import DEFAULT_SETTLE, ReconcileReport, reconcile
 from newsletter.store import Store
 
-__all__ = ["Worker", "WorkerOptions", "WorkerReport", "resume_edition", "run_worker"]
+__all__ = [
+    "Worker",
+    "WorkerOptions",
+    "WorkerReport",
+    "reconcile_edition",
+    "resume_edition",
+    "run_worker",
+]
 
 log = logging.getLogger("newsletter.worker")
 
@@ -86,6 +94,7 @@ class Worker:
         *,
         options: WorkerOptions = WorkerOptions(),
         limiter: RateLimiter | None = None,
+        clock: Clock = utcnow,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -98,6 +107,7 @@ class Worker:
             max_attempts=options.max_attempts,
             retry_base=options.retry_base,
             limiter=limiter,
+            clock=clock,
             worker=worker_id(),
             poll=min(options.poll, 1.0),
         )
@@ -212,10 +222,14 @@ def resume_edition(
     edition_id: int,
     *,
     resend_unknown: bool = False,
+    reconcile_first: bool = True,
+    settle: timedelta = DEFAULT_SETTLE,
     options: WorkerOptions = WorkerOptions(once=True),
     store: Store | None = None,
     provider: Provider | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    on_reconciled: Callable[[ReconcileReport], None] | None = None,
+    clock: Clock = utcnow,
 ) -> SendReport:
     """Resume a paused (or stalled) edition and send it here, in the foreground.
 
@@ -223,14 +237,18 @@ def resume_edition(
     first, as ``digest`` would.
 
     With ``resend_unknown`` the rows whose outcome is unknown (a worker died mid-send
-    with a provider that cannot deduplicate) are sent again: the operator accepts that
-    some of those readers may get the edition twice. ``on_progress(done, total)`` is
-    called as rows reach a final state. Workers running elsewhere share the work.
+    with a provider that cannot deduplicate) are dealt with first. Where the provider can
+    tell what it accepted (``reconcile_first``, see :mod:`newsletter.reconcile`), only the
+    rows it has no message for are sent again, and ``on_reconciled`` gets the report;
+    otherwise (or with ``reconcile_first=False``) every unknown row is sent again and the
+    operator accepts that some readers may get the edition twice.
+    ``on_progress(done, total)`` is called as rows reach a final state. Workers running
+    elsewhere share the work.
     """
     _check_lease(settings, options)
 
     async def work(st: Store, prov: Provider, stop: asyncio.Event) -> SendReport:
-        now = utcnow()
+        now = clock()
         edition = st.editions.get(edition_id)
         status = edition.status
         unknown = st.deliveries.counts(edition_id).get(DeliveryStatus.UNKNOWN, 0)
@@ -239,10 +257,16 @@ def resume_edition(
         if status is EditionStatus.PLANNED:
             # its digest died while planning: finish that here, then send as usual
             finish_planning(settings, st, edition_id, now)
-        if status is EditionStatus.FINISHED and not (resend_unknown and unknown):
+        waiting = st.deliveries.pending(edition_id)
+        if status is EditionStatus.FINISHED and not waiting and not (resend_unknown and unknown):
             raise EditionError(f"edition {edition_id} is finished; nothing is left to send")
-        if resend_unknown:
-            st.deliveries.requeue_unknown(edition_id, now)
+        if resend_unknown and unknown:
+            if reconcile_first and prov.lookup_horizon is not None:
+                report = await reconcile(st, prov, edition_id, now, settle=settle)
+                if on_reconciled is not None:
+                    on_reconciled(report)
+            else:
+                st.deliveries.requeue_unknown(edition_id, now)
         st.editions.transition(
             edition_id,
             EditionStatus.SENDING,
@@ -263,12 +287,30 @@ def resume_edition(
             if on_progress is not None:
                 on_progress(done, total)
 
-        worker = Worker(settings, st, prov, options=options)
+        worker = Worker(settings, st, prov, options=options, clock=clock)
         return await worker.sender.send(
             st.editions.get(edition_id),
             wait_for_retries=options.wait,
             on_progress=progress,
             stop=stop,
         )
+
+    return _sending(settings, store, provider, work)
+
+
+def reconcile_edition(
+    settings: Settings,
+    edition_id: int,
+    *,
+    settle: timedelta = DEFAULT_SETTLE,
+    store: Store | None = None,
+    provider: Provider | None = None,
+    clock: Clock = utcnow,
+) -> ReconcileReport:
+    """Ask the configured provider which of the edition's ``unknown`` rows it accepted
+    and record the answers (see :mod:`newsletter.reconcile`); nothing is sent here."""
+
+    async def work(st: Store, prov: Provider, stop: asyncio.Event) -> ReconcileReport:
+        return await reconcile(st, prov, edition_id, clock(), settle=settle)
 
     return _sending(settings, store, provider, work)

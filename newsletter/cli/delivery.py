@@ -14,9 +14,19 @@ from newsletter.compose import edition_label
 from newsletter.control import EditionReport, cancel_edition, edition_report, pause_edition
 from newsletter.delivery import SendReport
 from newsletter.models import DeliveryStatus, EditionStatus
-from newsletter.worker import WorkerOptions, resume_edition, run_worker
+from newsletter.reconcile import DEFAULT_SETTLE, ReconcileReport
+from newsletter.worker import WorkerOptions, reconcile_edition, resume_edition, run_worker
 
 EditionId = Annotated[int, typer.Argument(help="Edition id (see `newsletter editions list`).")]
+SETTLE_SECONDS = DEFAULT_SETTLE.total_seconds()
+SettleOpt = Annotated[
+    float,
+    typer.Option(
+        "--settle",
+        help="Seconds after which a message the provider's search does not show is taken "
+        "as never arrived (searches lag behind sending).",
+    ),
+]
 COLUMNS = ("queued", "claimed", "retry", "sent", "failed", "unknown", "skipped")
 
 
@@ -106,9 +116,22 @@ def editions_resume(
             help="Also send rows whose outcome is unknown (some readers may get it twice).",
         ),
     ] = False,
+    no_reconcile: Annotated[
+        bool,
+        typer.Option(
+            "--no-reconcile",
+            help="With --resend-unknown: resend every unknown row without asking the "
+            "provider which ones it accepted.",
+        ),
+    ] = False,
+    settle: SettleOpt = SETTLE_SECONDS,
     lease: Annotated[float, typer.Option(help="Seconds a claimed batch is held.")] = 600.0,
 ) -> None:
-    """Resume a paused or stalled edition and send the rest here, with a progress bar."""
+    """Resume a paused or stalled edition and send the rest here, with a progress bar.
+
+    With --resend-unknown, rows whose outcome is unknown are first looked up at the
+    provider where it can tell (Postmark, Mailgun): only what never arrived goes again.
+    """
     cfg = settings()
     with _progress() as bar:
         task: TaskID | None = None
@@ -123,10 +146,68 @@ def editions_resume(
             cfg,
             edition_id,
             resend_unknown=resend_unknown,
+            reconcile_first=not no_reconcile,
+            settle=timedelta(seconds=settle),
             options=WorkerOptions(once=True, lease=lease),
             on_progress=progress,
+            on_reconciled=_print_reconciled,
         )
     _print_resumed(edition_id, res)
+
+
+@editions_app.command("reconcile")
+def editions_reconcile(
+    edition_id: EditionId, settle: SettleOpt = SETTLE_SECONDS, as_json: JsonOpt = False
+) -> None:
+    """Ask the provider which unknown rows it accepted: those become sent, the ones it
+    never got are queued again (`editions resume` sends them); nothing is sent here."""
+    rep = reconcile_edition(settings(), edition_id, settle=timedelta(seconds=settle))
+    if as_json:
+        print_json(
+            {
+                "edition": rep.edition_id,
+                "provider": rep.provider,
+                "unknown": rep.unknown,
+                "sent": rep.sent,
+                "requeued": rep.requeued,
+                "recent": rep.recent,
+                "unanswered": rep.unanswered,
+                "too_old": rep.too_old,
+                "check_again_at": rep.check_again_at.isoformat() if rep.check_again_at else None,
+            }
+        )
+    else:
+        _print_reconciled(rep)
+
+
+def _print_reconciled(rep: ReconcileReport) -> None:
+    n = rep.edition_id
+    out.print(
+        f"edition {n}: {rep.unknown} unknown row(s) looked up at {rep.provider}: "
+        f"{rep.sent} accepted (now sent), {rep.requeued} never arrived (queued again)",
+        highlight=False,
+    )
+    if rep.requeued:
+        out.print(f"`newsletter editions resume {n}` sends the queued rows", highlight=False)
+    if rep.recent:
+        when = f"{rep.check_again_at:%Y-%m-%d %H:%M:%S} UTC" if rep.check_again_at else "later"
+        out.print(
+            f"{rep.recent} row(s) not found yet, too soon after sending to be sure: "
+            f"reconcile again after {when}",
+            highlight=False,
+        )
+    if rep.unanswered:
+        out.print(
+            f"{rep.unanswered} row(s) the provider did not answer for: reconcile again",
+            highlight=False,
+        )
+    if rep.too_old:
+        out.print(
+            f"{rep.too_old} row(s) older than {rep.provider} keeps its records: "
+            f"`newsletter editions resume {n} --resend-unknown --no-reconcile` resends them "
+            "(some readers may get a second copy)",
+            highlight=False,
+        )
 
 
 def _print_resumed(edition_id: int, res: SendReport) -> None:

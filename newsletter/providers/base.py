@@ -4,15 +4,34 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
+from newsletter.errors import ProviderError
 from newsletter.models import OutgoingMessage, SendResult
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
 
-__all__ = ["Provider"]
+__all__ = ["Found", "Probe", "Provider"]
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One message whose outcome is unknown, as :meth:`Provider.lookup` looks it up."""
+
+    delivery_id: int
+    edition_id: int
+    to_email: str
+    #: the message cannot have reached the provider before this moment
+    since: datetime
+
+
+#: what a lookup found, by delivery id: the provider's message id of a message it
+#: accepted, or None where it surely has none; a probe left out could not be checked
+Found = dict[int, str | None]
 
 
 class Provider(abc.ABC):
@@ -51,6 +70,10 @@ class Provider(abc.ABC):
     #: whether resending with the same ``idempotency_key`` is deduplicated
     supports_idempotency: ClassVar[bool] = False
 
+    #: how far back :meth:`lookup` can see (the provider's shortest retention of what it
+    #: searches); None when the provider cannot tell what it accepted
+    lookup_horizon: ClassVar[timedelta | None] = None
+
     _closed: bool = False
 
     @classmethod
@@ -61,6 +84,15 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     async def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
         """Send ``messages``; one result per message, in order (see the class docstring)."""
+
+    async def lookup(self, probes: Sequence[Probe]) -> Found:
+        """Ask the provider which of these messages it accepted (see :data:`Found`).
+
+        Optional: only providers with a :attr:`lookup_horizon` implement it. A probe the
+        provider could not answer for is left out, never guessed; :class:`ProviderError`
+        means the lookup cannot work at all (no such API, credentials refused).
+        """
+        raise ProviderError(f"{self.name} cannot tell which messages it accepted")
 
     async def aclose(self) -> None:
         """Release what the provider holds; safe to call twice."""

@@ -41,6 +41,7 @@ No ``httpx`` exception ever leaves this module's methods.
 from __future__ import annotations
 
 import abc
+import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -65,7 +66,7 @@ from newsletter.providers.answers import (
     retry_after_from,
     throttle_wait,
 )
-from newsletter.providers.base import Provider
+from newsletter.providers.base import Found, Probe, Provider
 from newsletter.providers.configured import check_batch_size, env_secret, where
 
 if TYPE_CHECKING:
@@ -78,6 +79,7 @@ __all__ = [
     "ClientOptions",
     "Failed",
     "HttpProvider",
+    "Unanswered",
     "check_batch_size",
     "client_options",
     "env_secret",
@@ -185,6 +187,10 @@ def _blame(message: OutgoingMessage, result: SendResult) -> SendResult:
     return SendResult(message.delivery_id, ResultStatus.PERMANENT, error=error)
 
 
+class Unanswered(Exception):
+    """A lookup request that told nothing (no answer, an error, an unreadable body)."""
+
+
 class HttpProvider(Provider):
     """A provider behind an HTTP API, sharing one pooled ``httpx.AsyncClient``.
 
@@ -215,6 +221,7 @@ class HttpProvider(Provider):
             raise ConfigError(f"provider.base_url: {self.base_url!r} is not an http(s) URL")
         self.headers = {"User-Agent": USER_AGENT, **(headers or {})}
         self.auth = auth
+        self.concurrency = concurrency
         self._owns_client = client is None
         self.client = client or httpx.AsyncClient(
             timeout=httpx.Timeout(timeout),
@@ -284,6 +291,56 @@ class HttpProvider(Provider):
         if response.is_success:
             return response
         return self.failure(response, messages)
+
+    async def lookup(self, probes: Sequence[Probe]) -> Found:
+        """Look every probe up with :meth:`lookup_one`, ``concurrency`` requests at a time;
+        a probe whose request failed (no answer, 5xx, an unreadable body) is left out."""
+        if self.lookup_horizon is None:
+            return await super().lookup(probes)
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def one(probe: Probe) -> tuple[int, str | None] | None:
+            async with gate:
+                try:
+                    return probe.delivery_id, await self.lookup_one(probe)
+                except Unanswered:
+                    return None
+
+        answers = await asyncio.gather(*(one(p) for p in probes))
+        return dict(a for a in answers if a is not None)
+
+    async def lookup_one(self, probe: Probe) -> str | None:
+        """The provider's message id for ``probe``, None if it has none; raises
+        :class:`Unanswered` when it could not tell. Providers with a lookup override it."""
+        raise Unanswered(f"{self.name} has no message search")
+
+    async def get_json(self, url: str, params: Mapping[str, str] | None = None) -> Any:
+        """GET ``url`` (a path on the configured host, or an absolute URL on it) and return
+        its JSON; :class:`Unanswered` for anything but a readable 2xx answer, and
+        :class:`ProviderError` when the credentials are refused."""
+        if not url.startswith(("http://", "https://")):
+            url = self.url(url)
+        elif not url.startswith(self.base_url + "/"):
+            # a paging link pointing elsewhere is never followed with our credentials
+            raise Unanswered(f"{self.name}: refused to follow {url!r} off {self.base_url}")
+        kwargs: dict[str, Any] = {"headers": self.headers, "params": params}
+        if self.auth is not None:
+            kwargs["auth"] = self.auth
+        try:
+            response = await self.client.get(url, **kwargs)
+        except _FATAL_TRANSPORT as exc:
+            raise ProviderError(f"{self.name}: cannot call {url}: {exc}") from exc
+        except httpx.HTTPError as exc:
+            raise Unanswered(f"{self.name}: no answer from {url} ({exc})") from exc
+        if response.status_code in (401, 403):
+            raise ProviderError(
+                f"{self.name}: {response.request.url.path} refused the credentials "
+                f"({self.error_text(response)})"
+            )
+        body = json_body(response) if response.is_success else None
+        if body is None:
+            raise Unanswered(f"{self.name}: {self.error_text(response)}")
+        return body
 
     def no_answer(
         self,

@@ -20,16 +20,19 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Collection, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, ClassVar, Final, Self, Unpack
 
 import httpx
 
 from newsletter.config.providers import MailgunProviderConfig
 from newsletter.models import OutgoingMessage, ResultStatus, SendResult
+from newsletter.providers.base import Probe
 from newsletter.providers.http import (
     ClientOptions,
     Failed,
     HttpProvider,
+    Unanswered,
     client_options,
     env_secret,
     json_body,
@@ -47,6 +50,9 @@ HOSTS: Final = {"us": "https://api.mailgun.net", "eu": "https://api.eu.mailgun.n
 VARIABLES: Final = ("edition_id", "subscriber_id")
 #: Mailgun allows three o:tag values per message
 MAX_TAGS: Final = 3
+#: the events API answers at most 300 events a page; a lookup reads this many pages
+EVENTS_PAGE: Final = 300
+EVENTS_PAGES: Final = 10
 _UNSAFE = re.compile(r"[^A-Za-z0-9]+")
 # the start of every variable Mailgun substitutes: recipient variables and its own
 # (mailing-list) ones; none can be a URL's percent-escape (r, u, t, m are not hex digits)
@@ -75,11 +81,18 @@ def _variable(marker: str) -> str:
 
 
 class MailgunProvider(HttpProvider):
-    """Sends through Mailgun's messages API for one sending ``domain``."""
+    """Sends through Mailgun's messages API for one sending ``domain``.
+
+    :meth:`lookup` finds a message whose answer was lost in the events API: the
+    ``accepted`` events of its recipient since the edition began, matched on the
+    ``delivery_id`` user variable every message carries.
+    """
 
     name: ClassVar[str] = "mailgun"
     max_batch: ClassVar[int] = 1000
     default_base_url: ClassVar[str] = HOSTS["us"]
+    #: Mailgun keeps events for at least three days
+    lookup_horizon: ClassVar[timedelta | None] = timedelta(days=3)
     config_type: ClassVar[type[MailgunProviderConfig]] = MailgunProviderConfig
 
     def __init__(
@@ -194,6 +207,34 @@ class MailgunProvider(HttpProvider):
             for m in group
         ]
 
+    async def lookup_one(self, probe: Probe) -> str | None:
+        """``<message-id>/<delivery id>`` (as :meth:`send_batch` records it) of the
+        accepted event for ``probe``'s delivery row, or None when there is none."""
+        wanted = str(probe.delivery_id)
+        url = f"/v3/{self.domain}/events"
+        params: dict[str, str] | None = {
+            "event": "accepted",
+            "recipient": probe.to_email,
+            "begin": str(int(probe.since.timestamp())),
+            "ascending": "yes",
+            "limit": str(EVENTS_PAGE),
+        }
+        for _ in range(EVENTS_PAGES):
+            body = await self.get_json(url, params)
+            items = body.get("items") if isinstance(body, dict) else None
+            if not isinstance(items, list):
+                raise Unanswered(f"mailgun: unreadable events answer: {str(body)[:200]!r}")
+            for event in items:
+                found = _accepted_id(event, wanted)
+                if found is not None:
+                    return f"{found}/{wanted}"
+            paging = body.get("paging")
+            following = paging.get("next") if isinstance(paging, dict) else None
+            if len(items) < EVENTS_PAGE or not isinstance(following, str):
+                return None
+            url, params = following, None
+        raise Unanswered(f"mailgun: more than {EVENTS_PAGES} pages of events for a recipient")
+
     def _culprits(self, failed: Failed, group: Sequence[OutgoingMessage]) -> Collection[int] | None:
         """Recipients a 400 names; empty (split to find out) when it blames an address."""
         if failed.status != 400 or failed.rejection is None:
@@ -202,3 +243,16 @@ class MailgunProvider(HttpProvider):
         if named:
             return named
         return () if _RECIPIENT_FAULT.search(failed.rejection) else None
+
+
+def _accepted_id(event: object, delivery_id: str) -> str | None:
+    """The Message-Id of an ``accepted`` event for ``delivery_id``, else None."""
+    if not isinstance(event, dict) or event.get("event") != "accepted":
+        return None
+    variables = event.get("user-variables")
+    if not isinstance(variables, dict) or str(variables.get("delivery_id")) != delivery_id:
+        return None
+    message = event.get("message")
+    headers = message.get("headers") if isinstance(message, dict) else None
+    message_id = headers.get("message-id") if isinstance(headers, dict) else None
+    return message_id.strip("<>") if isinstance(message_id, str) and message_id else None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, ClassVar, Final, Self, Unpack
 
 import httpx
@@ -15,12 +16,14 @@ import httpx
 from newsletter.config.providers import PostmarkProviderConfig
 from newsletter.errors import ProviderError
 from newsletter.models import OutgoingMessage, ResultStatus, SendResult
+from newsletter.providers.base import Probe
 from newsletter.providers.http import (
     ERROR_LIMIT,
     THROTTLE_WAIT,
     ClientOptions,
     Failed,
     HttpProvider,
+    Unanswered,
     client_options,
     env_secret,
     every,
@@ -76,11 +79,16 @@ class PostmarkProvider(HttpProvider):
     Each message travels whole (Postmark personalizes nothing here); List-Unsubscribe and
     List-Unsubscribe-Post go in ``Headers``; edition, subscriber and delivery ids go in
     ``Metadata`` so webhooks can be matched; ``Tag`` defaults to the segment name.
+
+    :meth:`lookup` finds a message whose answer was lost with the outbound message search
+    (``GET /messages/outbound``), filtered on the ``delivery_id`` it carries in Metadata.
     """
 
     name: ClassVar[str] = "postmark"
     max_batch: ClassVar[int] = 500
     default_base_url: ClassVar[str] = "https://api.postmarkapp.com"
+    #: Postmark keeps messages 45 days by default, 7 at the least (per server setting)
+    lookup_horizon: ClassVar[timedelta | None] = timedelta(days=7)
     config_type: ClassVar[type[PostmarkProviderConfig]] = PostmarkProviderConfig
 
     def __init__(
@@ -202,6 +210,35 @@ class PostmarkProvider(HttpProvider):
                 msg.delivery_id, ResultStatus.RETRYABLE, error=error, retry_after=wait
             )
         return SendResult(msg.delivery_id, ResultStatus.PERMANENT, error=error)
+
+    async def lookup_one(self, probe: Probe) -> str | None:
+        """The MessageID Postmark gave the message of ``probe``'s delivery row, if any.
+
+        Delivery ids are unique, so the search by that one metadata field (Postmark
+        filters on one field per search) finds at most the message and its resends.
+        """
+        wanted = str(probe.delivery_id)
+        body = await self.get_json(
+            "/messages/outbound",
+            {
+                "count": "50",
+                "offset": "0",
+                "metadata_delivery_id": wanted,
+                "messagestream": self.message_stream,
+            },
+        )
+        found = body.get("Messages") if isinstance(body, dict) else None
+        if not isinstance(found, list):
+            raise Unanswered(f"postmark: unreadable search answer: {str(body)[:200]!r}")
+        for message in found:
+            if not isinstance(message, dict):
+                continue
+            metadata = message.get("Metadata")
+            if isinstance(metadata, dict) and str(metadata.get("delivery_id")) == wanted:
+                message_id = message.get("MessageID")
+                if isinstance(message_id, str) and message_id:
+                    return message_id
+        return None
 
     def failure(self, response: httpx.Response, messages: Sequence[OutgoingMessage]) -> Failed:
         """Whole-call errors: 422 with an account ErrorCode stops sending, see base otherwise."""

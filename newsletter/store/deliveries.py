@@ -19,7 +19,7 @@ never overwrite what another worker recorded.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,8 +33,9 @@ from newsletter.store.delivery_records import CANCELLED, DeliveryRecords, end_ex
 from newsletter.store.delivery_stats import DeliveryQueries
 from newsletter.store.leases import DeliveryLeases, holder_values
 from newsletter.store.tables import deliveries as t
+from newsletter.store.tables import subscribers
 
-__all__ = ["CANCELLED", "FINAL", "Claim", "DeliveryStore"]
+__all__ = ["CANCELLED", "FINAL", "Claim", "DeliveryStore", "UnknownRow"]
 
 #: statuses after which a row is never touched again by sending
 FINAL = (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED)
@@ -63,6 +64,16 @@ class Claim:
 
     def __len__(self) -> int:
         return len(self.rows)
+
+
+@dataclass(frozen=True)
+class UnknownRow:
+    """A row whose outcome is unknown, with what a provider lookup needs."""
+
+    id: int
+    email: str
+    #: when it became unknown: the message, if it went, went before this
+    since: datetime
 
 
 def _fresh() -> sa.ColumnElement[bool]:
@@ -280,3 +291,58 @@ class DeliveryStore(DeliveryRecords, DeliveryQueries, DeliveryLeases):
                 .values(status=DeliveryStatus.QUEUED.value, batch_key=None, updated_at=now)
             )
         return int(result.rowcount)
+
+    def unknown_rows(self, edition_id: int) -> list[UnknownRow]:
+        """The edition's ``unknown`` rows with their recipients' addresses."""
+        query = (
+            sa.select(t.c.id, subscribers.c.email, t.c.updated_at)
+            .join(subscribers, subscribers.c.id == t.c.subscriber_id)
+            .where(t.c.edition_id == edition_id, t.c.status == DeliveryStatus.UNKNOWN.value)
+            .order_by(t.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [UnknownRow(r.id, r.email, r.updated_at) for r in conn.execute(query)]
+
+    def settle_unknown(
+        self,
+        edition_id: int,
+        accepted: Mapping[int, str],
+        never_arrived: Collection[int],
+        now: datetime,
+    ) -> tuple[int, int]:
+        """Record what a provider lookup told of ``unknown`` rows: ``accepted`` ones (by
+        id, with the provider's message id) are sent, ``never_arrived`` ones are queued
+        again as new batches. Rows no longer ``unknown`` are left alone. Returns the
+        numbers of rows marked sent and queued."""
+        unknown = sa.and_(t.c.edition_id == edition_id, t.c.status == DeliveryStatus.UNKNOWN.value)
+        sent = queued = 0
+        with self.engine.begin() as conn:
+            if accepted:
+                stmt = (
+                    sa.update(t)
+                    .where(unknown, t.c.id == sa.bindparam("b_id"))
+                    .values(
+                        status=DeliveryStatus.SENT.value,
+                        provider_message_id=sa.bindparam("b_message_id"),
+                        error=None,
+                        sent_at=now,
+                        updated_at=now,
+                    )
+                )
+                # rowcount is not reliable for executemany on every driver: count first
+                still = set(conn.scalars(sa.select(t.c.id).where(unknown)))
+                params = [
+                    {"b_id": k, "b_message_id": v[:500]} for k, v in accepted.items() if k in still
+                ]
+                if params:
+                    conn.execute(stmt, params)
+                sent = len(params)
+            ids = list(never_arrived)
+            for start in range(0, len(ids), 500):
+                result = conn.execute(
+                    sa.update(t)
+                    .where(unknown, t.c.id.in_(ids[start : start + 500]))
+                    .values(status=DeliveryStatus.QUEUED.value, batch_key=None, updated_at=now)
+                )
+                queued += int(result.rowcount)
+        return sent, queued

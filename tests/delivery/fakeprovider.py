@@ -22,6 +22,9 @@ a read timeout (the server goes silent past the client's timeout; with
 request numbers instead.
 ``kill`` makes the server SIGKILL a worker process when its n-th request arrives, before
 or after delivering it: a crash at an exact point, from outside the worker.
+
+``GET /messages/outbound?metadata_delivery_id=N`` is Postmark's message search over the
+Postmark messages delivered (never faulted), for reconciling unknown rows.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
 
 FAULTS = ("429", "500", "reset", "timeout")
 POSTMARK = "/email/batch"
@@ -59,6 +63,8 @@ class Delivered:
     request: int
     subject: str
     idempotency_key: str | None
+    #: Postmark's Metadata of the message (empty for the others)
+    metadata: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -155,6 +161,26 @@ def _handler(state: FakeProvider) -> type[BaseHTTPRequestHandler]:
             finally:
                 with state.lock:
                     state.active -= 1
+
+        def do_GET(self) -> None:
+            url = urlsplit(self.path)
+            query = {k: v[0] for k, v in parse_qs(url.query).items()}
+            if url.path != "/messages/outbound" or not self.headers.get("X-Postmark-Server-Token"):
+                self._json(404, {"message": "not found"})
+                return
+            wanted = {
+                k.removeprefix("metadata_"): v
+                for k, v in query.items()
+                if k.startswith("metadata_")
+            }
+            with state.lock:
+                found = [
+                    {"MessageID": d.provider_id, "Recipients": [d.to], "Metadata": d.metadata}
+                    for d in state.delivered
+                    if d.metadata and all(d.metadata.get(k) == v for k, v in wanted.items())
+                ]
+            count, offset = int(query["count"]), int(query["offset"])
+            self._json(200, {"TotalCount": len(found), "Messages": found[offset : offset + count]})
 
         def _post(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
@@ -269,7 +295,8 @@ def _handler(state: FakeProvider) -> type[BaseHTTPRequestHandler]:
                     else:
                         to = _address(str(msg.get("To", "")))
                     subject = str(msg.get("Subject") or msg.get("subject") or "")
-                    state.delivered.append(Delivered(to, pid, number, subject, key))
+                    metadata = msg.get("Metadata", {}) if path == POSTMARK else {}
+                    state.delivered.append(Delivered(to, pid, number, subject, key, metadata))
                     if path == POSTMARK:
                         out.append(
                             {

@@ -5,6 +5,10 @@ the fake refuses the whole call with ``400 {"message": "'to' parameter is not a 
 address. please check documentation"}`` when one recipient is malformed, and (stricter
 than Mailgun, to catch a privacy bug) refuses a call to several recipients without a
 recipient-variables entry for each. :func:`expand` rebuilds what every recipient gets.
+
+``GET /v3/{domain}/events`` lists an ``accepted`` event per recipient of every accepted
+call (with its ``user-variables`` filled in), filtered by ``event``, ``recipient`` and
+``begin``, at most ``limit`` a page, with a ``paging.next`` link on this host.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import parseaddr
 from pathlib import Path
+from urllib.parse import urlencode
 
 from newsletter.providers.mailgun import MailgunProvider
 from providers.specserver import SPECS, Answer, OpenApiValidator, Recorded, SpecServer, spec_server
@@ -44,13 +49,20 @@ def _authorized(request: Recorded) -> bool:
 class FakeMailgun:
     """The responder for spec-valid calls."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: float = 1_795_000_000.0) -> None:
         self._ids = itertools.count(1)
+        #: the fake's time for events (epoch seconds); tests move it
+        self.clock = clock
+        #: every accepted event, oldest first
+        self.events: list[dict[str, object]] = []
+        self.base_url = ""
 
     def __call__(self, request: Recorded) -> Answer:
-        """Answer one valid messages call."""
+        """Answer one valid messages or events call."""
         if not _authorized(request):
             return Answer(401, "Forbidden", content_type="text/plain")
+        if request.method == "GET" and request.path == f"/v3/{DOMAIN}/events":
+            return self._events({k: v[0] for k, v in request.query.items()})
         if request.path != f"/v3/{DOMAIN}/messages":
             return Answer(404, {"message": f"Domain not found: {request.path}"})
         form = request.form or {}
@@ -64,10 +76,35 @@ class FakeMailgun:
         variables = json.loads(form.get("recipient-variables", ["{}"])[0])
         if len(recipients) > 1 and any(addr not in variables for addr in recipients):
             return Answer(400, {"message": "batch call without recipient-variables for every 'to'"})
-        return Answer(
-            200,
-            {"id": f"<20261128080000.{next(self._ids)}@{DOMAIN}>", "message": "Queued. Thank you."},
-        )
+        message_id = f"20261128080000.{next(self._ids)}@{DOMAIN}"
+        for d in expand(form):
+            self.events.append(
+                {
+                    "event": "accepted",
+                    "id": f"ev{len(self.events)}",
+                    "timestamp": self.clock,
+                    "recipient": parseaddr(d.to)[1],
+                    "user-variables": d.variables,
+                    "message": {"headers": {"message-id": message_id, "subject": d.subject}},
+                }
+            )
+        return Answer(200, {"id": f"<{message_id}>", "message": "Queued. Thank you."})
+
+    def _events(self, query: dict[str, str]) -> Answer:
+        """One page of events, oldest first, and the link to the next."""
+        begin = float(query.get("begin", "0"))
+        limit = int(query.get("limit", "100"))
+        start = int(query.get("page", "0"))
+        found = [
+            e
+            for e in self.events
+            if e["event"] == query.get("event", e["event"])
+            and e["recipient"] == query.get("recipient", e["recipient"])
+            and float(e["timestamp"]) >= begin  # type: ignore[arg-type]
+        ]
+        following = {**query, "page": str(start + limit)}
+        link = f"{self.base_url}/v3/{DOMAIN}/events?{urlencode(following)}"
+        return Answer(200, {"items": found[start : start + limit], "paging": {"next": link}})
 
 
 @dataclass(frozen=True)
@@ -123,7 +160,9 @@ def expand(form: dict[str, list[str]]) -> list[Delivered]:
 @contextmanager
 def serve() -> Iterator[SpecServer]:
     """A running fake Mailgun."""
-    with spec_server(OpenApiValidator(SPEC), FakeMailgun()) as server:
+    fake = FakeMailgun()
+    with spec_server(OpenApiValidator(SPEC), fake) as server:
+        fake.base_url = server.base_url
         yield server
 
 

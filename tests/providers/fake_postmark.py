@@ -4,6 +4,10 @@ Requests are validated against ``postmark_schema.json`` (Postmark publishes no O
 document). Each element of a batch is answered on its own: ``ErrorCode`` 0 with a
 MessageID, 300 for an address Postmark's documented rules reject, 406 for an address in
 ``inactive`` (bounced, complained, suppressed). The HTTP status is 200 either way.
+
+``GET /messages/outbound`` is Postmark's outbound message search over what the fake
+accepted: ``count`` (at most 500) and ``offset`` are required and may not add up past
+10,000, only the documented filters are known, and one ``metadata_<key>`` filter at most.
 """
 
 from __future__ import annotations
@@ -29,16 +33,59 @@ _MAILBOX = re.compile(r"^[a-z0-9\.!#\$%&'`\*\+\-\/=\^_\{\}\|~]+$", re.IGNORECASE
 _DOMAIN = re.compile(r"^((\.)?[a-zA-Z0-9\-])+$")
 
 
-def validator() -> JsonSchemaValidator:
+SEARCH = "/messages/outbound"
+#: the search's documented query parameters (besides ``metadata_<key>``)
+SEARCH_PARAMS = frozenset(
+    {"count", "offset", "recipient", "fromemail", "tag", "status", "todate", "fromdate"}
+    | {"subject", "messagestream"}
+)
+
+
+def search_error(request: Recorded) -> str | None:
+    """Why a message search request breaks Postmark's documented rules, or None."""
+    if not request.headers.get("x-postmark-server-token"):
+        return "header x-postmark-server-token: expected a value"
+    if request.headers.get("accept") != "application/json":
+        return "header accept: expected application/json"
+    query = request.query
+    if any(len(v) != 1 for v in query.values()):
+        return "a search parameter is repeated"
+    metadata = [k for k in query if k.startswith("metadata_")]
+    unknown = set(query) - SEARCH_PARAMS - set(metadata)
+    if unknown or len(metadata) > 1:
+        return f"unknown or too many search parameters: {sorted(unknown) or metadata}"
+    try:
+        count, offset = int(query["count"][0]), int(query["offset"][0])
+    except (KeyError, ValueError):
+        return "count and offset are required numbers"
+    if not 0 < count <= 500 or offset < 0 or count + offset > 10_000:
+        return f"count {count} / offset {offset} out of range"
+    return None
+
+
+class PostmarkValidator:
+    """The batch body against the schema, and the search against :func:`search_error`."""
+
+    def __init__(self) -> None:
+        self.batch = JsonSchemaValidator(
+            {("POST", "/email/batch"): SCHEMA},
+            required_headers={
+                "x-postmark-server-token": None,
+                "accept": "application/json",
+                "content-type": "application/json",
+            },
+        )
+
+    def __call__(self, request: Recorded) -> str | None:
+        """The validation error of ``request``, or None."""
+        if request.method == "GET" and request.path == SEARCH:
+            return search_error(request)
+        return self.batch(request)
+
+
+def validator() -> PostmarkValidator:
     """Checks the body against the schema and the headers Postmark requires."""
-    return JsonSchemaValidator(
-        {("POST", "/email/batch"): SCHEMA},
-        required_headers={
-            "x-postmark-server-token": None,
-            "accept": "application/json",
-            "content-type": "application/json",
-        },
-    )
+    return PostmarkValidator()
 
 
 def address_error(to: str) -> str | None:
@@ -60,14 +107,47 @@ class FakePostmark:
     def __init__(self, inactive: set[str] | None = None) -> None:
         self.inactive = inactive or set()
         self._ids = itertools.count(1)
+        #: every message accepted, as the search lists it (newest last)
+        self.sent: list[dict[str, object]] = []
 
     def __call__(self, request: Recorded) -> Answer:
-        """Answer one valid batch request."""
+        """Answer one valid batch or search request."""
         if request.headers.get("x-postmark-server-token") != TOKEN:
             return Answer(
                 401, {"ErrorCode": 10, "Message": "The Server API Token you provided was invalid."}
             )
-        return Answer(200, [self._element(msg) for msg in request.json])
+        if request.path == SEARCH:
+            return self._search(request.query)
+        elements = [self._element(msg) for msg in request.json]
+        for msg, element in zip(request.json, elements, strict=True):
+            if element["ErrorCode"] == 0:
+                self.sent.append(
+                    {
+                        "MessageID": element["MessageID"],
+                        "Recipients": [parseaddr(str(msg["To"]))[1]],
+                        "Subject": msg["Subject"],
+                        "MessageStream": msg.get("MessageStream", "outbound"),
+                        "Metadata": msg.get("Metadata", {}),
+                        "Status": "Sent",
+                    }
+                )
+        return Answer(200, elements)
+
+    def _search(self, query: dict[str, list[str]]) -> Answer:
+        """The outbound search, newest first, filtered as documented."""
+        q = {k: v[0] for k, v in query.items()}
+        found = [
+            m
+            for m in reversed(self.sent)
+            if q.get("messagestream", m["MessageStream"]) == m["MessageStream"]
+            and all(
+                str(m["Metadata"].get(k[len("metadata_") :])) == v  # type: ignore[attr-defined]
+                for k, v in q.items()
+                if k.startswith("metadata_")
+            )
+        ]
+        start, count = int(q["offset"]), int(q["count"])
+        return Answer(200, {"TotalCount": len(found), "Messages": found[start : start + count]})
 
     def _element(self, msg: dict[str, object]) -> dict[str, object]:
         to = str(msg["To"])
