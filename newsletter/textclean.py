@@ -25,6 +25,9 @@ _ESCAPES = re.compile(f"{_CSI}|{_STRING}|{_OTHER}")
 #: C0 controls except tab and newline, DEL, C1 controls
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _ANY_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# bidirectional overrides and isolates reorder what a terminal shows ("Trojan Source"):
+# a one-line field (a title, a name) never needs them, and they are shown inert on output
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
 # what XML 1.0 forbids outright (controls are gone already): surrogates, U+FFFE, U+FFFF
 _NOT_XML = re.compile("[\ud800-\udfff\ufffe\uffff]")
 
@@ -42,7 +45,8 @@ def clean_text(value: str | None) -> str:
     """
     if not value:
         return ""
-    return " ".join(_CONTROLS.sub("", strip_escapes(value).replace("\r", " ")).split())
+    text = _BIDI.sub("", _CONTROLS.sub("", strip_escapes(value).replace("\r", " ")))
+    return " ".join(text.split())
 
 
 def clean_multiline(value: str | None) -> str:
@@ -62,8 +66,10 @@ def visible(value: str) -> str:
     """``value`` safe to print: every control character shown as ``\\xNN``, nothing raw.
 
     Line breaks and tabs are shown too; a caller that wants them splits first.
+    Bidirectional overrides and isolates are shown as ``\\u202e`` and the like.
     """
-    return _ANY_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
+    shown = _ANY_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
+    return _BIDI.sub(lambda m: f"\\u{ord(m.group()):04x}", shown)
 
 
 def xml_text(value: str) -> str:

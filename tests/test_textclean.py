@@ -36,6 +36,9 @@ C1_CSI = "\x9b31m"  # 8-bit CSI: red on terminals that honour C1
         ("unterminated \x1b]8;;https://evil.example.com/ swallowed", "unterminated"),
         ("[bold red]markup stays text[/]", "[bold red]markup stays text[/]"),
         ("Кирилица и 中文 ✓", "Кирилица и 中文 ✓"),
+        # "Trojan Source": overrides and isolates make a terminal show another text
+        ("invoice\u202egpj.exe", "invoicegpj.exe"),
+        ("\u2066admin\u2069 \u202aok\u202c\u202b\u202d", "admin ok"),
         (None, ""),
     ],
 )
@@ -49,6 +52,7 @@ def test_clean_multiline_keeps_tabs_and_line_breaks() -> None:
 
 def test_visible_and_xml_text_leave_nothing_raw() -> None:
     assert visible("a\x1b[2Jb\x9bc\nd") == "a\\x1b[2Jb\\x9bc\\x0ad"
+    assert visible("name\u202eexe.pdf\u2066") == "name\\u202eexe.pdf\\u2066"
     assert xml_text("ok\x00\x1b[1m\ufffe\uffff\x0b!") == "ok!"
 
 
