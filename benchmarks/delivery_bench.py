@@ -47,19 +47,19 @@ sys.path.insert(0, str(ROOT / "tests"))
 import httpx  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
-from newsletter.compose import Composer, Recipient  # noqa: E402
+from newsletter.audience.segments import recipients  # noqa: E402
 from newsletter.config import Settings, from_dict  # noqa: E402
 from newsletter.models import EditionStatus, NewSubscriber, RenderedVariant  # noqa: E402
-from newsletter.personalize import markers, new_nonce  # noqa: E402
-from newsletter.providers import build_provider  # noqa: E402
-from newsletter.providers.postmark import PostmarkProvider, json_array  # noqa: E402
-from newsletter.providers.sendgrid import SendgridProvider  # noqa: E402
-from newsletter.segments import recipients  # noqa: E402
+from newsletter.send.compose import Composer, Recipient  # noqa: E402
+from newsletter.send.personalize import markers, new_nonce  # noqa: E402
+from newsletter.send.providers import build_provider  # noqa: E402
+from newsletter.send.providers.postmark import PostmarkProvider, json_array  # noqa: E402
+from newsletter.send.providers.sendgrid import SendgridProvider  # noqa: E402
+from newsletter.send.tokens import TokenSigner  # noqa: E402
+from newsletter.send.worker import WorkerOptions, run_worker  # noqa: E402
 from newsletter.store import Store  # noqa: E402
 from newsletter.store.subscribers import SubscriberStore  # noqa: E402
 from newsletter.store.tables import subscribers  # noqa: E402
-from newsletter.tokens import TokenSigner  # noqa: E402
-from newsletter.worker import WorkerOptions, run_worker  # noqa: E402
 
 NOW = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 TOKEN_ENV = "BENCH_PROVIDER_TOKEN"

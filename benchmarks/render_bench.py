@@ -21,11 +21,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from newsletter import config  # noqa: E402
-from newsletter.compose import Composer, Recipient  # noqa: E402
-from newsletter.message import to_bytes  # noqa: E402
 from newsletter.models import DigestEntry, Item  # noqa: E402
-from newsletter.render import Renderer, personalize  # noqa: E402
-from newsletter.tokens import TokenSigner  # noqa: E402
+from newsletter.render.renderer import Renderer, personalize  # noqa: E402
+from newsletter.send.compose import Composer, Recipient  # noqa: E402
+from newsletter.send.mime import to_bytes  # noqa: E402
+from newsletter.send.tokens import TokenSigner  # noqa: E402
 
 LOCALES = ["bg", "en", "ro", "tr", "el", "ru", "uk", "ka", "de"]
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)

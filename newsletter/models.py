@@ -146,7 +146,7 @@ class RenderedVariant:
     """A digest rendered and CSS-inlined once for one (edition, locale).
 
     ``html`` and ``text`` still hold per-recipient markers carrying ``nonce``, a random
-    value drawn for this render (see :mod:`newsletter.personalize`). A variant stored
+    value drawn for this render (see :mod:`newsletter.send.personalize`). A variant stored
     before nonces existed has ``nonce == ""``: it is never personalized.
     """
 

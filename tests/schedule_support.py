@@ -24,8 +24,8 @@ import time_machine
 
 from newsletter.config import Settings
 from newsletter.models import OutgoingMessage, SendResult
-from newsletter.providers.outbox import OutboxProvider
-from newsletter.runner import Runner
+from newsletter.schedule.runner import Runner
+from newsletter.send.providers.outbox import OutboxProvider
 from newsletter.store import Store
 from newsletter.store.runs import JobRun
 

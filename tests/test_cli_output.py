@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from newsletter.cli import app
 from newsletter.config import load
-from newsletter.gather import gather
+from newsletter.gather.run import gather
 from newsletter.models import NewSubscriber, RenderedVariant
 from newsletter.store import Store
 from newsletter.store.items import ItemRecord

@@ -15,14 +15,14 @@ import sqlalchemy as sa
 from delivery.harness import seed_edition
 
 from newsletter.config import Settings
-from newsletter.control import cancel_edition, configured_rate, edition_report, pause_edition
-from newsletter.delivery import SendReport
 from newsletter.errors import EditionError
 from newsletter.models import DeliveryStatus, EditionStatus, ResultStatus, SendResult
-from newsletter.providers.outbox import OutboxProvider
+from newsletter.send.control import cancel_edition, configured_rate, edition_report, pause_edition
+from newsletter.send.engine import SendReport
+from newsletter.send.providers.outbox import OutboxProvider
+from newsletter.send.worker import WorkerReport, resume_edition
 from newsletter.store import Store
 from newsletter.store.tables import deliveries
-from newsletter.worker import WorkerReport, resume_edition
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=5)

@@ -17,16 +17,16 @@ from delivery.harness import rows, seed_edition
 from providers.composed import composed
 
 from newsletter.config import Settings
-from newsletter.control import pause_edition
-from newsletter.delivery import Sender
 from newsletter.models import DeliveryStatus, EditionStatus, ResultStatus, SendResult
-from newsletter.providers.base import Provider
-from newsletter.providers.postmark import PostmarkProvider
-from newsletter.providers.resend import ResendProvider
-from newsletter.providers.sendgrid import SendgridProvider
-from newsletter.ratelimit import RateLimiter
+from newsletter.send.control import pause_edition
+from newsletter.send.engine import Sender
+from newsletter.send.providers.base import Provider
+from newsletter.send.providers.postmark import PostmarkProvider
+from newsletter.send.providers.resend import ResendProvider
+from newsletter.send.providers.sendgrid import SendgridProvider
+from newsletter.send.ratelimit import RateLimiter
+from newsletter.send.tokens import TokenSigner
 from newsletter.store import Store
-from newsletter.tokens import TokenSigner
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=5)

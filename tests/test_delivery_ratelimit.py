@@ -11,7 +11,7 @@ import asyncio
 import pytest
 
 from newsletter.config.providers import OutboxProviderConfig
-from newsletter.ratelimit import Pacer, RateLimiter
+from newsletter.send.ratelimit import Pacer, RateLimiter
 
 
 class VirtualTime:

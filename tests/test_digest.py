@@ -13,10 +13,12 @@ from typing import Any
 
 import pytest
 
+from newsletter.audience.subscribers import sync_lists
 from newsletter.config import Settings
 from newsletter.digest import Digest, SegmentResult
+from newsletter.digest.stories import select_stories
 from newsletter.digest.trial import dry_run_segment, send_test
-from newsletter.gather import gather
+from newsletter.gather.run import gather
 from newsletter.models import (
     DeliveryStatus,
     EditionStatus,
@@ -24,11 +26,9 @@ from newsletter.models import (
     SendResult,
     SubscriberStatus,
 )
-from newsletter.providers.outbox import OutboxProvider
+from newsletter.send.providers.outbox import OutboxProvider
+from newsletter.send.tokens import TokenSigner
 from newsletter.store import Store
-from newsletter.stories import select_stories
-from newsletter.subscribers import sync_lists
-from newsletter.tokens import TokenSigner
 
 ROOT = Path(__file__).resolve().parent.parent
 # Friday of the sample content's newest week, in Sofia
@@ -320,7 +320,7 @@ def test_machine_translation_fills_only_stories_without_a_human_variant(
 ) -> None:
     from test_translate import KEY, FakeDeepL  # the DeepL imitation on 127.0.0.1
 
-    from newsletter.translate.deepl import DeepLTranslator
+    from newsletter.digest.translate.deepl import DeepLTranslator
 
     fake = FakeDeepL()
     fake.thread.start()

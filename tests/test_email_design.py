@@ -3,7 +3,8 @@
 Every check runs on what a subscriber receives (a variant personalized with real-looking
 values), for every locale, with and without sections. The deny-list of CSS and the
 contrast formula are written out here on purpose, independently of the library's own
-checks (``newsletter.htmlcheck``, ``newsletter.palette``), which get their own tests below.
+checks (``newsletter.render.htmlcheck``, ``newsletter.render.palette``), which get their
+own tests below.
 """
 
 from __future__ import annotations
@@ -22,14 +23,14 @@ import lxml.html
 import pytest
 from email_samples import DEMO, LOCALES, ROOT, TITLE, VALUES, demo_settings, entries, story
 
-from newsletter import htmlcheck, plaintext
 from newsletter.config import Settings
 from newsletter.errors import ConfigError
+from newsletter.gather.sanitize import summarize
 from newsletter.models import DigestEntry, RenderedVariant
-from newsletter.palette import Palette, contrast
-from newsletter.personalize import markers, new_nonce
-from newsletter.render import Renderer, personalize, tidy_summary
-from newsletter.sanitize import summarize
+from newsletter.render import htmlcheck, plaintext
+from newsletter.render.palette import Palette, contrast
+from newsletter.render.renderer import Renderer, personalize, tidy_summary
+from newsletter.send.personalize import markers, new_nonce
 
 GMAIL_CLIP = 102 * 1024
 
@@ -482,7 +483,7 @@ def test_relative_item_urls_are_left_out(renderer: Renderer) -> None:
 
 
 def test_htmlcheck_finds_each_kind_of_problem() -> None:
-    """Each rule of newsletter.htmlcheck fires on a small bad document, and only there."""
+    """Each rule of newsletter.render.htmlcheck fires on a small bad document, and only there."""
     bad = (
         '<html><head><style>@import url("https://fonts.example.com/x.css");</style>'
         '<link rel="stylesheet" href="https://example.com/x.css"></head><body>'
@@ -542,7 +543,7 @@ def test_customized_template_with_unsafe_css_is_reported(
     )
     (folder / "digest.html").write_text(page, encoding="utf-8")
     settings = make_config(paths={"templates": str(folder)})
-    with caplog.at_level(logging.WARNING, logger="newsletter.render"):
+    with caplog.at_level(logging.WARNING, logger="newsletter.render.renderer"):
         Renderer(settings).render(
             segment=settings.segments[0],
             period_label="W48",

@@ -18,9 +18,9 @@ from fixtures.sources.httpserver import Route, Server, allow, serve
 
 from newsletter.config import FeedSourceConfig, Gather, Settings
 from newsletter.errors import ConfigError, SourceError
-from newsletter.netguard import GuardedClient
-from newsletter.sources import SourceState, build_source
-from newsletter.sources.fetch import fetch_url
+from newsletter.gather.netguard import GuardedClient
+from newsletter.gather.sources import SourceState, build_source
+from newsletter.gather.sources.fetch import fetch_url
 
 RSS = "application/rss+xml; charset=utf-8"
 START = datetime(2026, 1, 1, tzinfo=UTC)

@@ -16,10 +16,10 @@ from fixtures.sources.httpserver import FIXTURES, Route, Server, fixture_bytes, 
 
 from newsletter.config import Settings
 from newsletter.errors import ConfigError, StoreError
-from newsletter.gather import SourceReport, content_hash, gather
-from newsletter.netguard import GuardedClient
-from newsletter.sanitize import clean_html, summarize
-from newsletter.sources import SourceState
+from newsletter.gather.netguard import GuardedClient
+from newsletter.gather.run import SourceReport, content_hash, gather
+from newsletter.gather.sanitize import clean_html, summarize
+from newsletter.gather.sources import SourceState
 from newsletter.store import Store
 from newsletter.store.items import ItemRecord
 
@@ -268,7 +268,7 @@ def test_failing_source_is_reported_and_leaves_stored_items_untouched(
     server.routes["/bg.xml"] = Route(b"boom", status=500)
     new_file = news / "2026-11-22-new.md"
     new_file.write_text("---\ntitle: Ново\ndate: 2026-11-22\n---\nТекст\n", encoding="utf-8")
-    with caplog.at_level(logging.WARNING, logger="newsletter.gather"):
+    with caplog.at_level(logging.WARNING, logger="newsletter.gather.run"):
         report = gather(_settings(make_config, feed, folder), store, now=NOW + timedelta(days=1))
     (failed,) = report.failed
     assert failed.name == "feed" and "HTTP 500" in (failed.error or "")

@@ -18,7 +18,7 @@ import pytest
 
 from newsletter.config import from_dict
 from newsletter.models import DigestEntry, Item
-from newsletter.render import Renderer, personalize
+from newsletter.render.renderer import Renderer, personalize
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 UPDATE = os.environ.get("NEWSLETTER_UPDATE_GOLDEN") == "1"

@@ -14,8 +14,8 @@ from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.plurals import get_plural
 from babel.messages.pofile import read_po
 
-from newsletter import i18n
 from newsletter.errors import LocaleError
+from newsletter.render import i18n
 
 ROOT = Path(__file__).resolve().parent.parent
 POT = i18n.LOCALES_DIR / "messages.pot"

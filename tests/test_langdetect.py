@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from newsletter.config import Settings
-from newsletter.gather import gather
-from newsletter.langdetect import LanguageDetector
+from newsletter.gather.langdetect import LanguageDetector
+from newsletter.gather.run import gather
 from newsletter.store import Store
 
 NINE = ["bg", "en", "ro", "tr", "el", "ru", "uk", "ka", "de"]

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.compose import Composer, Recipient
 from newsletter.config import Settings
-from newsletter.message import to_bytes
 from newsletter.models import DigestEntry, Item
-from newsletter.render import Renderer
-from newsletter.tokens import TokenSigner
+from newsletter.render.renderer import Renderer
+from newsletter.send.compose import Composer, Recipient
+from newsletter.send.mime import to_bytes
+from newsletter.send.tokens import TokenSigner
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCALES = ["bg", "en", "ro", "tr", "el", "ru", "uk", "ka", "de"]

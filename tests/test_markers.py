@@ -31,16 +31,16 @@ from marker_attacks import (
 )
 from providers import fake_mailgun, fake_sendgrid
 
-from newsletter.compose import Composer, Recipient
 from newsletter.config import Settings
 from newsletter.errors import RenderError
 from newsletter.models import DigestEntry, OutgoingMessage, RenderedVariant
-from newsletter.personalize import markers, personalize, require_markers, shared_body
-from newsletter.preview import write_variant
-from newsletter.providers.mailgun import MailgunProvider
-from newsletter.providers.sendgrid import SendgridProvider
-from newsletter.render import Renderer
-from newsletter.tokens import TokenSigner
+from newsletter.render.preview import write_variant
+from newsletter.render.renderer import Renderer
+from newsletter.send.compose import Composer, Recipient
+from newsletter.send.personalize import markers, personalize, require_markers, shared_body
+from newsletter.send.providers.mailgun import MailgunProvider
+from newsletter.send.providers.sendgrid import SendgridProvider
+from newsletter.send.tokens import TokenSigner
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newsletter.message import build_mime, clean_name, make_message_id, to_bytes
 from newsletter.models import OutgoingMessage
+from newsletter.send.mime import build_mime, clean_name, make_message_id, to_bytes
 
 UNSUBSCRIBE = (
     "<https://news.example.org/unsubscribe/"

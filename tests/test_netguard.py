@@ -17,9 +17,9 @@ from fixtures.sources.httpserver import Route, Server, allow, serve
 
 from newsletter.config import FeedSourceConfig, Gather, PageSourceConfig
 from newsletter.errors import DestinationRefusedError, SourceError
-from newsletter.netguard import GuardedClient, literal_address, refusal
-from newsletter.sources import SourceState, build_source
-from newsletter.sources.fetch import fetch_url
+from newsletter.gather.netguard import GuardedClient, literal_address, refusal
+from newsletter.gather.sources import SourceState, build_source
+from newsletter.gather.sources.fetch import fetch_url
 
 SECRET = b"<html><body><h1>Admin</h1><article>root password: hunter2</article></body></html>"
 RSS = "application/rss+xml"

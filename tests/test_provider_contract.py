@@ -29,9 +29,9 @@ from providers.support import Contract, Received, from_mime
 from newsletter.config import Settings
 from newsletter.errors import ProviderError
 from newsletter.models import OutgoingMessage, ResultStatus, SendResult
-from newsletter.providers import PROVIDERS, OutboxProvider, Provider, build_provider
-from newsletter.providers.http import HttpProvider
-from newsletter.providers.smtp import SmtpProvider
+from newsletter.send.providers import PROVIDERS, OutboxProvider, Provider, build_provider
+from newsletter.send.providers.http import HttpProvider
+from newsletter.send.providers.smtp import SmtpProvider
 
 #: a recipient every provider (or its test double) must reject permanently
 INVALID = "no-at-sign.example.org"

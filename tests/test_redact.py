@@ -19,7 +19,7 @@ from fixtures.sources.httpserver import Route, Server, serve
 
 from newsletter.config import Settings
 from newsletter.errors import ConfigError
-from newsletter.gather import gather
+from newsletter.gather.run import gather
 from newsletter.models import DigestEntry
 from newsletter.redact import (
     MaskingFilter,
@@ -29,8 +29,8 @@ from newsletter.redact import (
     scrub_content,
     url_secrets,
 )
-from newsletter.render import Renderer
-from newsletter.status import health
+from newsletter.render.renderer import Renderer
+from newsletter.schedule.status import health
 from newsletter.store import Store, tables
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -220,7 +220,7 @@ url = "{_secret_url(server, "/down.xml")}"
 
 def test_a_logged_traceback_is_masked_too() -> None:
     record = logging.LogRecord(
-        "newsletter.gather", logging.ERROR, __file__, 1, "crashed", None, None
+        "newsletter.gather.run", logging.ERROR, __file__, 1, "crashed", None, None
     )
     try:
         raise ValueError("cannot parse https://ann:s3cr3t-pw@example.org/f?token=T0K-xyz")

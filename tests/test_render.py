@@ -16,8 +16,8 @@ import pytest
 from newsletter.config import Settings
 from newsletter.errors import LocaleError, RenderError, TemplateError
 from newsletter.models import DigestEntry, Item, RenderedVariant
-from newsletter.personalize import markers
-from newsletter.render import Renderer, personalize
+from newsletter.render.renderer import Renderer, personalize
+from newsletter.send.personalize import markers
 
 LOCALES = ["bg", "en", "ro", "tr", "el", "ru", "uk", "ka", "de"]
 GMAIL_CLIP = 102 * 1024
@@ -200,7 +200,7 @@ def test_over_budget_trims_from_the_end(
         locales={"default": "bg", "available": LOCALES},
         render={"max_html_bytes": small + 200, "over_budget": "trim"},
     )
-    with caplog.at_level(logging.WARNING, logger="newsletter.render"):
+    with caplog.at_level(logging.WARNING, logger="newsletter.render.renderer"):
         variant = render(Renderer(settings), "ru", count=15)
     assert variant.html_bytes <= small + 200
     assert 4 <= variant.item_count < 15

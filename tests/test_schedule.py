@@ -29,8 +29,8 @@ from schedule_support import (
 
 from newsletter.config import Settings
 from newsletter.models import DeliveryStatus, EditionStatus
-from newsletter.schedule import list_jobs, stored_jobs
-from newsletter.status import health
+from newsletter.schedule.status import health
+from newsletter.schedule.triggers import list_jobs, stored_jobs
 from newsletter.store.runs import RunStatus
 
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from newsletter.config import ConfigError, ScheduleJob, Settings, load
 from newsletter.config.schedule import SendWindow, format_duration, parse_days, parse_duration
-from newsletter.schedule import (
+from newsletter.schedule.triggers import (
     MonthlyWeekdayTrigger,
     build_trigger,
     local_text,

@@ -24,11 +24,14 @@ from schedule_support import (
     write_news,
 )
 
+from newsletter.audience.subscribers import sync_lists
 from newsletter.config import Settings
 from newsletter.digest import Digest, DigestReport, SegmentResult, run_digest
 from newsletter.digest import edition as digest_edition
-from newsletter.gather import gather
-from newsletter.jobs import digest_outcome
+from newsletter.digest.select import window_start
+from newsletter.digest.stories import last_selection, select_stories
+from newsletter.gather.netguard import GuardedClient
+from newsletter.gather.run import gather
 from newsletter.models import (
     DeliveryStatus,
     EditionStatus,
@@ -36,14 +39,11 @@ from newsletter.models import (
     ResultStatus,
     SendResult,
 )
-from newsletter.netguard import GuardedClient
-from newsletter.providers.base import Provider
-from newsletter.providers.outbox import OutboxProvider
-from newsletter.select import window_start
+from newsletter.schedule.jobs import digest_outcome
+from newsletter.send.providers.base import Provider
+from newsletter.send.providers.outbox import OutboxProvider
 from newsletter.store import Store
 from newsletter.store.runs import RunStatus
-from newsletter.stories import last_selection, select_stories
-from newsletter.subscribers import sync_lists
 
 MEMBERS = {
     "name": "members",

@@ -20,7 +20,7 @@ from schedule_support import register, wait_for
 from newsletter.config import Settings, load
 from newsletter.errors import SchedulerError
 from newsletter.models import DeliveryStatus, EditionStatus
-from newsletter.runner import Runner
+from newsletter.schedule.runner import Runner
 from newsletter.store import Store
 from newsletter.store.runs import RunStatus
 
@@ -80,8 +80,8 @@ cron = "0 * * * *"
 CHILD = """\
 import asyncio, os, sys
 from newsletter.models import ResultStatus, SendResult
-from newsletter.providers import PROVIDERS
-from newsletter.providers.outbox import OutboxProvider
+from newsletter.send.providers import PROVIDERS
+from newsletter.send.providers.outbox import OutboxProvider
 
 class RecordingOutbox(OutboxProvider):
     async def send_batch(self, messages):

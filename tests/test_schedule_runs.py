@@ -27,27 +27,27 @@ from schedule_support import (
     write_news,
 )
 
+from newsletter.audience.segments import recipients
+from newsletter.audience.subscribers import sync_lists
 from newsletter.config import Settings
 from newsletter.digest import edition as digest_edition
+from newsletter.digest.stories import select_stories
 from newsletter.errors import SchedulerError
-from newsletter.gather import gather
+from newsletter.gather.netguard import GuardedClient
+from newsletter.gather.run import gather
 from newsletter.models import (
     DeliveryStatus,
     EditionStatus,
     ResultStatus,
     SendResult,
 )
-from newsletter.netguard import GuardedClient
-from newsletter.providers import PROVIDERS
-from newsletter.providers.outbox import OutboxProvider
-from newsletter.runner import Runner
-from newsletter.schedule import list_jobs, stored_jobs
-from newsletter.segments import recipients
-from newsletter.status import health
+from newsletter.schedule.runner import Runner
+from newsletter.schedule.status import health
+from newsletter.schedule.triggers import list_jobs, stored_jobs
+from newsletter.send.providers import PROVIDERS
+from newsletter.send.providers.outbox import OutboxProvider
 from newsletter.store import Store
 from newsletter.store.runs import RunStatus
-from newsletter.stories import select_stories
-from newsletter.subscribers import sync_lists
 
 RSS = "application/rss+xml; charset=utf-8"
 TWO_A_BATCH = {"name": "outbox", "path": "outbox", "batch_size": 2}

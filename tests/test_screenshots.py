@@ -22,21 +22,21 @@ import pytest
 from email_samples import DEMO, LOCALES, VALUES, demo_settings, entries
 from test_cli import cli, project
 
-from newsletter import screenshots
 from newsletter.config import Gather, load
 from newsletter.errors import DestinationRefusedError, ScreenshotError
-from newsletter.gather import gather
+from newsletter.gather.netguard import GuardedClient
+from newsletter.gather.run import gather
+from newsletter.gather.sources.fetch import Fetched
 from newsletter.models import DigestEntry
-from newsletter.netguard import GuardedClient
-from newsletter.render import Renderer, personalize
-from newsletter.screenshots import (
+from newsletter.render import screenshots
+from newsletter.render.renderer import Renderer, personalize
+from newsletter.render.screenshots import (
     WIDTHS,
     Screenshotter,
     Shot,
     find_chromium,
     png_size,
 )
-from newsletter.sources.fetch import Fetched
 from newsletter.store import Store
 
 CHROMIUM = Path("/usr/bin/chromium")

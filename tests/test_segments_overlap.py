@@ -19,19 +19,19 @@ import pytest
 import sqlalchemy as sa
 from schedule_support import running
 
+from newsletter.audience.explain import explain
+from newsletter.audience.subscribers import sync_lists
 from newsletter.config import Settings, from_dict
-from newsletter.control import cancel_edition
 from newsletter.digest import Digest, SegmentResult, run_digest
 from newsletter.digest.trial import dry_run_segment
 from newsletter.errors import ConfigError
-from newsletter.gather import gather
+from newsletter.gather.run import gather
 from newsletter.models import NewSubscriber
-from newsletter.providers.outbox import OutboxProvider
-from newsletter.segment_report import explain
+from newsletter.send.control import cancel_edition
+from newsletter.send.providers.outbox import OutboxProvider
+from newsletter.send.tokens import TokenSigner
 from newsletter.store import Store
 from newsletter.store.tables import deliveries, editions, subscribers
-from newsletter.subscribers import sync_lists
-from newsletter.tokens import TokenSigner
 
 ROOT = Path(__file__).resolve().parent.parent
 ENGEL = "m.engel@sonnenfeld-energie.example.com"

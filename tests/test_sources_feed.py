@@ -11,9 +11,9 @@ from fixtures.sources.httpserver import FIXTURES, Route, Server, allow, fixture_
 
 from newsletter.config import FeedSourceConfig, Gather
 from newsletter.errors import SourceError
-from newsletter.netguard import GuardedClient
-from newsletter.sources import FeedSource, SourceState, build_source
-from newsletter.sources.feed import guid_key
+from newsletter.gather.netguard import GuardedClient
+from newsletter.gather.sources import FeedSource, SourceState, build_source
+from newsletter.gather.sources.feed import guid_key
 
 RSS = "application/rss+xml; charset=utf-8"
 

@@ -11,9 +11,9 @@ from fixtures.sources.httpserver import FIXTURES
 
 from newsletter.config import FolderSourceConfig
 from newsletter.errors import SourceError
-from newsletter.sources import SOURCES, FolderSource, SourceState, build_source
-from newsletter.sources.base import parse_date
-from newsletter.sources.folder import split_lang_suffix
+from newsletter.gather.sources import SOURCES, FolderSource, SourceState, build_source
+from newsletter.gather.sources.base import parse_date
+from newsletter.gather.sources.folder import split_lang_suffix
 
 NEWS = FIXTURES / "news"
 

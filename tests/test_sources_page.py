@@ -10,7 +10,7 @@ from fixtures.sources.httpserver import FIXTURES, Route, Server, fixture_bytes, 
 
 from newsletter.config import Gather, PageSourceConfig
 from newsletter.errors import SourceError
-from newsletter.sources import PageSource, SourceState, build_source
+from newsletter.gather.sources import PageSource, SourceState, build_source
 
 
 @pytest.fixture

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from newsletter.audience.segments import matches, recipients
+from newsletter.audience.subscribers import export_csv, import_csv, normalize_email
 from newsletter.config import Rule, Segment
 from newsletter.errors import SubscriberError
 from newsletter.models import NewSubscriber, SubscriberStatus
-from newsletter.segments import matches, recipients
 from newsletter.store import Store
-from newsletter.subscribers import export_csv, import_csv, normalize_email
 
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 HEADER = "email,name,locale,organisation,country,lists,tags,status,consent_at,consent_source\n"

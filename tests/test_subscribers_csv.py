@@ -21,13 +21,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_cli import cli, project
 
-from newsletter import csvfile
+from newsletter.audience import csvfile
+from newsletter.audience.csvfile import FORMULA_START, MAX_ROW_CHARS, escape_cell, unescape_cell
+from newsletter.audience.subscribers import ImportReport, export_csv, import_csv, sync_lists
 from newsletter.config import Settings
-from newsletter.csvfile import FORMULA_START, MAX_ROW_CHARS, escape_cell, unescape_cell
 from newsletter.errors import ConfigError, SubscriberError
 from newsletter.models import NewSubscriber, SubscriberStatus
 from newsletter.store import Store
-from newsletter.subscribers import ImportReport, export_csv, import_csv, sync_lists
 from newsletter.textclean import clean_subscriber
 
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from newsletter.gather import prepare
+from newsletter.audience.subscribers import import_csv
+from newsletter.gather.run import prepare
+from newsletter.gather.sanitize import clean_html, clean_url
 from newsletter.models import SourceItem
-from newsletter.sanitize import clean_html, clean_url
 from newsletter.store import Store
-from newsletter.subscribers import import_csv
 from newsletter.textclean import clean_multiline, clean_text, visible, xml_text
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from newsletter.errors import ConfigError
-from newsletter.tokens import TokenError, TokenSigner, load_secrets
+from newsletter.send.tokens import TokenError, TokenSigner, load_secrets
 
 T0 = 1_790_000_000.0
 
@@ -99,7 +99,7 @@ def test_load_secrets_creates_development_key_once(
 ) -> None:
     monkeypatch.delenv("NL_TEST_SECRET", raising=False)
     var = tmp_path / "var"
-    with caplog.at_level(logging.WARNING, logger="newsletter.tokens"):
+    with caplog.at_level(logging.WARNING, logger="newsletter.send.tokens"):
         first = load_secrets("NL_TEST_SECRET", var)
     assert "development signing key" in caplog.text
     key_file = var / "secret.key"

@@ -14,18 +14,18 @@ from typing import Any
 import pytest
 
 from newsletter.config import Settings
-from newsletter.errors import ConfigError
-from newsletter.models import Item
-from newsletter.render import Renderer
-from newsletter.select import Story, entries_for, group_stories
-from newsletter.store import Store
-from newsletter.store.items import ItemRecord
-from newsletter.translate import (
+from newsletter.digest.select import Story, entries_for, group_stories
+from newsletter.digest.translate import (
     DeepLTranslator,
     TranslationError,
     build_translator,
     translate_missing,
 )
+from newsletter.errors import ConfigError
+from newsletter.models import Item
+from newsletter.render.renderer import Renderer
+from newsletter.store import Store
+from newsletter.store.items import ItemRecord
 
 KEY = "0f1e2d3c-test-key:fx"
 NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
@@ -197,7 +197,7 @@ def test_failing_translator_falls_back_without_raising(
     """Rate limit, quota, bad key, server error: stories come back unchanged, one warning."""
     stories = group_stories([add_item(store, "c1"), add_item(store, "c2")], "bg")
     deepl.status = status
-    with caplog.at_level(logging.WARNING, logger="newsletter.translate"):
+    with caplog.at_level(logging.WARNING, logger="newsletter.digest.translate"):
         out = translate_missing(stories, ["de", "en"], translator, store.translations, NOW)
     assert out == stories
     # the translator is left alone after its first failure

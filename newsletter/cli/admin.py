@@ -8,6 +8,15 @@ from typing import Annotated
 
 import typer
 
+from newsletter.audience.csvfile import text_encoding
+from newsletter.audience.privacy import erase
+from newsletter.audience.selfservice import purge_pending
+from newsletter.audience.subscribers import (
+    export_csv,
+    import_csv,
+    normalize_email,
+    normalize_locale,
+)
 from newsletter.cli.app import (
     db_app,
     editions_app,
@@ -20,12 +29,8 @@ from newsletter.cli.app import (
     subscribers_app,
 )
 from newsletter.cli.output import JsonOpt, print_json, print_table, safe
-from newsletter.csvfile import text_encoding
 from newsletter.models import NewSubscriber, SubscriberStatus
-from newsletter.privacy import erase
 from newsletter.store import db
-from newsletter.subscribers import export_csv, import_csv, normalize_email, normalize_locale
-from newsletter.subscription import purge_pending
 from newsletter.textclean import clean_subscriber
 
 ListOpt = Annotated[str | None, typer.Option("--list", help="Only subscribers on this list.")]

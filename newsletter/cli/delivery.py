@@ -10,12 +10,12 @@ from rich.progress import TaskID
 
 from newsletter.cli.app import _progress, app, editions_app, now, opened, out, settings
 from newsletter.cli.output import JsonOpt, print_json, print_table, safe
-from newsletter.compose import edition_label
-from newsletter.control import EditionReport, cancel_edition, edition_report, pause_edition
-from newsletter.delivery import SendReport
 from newsletter.models import DeliveryStatus, EditionStatus
-from newsletter.reconcile import DEFAULT_SETTLE, ReconcileReport
-from newsletter.worker import WorkerOptions, reconcile_edition, resume_edition, run_worker
+from newsletter.send.compose import edition_label
+from newsletter.send.control import EditionReport, cancel_edition, edition_report, pause_edition
+from newsletter.send.engine import SendReport
+from newsletter.send.reconcile import DEFAULT_SETTLE, ReconcileReport
+from newsletter.send.worker import WorkerOptions, reconcile_edition, resume_edition, run_worker
 
 EditionId = Annotated[int, typer.Argument(help="Edition id (see `newsletter editions list`).")]
 SETTLE_SECONDS = DEFAULT_SETTLE.total_seconds()

@@ -8,12 +8,12 @@ from typing import Annotated
 import typer
 from rich.progress import TaskID
 
+from newsletter.audience.explain import explain
 from newsletter.cli.app import _ids, _progress, app, err, now, opened, out, settings
 from newsletter.cli.output import print_table, safe
 from newsletter.digest import DigestReport, preview, run_digest
-from newsletter.gather import GatherReport, gather
-from newsletter.screenshots import Shot, preview_with_screenshots
-from newsletter.segment_report import explain
+from newsletter.gather.run import GatherReport, gather
+from newsletter.render.screenshots import Shot, preview_with_screenshots
 
 
 def _print_gather(report: GatherReport) -> None:

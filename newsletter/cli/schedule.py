@@ -11,9 +11,9 @@ from rich.text import Text
 
 from newsletter.cli.app import app, now, opened, out, settings, state
 from newsletter.cli.output import JsonOpt, print_json, print_table, safe, styled
-from newsletter.runner import run_scheduler
-from newsletter.schedule import JobView, list_jobs, local_text, span_text
-from newsletter.status import Health, health, scheduler_state
+from newsletter.schedule.runner import run_scheduler
+from newsletter.schedule.status import Health, health, scheduler_state
+from newsletter.schedule.triggers import JobView, list_jobs, local_text, span_text
 from newsletter.store.runs import JobRun
 
 schedule_app = typer.Typer(help="Inspect the scheduled jobs.", no_args_is_help=True)

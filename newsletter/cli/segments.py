@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
+from newsletter.audience.explain import explain
 from newsletter.cli.app import app, now, opened, settings
-from newsletter.segment_report import explain
 
 segments_app = typer.Typer(help="Check segment rules and overlaps.", no_args_is_help=True)
 app.add_typer(segments_app, name="segments")

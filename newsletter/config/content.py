@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator, model_validator
 
+from newsletter.audience.csvfile import text_encoding
 from newsletter.config.base import Model, RelPath, check_timezone
-from newsletter.csvfile import text_encoding
 
 
 class Colors(Model):

@@ -12,16 +12,16 @@ import asyncio
 import threading
 from collections.abc import Callable, Sequence
 
+from newsletter.audience.explain import explain
+from newsletter.audience.subscribers import sync_lists
+from newsletter.clock import utcnow
 from newsletter.config import Settings
-from newsletter.delivery import utcnow
 from newsletter.digest.edition import Digest, DigestReport, SegmentResult, signer_for
 from newsletter.digest.trial import dry_run_segment, preview, send_test
-from newsletter.gather import gather
-from newsletter.netguard import GuardedClient
-from newsletter.providers.base import Provider
-from newsletter.segment_report import explain
+from newsletter.gather.netguard import GuardedClient
+from newsletter.gather.run import gather
+from newsletter.send.providers.base import Provider
 from newsletter.store import Store
-from newsletter.subscribers import sync_lists
 
 __all__ = [
     "Digest",

@@ -2,7 +2,7 @@
 
 Per segment: select the stories, create the edition, plan one delivery row per recipient,
 render each locale's variant once, send. Each stage lives in its own module (what goes
-into an edition: :mod:`newsletter.stories`). Running twice in a period does not send
+into an edition: :mod:`newsletter.digest.stories`). Running twice in a period does not send
 twice: the edition is keyed by (segment, period) in the store, and an unfinished edition
 is resumed from its rows.
 
@@ -23,26 +23,27 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from newsletter.compose import view_url
+from newsletter.audience.explain import Explanation
+from newsletter.audience.segments import Routing
+from newsletter.audience.subscribers import ImportReport
+from newsletter.clock import utcnow
 from newsletter.config import Segment, Settings
-from newsletter.delivery import Sender, SendReport, utcnow
+from newsletter.digest.select import Story, entries_for, period_key, period_label, skip_reason
+from newsletter.digest.stories import MANUAL_PREFIX, manual_period, select_stories, stories_of
+from newsletter.digest.translate import build_translator, translate_missing
+from newsletter.digest.translate.base import Translator
 from newsletter.errors import ConfigError, DuplicateEditionError, EditionError
-from newsletter.gather import GatherReport
+from newsletter.gather.run import GatherReport
 from newsletter.models import Edition, EditionStatus, RenderedVariant
-from newsletter.preview import write_variant_pages
-from newsletter.providers import build_provider
-from newsletter.providers.base import Provider
-from newsletter.providers.outbox import OutboxProvider
-from newsletter.render import Renderer
-from newsletter.segment_report import Explanation
-from newsletter.segments import Routing
-from newsletter.select import Story, entries_for, period_key, period_label, skip_reason
+from newsletter.render.preview import write_variant_pages
+from newsletter.render.renderer import Renderer
+from newsletter.send.compose import view_url
+from newsletter.send.engine import Sender, SendReport
+from newsletter.send.providers import build_provider
+from newsletter.send.providers.base import Provider
+from newsletter.send.providers.outbox import OutboxProvider
+from newsletter.send.tokens import TokenSigner, load_secrets
 from newsletter.store import Store
-from newsletter.stories import MANUAL_PREFIX, manual_period, select_stories, stories_of
-from newsletter.subscribers import ImportReport
-from newsletter.tokens import TokenSigner, load_secrets
-from newsletter.translate import build_translator, translate_missing
-from newsletter.translate.base import Translator
 
 log = logging.getLogger("newsletter.digest")
 
@@ -249,7 +250,8 @@ class Digest:
         Idempotent: a crash half-way through planning is completed here.
         """
         if edition.status is EditionStatus.PLANNED:
-            # who is planned follows "one digest per person per period" (newsletter.segments)
+            # who is planned follows "one digest per person per period"
+            # (newsletter.audience.segments)
             routing = Routing(self.settings, self.store)
             manual = edition.period.startswith(MANUAL_PREFIX)
             rows = (

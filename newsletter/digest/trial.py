@@ -11,16 +11,16 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from newsletter.compose import Composer, Recipient
+from newsletter.audience.segments import Routing
 from newsletter.config import Segment, Settings
 from newsletter.digest.edition import Digest, SegmentResult
+from newsletter.digest.select import period_key, skip_reason
+from newsletter.digest.stories import MANUAL_PREFIX, manual_period, select_stories
 from newsletter.errors import NewsletterError
 from newsletter.models import RenderedVariant, ResultStatus
-from newsletter.preview import PageEntry, write_index, write_variant
-from newsletter.segments import Routing
-from newsletter.select import period_key, skip_reason
+from newsletter.render.preview import PageEntry, write_index, write_variant
+from newsletter.send.compose import Composer, Recipient
 from newsletter.store import Store
-from newsletter.stories import MANUAL_PREFIX, manual_period, select_stories
 
 __all__ = ["dry_run_segment", "preview", "preview_segment", "recipient_locales", "send_test"]
 

@@ -119,7 +119,7 @@ class ArchiveStore:
             return None
         return variant_from_row(row)
 
-    # -- stories (newsletter.storypage) ----------------------------------------------
+    # -- stories (newsletter.render.storypage) ----------------------------------------------
 
     def story_published(self, item_id: int, group_key: str) -> bool:
         """Whether a published edition gave the story with ``group_key`` (or the item)."""

@@ -27,8 +27,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from newsletter.holders import Holder
 from newsletter.models import Delivery, DeliveryStatus
+from newsletter.send.holders import Holder
 from newsletter.store.delivery_records import CANCELLED, DeliveryRecords, end_expired_claims
 from newsletter.store.delivery_stats import DeliveryQueries
 from newsletter.store.leases import DeliveryLeases, holder_values

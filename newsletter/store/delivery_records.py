@@ -16,8 +16,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from newsletter.holders import Holder
 from newsletter.models import DeliveryStatus, ResultStatus, SendResult
+from newsletter.send.holders import Holder
 from newsletter.store.leases import reclaimable
 from newsletter.store.tables import deliveries as t
 

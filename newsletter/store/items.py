@@ -17,8 +17,8 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from newsletter.errors import StoreError
+from newsletter.gather.sources.base import SourceState
 from newsletter.models import Item
-from newsletter.sources.base import SourceState
 from newsletter.store.tables import items, source_state
 
 UpsertOutcome = Literal["new", "updated", "unchanged"]

@@ -1,6 +1,6 @@
 """Leases on claimed delivery rows: who holds them, heartbeats, and taking them back.
 
-A claim stores its holder (:class:`~newsletter.holders.Holder`) and a heartbeat. While a
+A claim stores its holder (:class:`~newsletter.send.holders.Holder`) and a heartbeat. While a
 batch is in flight its sender renews the heartbeat (and the lease) every few seconds.
 A claim ends without its holder, and its rows are dealt with as after a crash, when:
 
@@ -19,8 +19,8 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from newsletter.holders import Holder
 from newsletter.models import DeliveryStatus
+from newsletter.send.holders import Holder
 from newsletter.store.tables import deliveries as t
 
 __all__ = ["DeliveryLeases", "HeldBy", "holder_values", "reclaimable"]

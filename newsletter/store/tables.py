@@ -156,7 +156,7 @@ deliveries = sa.Table(
     # the token of the first claim: a row that must go again goes with the same batch
     sa.Column("batch_key", sa.String(200)),
     sa.Column("lease_until", UTCDateTime),
-    # who holds a claimed row (see newsletter.holders) and when it last said it is alive
+    # who holds a claimed row (see newsletter.send.holders) and when it last said it is alive
     sa.Column("holder_host", sa.String(300)),
     sa.Column("holder_pid", sa.Integer),
     sa.Column("holder_started", sa.BigInteger),

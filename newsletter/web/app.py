@@ -25,10 +25,11 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Receive, Scope
 
+from newsletter.clock import Clock, utcnow
 from newsletter.config import Settings
-from newsletter.providers.base import Provider
+from newsletter.send.providers.base import Provider
+from newsletter.send.tokens import TokenSigner, load_secrets
 from newsletter.store import Store
-from newsletter.tokens import TokenSigner, load_secrets
 from newsletter.web import (
     archive,
     housekeeping,
@@ -39,7 +40,7 @@ from newsletter.web import (
     unsubscribe,
 )
 from newsletter.web.common import STATUS_TEXT, error_page, log_path
-from newsletter.web.context import Clock, WebContext, context_of, utcnow
+from newsletter.web.context import WebContext, context_of
 from newsletter.web.csrf import CsrfTokens
 from newsletter.web.guards import BodyLimit, RateLimiter, SecurityHeaders
 from newsletter.web.hostile import OriginCheck, RequestShape, SafetyNet, bound_int_routes

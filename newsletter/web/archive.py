@@ -19,9 +19,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from newsletter.render import personalize
+from newsletter.render.renderer import personalize
+from newsletter.render.storypage import edition_stories, story_path, without_markers
 from newsletter.store.archive import ArchiveEntry
-from newsletter.storypage import edition_stories, story_path, without_markers
 from newsletter.textclean import xml_text
 from newsletter.web.common import error_page, path_id
 from newsletter.web.context import WebContext, context_of

@@ -4,33 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from urllib.parse import urlencode, urlsplit
 
 from starlette.requests import Request
 
+from newsletter.clock import Clock, utcnow
 from newsletter.config import Settings
 from newsletter.errors import SubscriberError
 from newsletter.models import Subscriber
-from newsletter.providers import build_provider
-from newsletter.providers.base import Provider
+from newsletter.send.providers import build_provider
+from newsletter.send.providers.base import Provider
+from newsletter.send.tokens import TokenData, TokenError, TokenSigner
 from newsletter.store import Store
-from newsletter.tokens import TokenData, TokenError, TokenSigner
 from newsletter.web.background import Background
 from newsletter.web.csrf import CsrfTokens
 from newsletter.web.guards import RateLimiter
 from newsletter.web.pages import Pages
 
 log = logging.getLogger("newsletter.web")
-
-Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware."""
-    return datetime.now(UTC)
 
 
 @dataclass

@@ -16,9 +16,9 @@ from typing import Final
 
 from starlette.concurrency import run_in_threadpool
 
+from newsletter.audience.selfservice import purge_pending
 from newsletter.config import Settings
 from newsletter.store import Store
-from newsletter.subscription import purge_pending
 from newsletter.web.context import WebContext
 
 log = logging.getLogger("newsletter.web")
@@ -37,7 +37,7 @@ class Housekept:
 
 
 def housekeep(settings: Settings, store: Store, now: datetime) -> Housekept:
-    """Purge expired sign-ups (:func:`~newsletter.subscription.purge_pending`) and the
+    """Purge expired sign-ups (:func:`~newsletter.audience.selfservice.purge_pending`) and the
     webhook event ids older than ``webhooks.retention_days``."""
     purged = purge_pending(settings, store, now)
     pruned = store.webhooks.prune(now - timedelta(days=settings.webhooks.retention_days))

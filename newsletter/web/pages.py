@@ -19,10 +19,10 @@ from babel.support import Translations
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from newsletter import i18n
 from newsletter.config import Settings
 from newsletter.errors import TemplateError
-from newsletter.render import load_template
+from newsletter.render import i18n
+from newsletter.render.renderer import load_template
 
 log = logging.getLogger("newsletter.web")
 

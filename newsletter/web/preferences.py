@@ -11,14 +11,14 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from newsletter.errors import SubscriberError
-from newsletter.models import Subscriber, SubscriberStatus
-from newsletter.subscription import (
+from newsletter.audience.selfservice import (
     editable_lists,
     pause_choices,
     resubscribe,
     update_preferences,
 )
+from newsletter.errors import SubscriberError
+from newsletter.models import Subscriber, SubscriberStatus
 from newsletter.web.common import (
     bad_request,
     first,

@@ -14,8 +14,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from newsletter.audience.privacy import erase_subscriber, export_data
 from newsletter.errors import SubscriberError
-from newsletter.privacy import erase_subscriber, export_data
 from newsletter.web.common import first, read_posted
 from newsletter.web.context import context_of
 from newsletter.web.pages import N_

@@ -1,7 +1,7 @@
 """GET /story/{item_id}/{locale}: one story that went out in an edition, in full.
 
 The page is what the email's "read more" opens for an item without a link of its own (see
-:mod:`newsletter.storypage`): the whole sanitized body, its date and source, and links to
+:mod:`newsletter.render.storypage`): the whole sanitized body, its date and source, and links to
 its other language versions (``<link rel="alternate" hreflang>`` in the head, visible
 links in the page). ``locale`` is the reader's: the version shown follows the same
 fallback chain as the email, with the same "original in X" label. Like the archive, the
@@ -18,11 +18,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from newsletter import i18n
 from newsletter.config import Settings
+from newsletter.gather.sanitize import clean_html, http_base
 from newsletter.models import Item
-from newsletter.sanitize import clean_html, http_base
-from newsletter.storypage import PublishedStory, published_story, story_path, without_markers
+from newsletter.render import i18n
+from newsletter.render.storypage import PublishedStory, published_story, story_path, without_markers
 from newsletter.web.common import error_page, path_id
 from newsletter.web.context import WebContext, context_of
 from newsletter.web.pages import N_

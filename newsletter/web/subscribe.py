@@ -21,15 +21,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from newsletter.errors import NewsletterError, SubscriberError
-from newsletter.models import OutgoingMessage, ResultStatus, Subscriber, SubscriberStatus
-from newsletter.subscribers import normalize_email
-from newsletter.subscription import (
+from newsletter.audience.selfservice import (
     SignupRequest,
     confirm_signup,
     joinable_lists,
     request_signup,
 )
+from newsletter.audience.subscribers import normalize_email
+from newsletter.errors import NewsletterError, SubscriberError
+from newsletter.models import OutgoingMessage, ResultStatus, Subscriber, SubscriberStatus
 from newsletter.textclean import clean_text
 from newsletter.web.common import (
     Form,

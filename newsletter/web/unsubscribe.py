@@ -13,8 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from newsletter.audience.selfservice import unsubscribe
 from newsletter.models import SubscriberStatus
-from newsletter.subscription import unsubscribe
 from newsletter.web.common import (
     bad_request,
     invalid_link,

@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from newsletter.models import DeliveryStatus, EditionStatus, NewSubscriber, RenderedVariant
-from newsletter.personalize import markers, new_nonce
+from newsletter.send.personalize import markers, new_nonce
 from newsletter.store import Store
 from newsletter.store.subscribers import SubscriberStore
 from newsletter.store.tables import deliveries, subscribers

@@ -30,15 +30,15 @@ from newsletter.models import (
     ResultStatus,
     SendResult,
 )
-from newsletter.providers.base import Probe, Provider
-from newsletter.providers.http import HttpProvider
-from newsletter.providers.mailgun import MailgunProvider
-from newsletter.providers.postmark import PostmarkProvider
-from newsletter.providers.sendgrid import SendgridProvider
-from newsletter.reconcile import DEFAULT_SETTLE, ReconcileReport, reconcile
+from newsletter.send.providers.base import Probe, Provider
+from newsletter.send.providers.http import HttpProvider
+from newsletter.send.providers.mailgun import MailgunProvider
+from newsletter.send.providers.postmark import PostmarkProvider
+from newsletter.send.providers.sendgrid import SendgridProvider
+from newsletter.send.reconcile import DEFAULT_SETTLE, ReconcileReport, reconcile
+from newsletter.send.worker import resume_edition
 from newsletter.store import Store
 from newsletter.store.tables import deliveries as t
-from newsletter.worker import resume_edition
 
 Make = Callable[[], Provider]
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)

@@ -27,9 +27,9 @@ from test_cli import cli, project
 
 from delivery.fakeprovider import Kill, serve
 from delivery.harness import NOW, rows, run, seed_edition, start
-from newsletter.delivery_leases import STALE, LeaseKeeper
-from newsletter.holders import Holder, current_holder, holder_state, process_start, this_host
 from newsletter.models import DeliveryStatus, EditionStatus
+from newsletter.send.holders import Holder, current_holder, holder_state, process_start, this_host
+from newsletter.send.leases import STALE, LeaseKeeper
 from newsletter.store import Store
 from newsletter.store.tables import deliveries, variants
 

@@ -15,11 +15,11 @@ from datetime import UTC, datetime, timedelta
 from delivery.fakeprovider import serve
 from delivery.harness import seed_edition
 from newsletter.config import Settings
-from newsletter.delivery import Sender, SendReport
 from newsletter.models import DeliveryStatus, EditionStatus, ResultStatus, SendResult
-from newsletter.providers.postmark import PostmarkProvider
+from newsletter.send.engine import Sender, SendReport
+from newsletter.send.providers.postmark import PostmarkProvider
+from newsletter.send.tokens import TokenSigner
 from newsletter.store import Store
-from newsletter.tokens import TokenSigner
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=5)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from newsletter.compose import Composer, Recipient
 from newsletter.config import Settings
 from newsletter.models import OutgoingMessage, RenderedVariant
-from newsletter.personalize import markers
-from newsletter.tokens import TokenSigner
+from newsletter.send.compose import Composer, Recipient
+from newsletter.send.personalize import markers
+from newsletter.send.tokens import TokenSigner
 
 #: a fixed nonce: provider tests compare request bodies; the renderer draws a random one
 NONCE = "5eed0f1ce5eed0f1ce5eed0f"

@@ -25,7 +25,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from newsletter.providers.brevo import BrevoProvider
+from newsletter.send.providers.brevo import BrevoProvider
 from providers.specserver import SPECS, Answer, Recorded, SpecServer, spec_server
 from providers.support import Contract, Received, accepted, lower_keys
 

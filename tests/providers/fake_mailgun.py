@@ -24,7 +24,7 @@ from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import urlencode
 
-from newsletter.providers.mailgun import MailgunProvider
+from newsletter.send.providers.mailgun import MailgunProvider
 from providers.specserver import SPECS, Answer, OpenApiValidator, Recorded, SpecServer, spec_server
 from providers.support import Contract, Received, accepted, lower_keys, mailbox_parts
 

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from email.utils import parseaddr
 from pathlib import Path
 
-from newsletter.providers.postmark import PostmarkProvider
+from newsletter.send.providers.postmark import PostmarkProvider
 from providers.specserver import Answer, JsonSchemaValidator, Recorded, SpecServer, spec_server
 from providers.support import Contract, Received, accepted, mailbox_parts
 

@@ -22,7 +22,7 @@ from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
-from newsletter.providers.resend import ResendProvider
+from newsletter.send.providers.resend import ResendProvider
 from providers.specserver import SPECS, Answer, OpenApiValidator, Recorded, SpecServer, spec_server
 from providers.support import Contract, Received, accepted, lower_keys, mailbox_parts
 

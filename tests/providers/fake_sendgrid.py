@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from newsletter.providers.sendgrid import SendgridProvider
+from newsletter.send.providers.sendgrid import SendgridProvider
 from providers.specserver import SPECS, Answer, OpenApiValidator, Recorded, SpecServer, spec_server
 from providers.support import Contract, Received, accepted, lower_keys
 

@@ -22,7 +22,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from newsletter.providers.ses import SesProvider
+from newsletter.send.providers.ses import SesProvider
 from providers.aws import ServiceModelValidator, load_model, verify_sigv4
 from providers.specserver import SPECS, Answer, Recorded, SpecServer, spec_server
 from providers.support import Contract, Received, accepted, from_mime

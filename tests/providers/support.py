@@ -19,7 +19,7 @@ from email.message import EmailMessage
 from email.utils import parseaddr
 
 from newsletter.models import OutgoingMessage, ResultStatus, SendResult
-from newsletter.providers.base import Provider
+from newsletter.send.providers.base import Provider
 from providers.specvalidators import Recorded
 
 

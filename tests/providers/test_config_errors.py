@@ -18,7 +18,7 @@ from test_cli import cli, project
 
 from newsletter.config import Settings
 from newsletter.errors import ConfigError
-from newsletter.providers import PROVIDERS, build_provider
+from newsletter.send.providers import PROVIDERS, build_provider
 
 #: the keys each provider needs besides ``name`` (credentials come from TEST_PROVIDER_KEY)
 REQUIRED: dict[str, dict[str, Any]] = {

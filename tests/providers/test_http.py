@@ -14,8 +14,8 @@ from newsletter.config import Settings
 from newsletter.config.providers import PostmarkProviderConfig
 from newsletter.errors import ConfigError, ProviderError
 from newsletter.models import ResultStatus
-from newsletter.providers import build_provider
-from newsletter.providers.http import (
+from newsletter.send.providers import build_provider
+from newsletter.send.providers.http import (
     THROTTLE_WAIT,
     env_secret,
     error_text,
@@ -23,7 +23,7 @@ from newsletter.providers.http import (
     parse_retry_after,
     retry_after_from,
 )
-from newsletter.providers.postmark import PostmarkProvider
+from newsletter.send.providers.postmark import PostmarkProvider
 from providers.composed import composed
 
 NOW = datetime(2026, 11, 28, 8, 0, tzinfo=UTC).timestamp()

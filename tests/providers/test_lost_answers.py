@@ -24,14 +24,14 @@ import pytest
 
 from newsletter.config import Settings
 from newsletter.models import OutgoingMessage, ResultStatus, SendResult
-from newsletter.providers.answers import RequestTrace, may_have_arrived
-from newsletter.providers.brevo import BrevoProvider
-from newsletter.providers.http import HttpProvider
-from newsletter.providers.mailgun import MailgunProvider
-from newsletter.providers.postmark import PostmarkProvider
-from newsletter.providers.resend import ResendProvider
-from newsletter.providers.sendgrid import SendgridProvider
-from newsletter.providers.ses import SesProvider
+from newsletter.send.providers.answers import RequestTrace, may_have_arrived
+from newsletter.send.providers.brevo import BrevoProvider
+from newsletter.send.providers.http import HttpProvider
+from newsletter.send.providers.mailgun import MailgunProvider
+from newsletter.send.providers.postmark import PostmarkProvider
+from newsletter.send.providers.resend import ResendProvider
+from newsletter.send.providers.sendgrid import SendgridProvider
+from newsletter.send.providers.ses import SesProvider
 from providers import fake_brevo, fake_mailgun, fake_postmark, fake_resend, fake_sendgrid, fake_ses
 from providers.composed import composed
 from providers.specserver import Answer, SpecServer

@@ -12,8 +12,8 @@ import pytest
 from newsletter.config import Settings
 from newsletter.errors import ConfigError, ProviderError
 from newsletter.models import OutgoingMessage, ResultStatus, SendResult
-from newsletter.providers import build_provider
-from newsletter.providers.mailgun import MailgunProvider
+from newsletter.send.providers import build_provider
+from newsletter.send.providers.mailgun import MailgunProvider
 from providers.composed import NONCE, VARIANT, composed
 from providers.fake_mailgun import API_KEY, DOMAIN, expand, serve
 from providers.specserver import Answer, SpecServer

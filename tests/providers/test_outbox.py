@@ -13,7 +13,7 @@ from test_provider_contract import make_message, send
 
 from newsletter.errors import ProviderError
 from newsletter.models import ResultStatus
-from newsletter.providers import OutboxProvider
+from newsletter.send.providers import OutboxProvider
 
 
 def _read(path: str) -> EmailMessage:
@@ -67,7 +67,7 @@ def test_outbox_crash_before_rename_leaves_nothing(
     def crash(src: str, dst: str) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("newsletter.providers.outbox.os.replace", crash)
+    monkeypatch.setattr("newsletter.send.providers.outbox.os.replace", crash)
     with pytest.raises(ProviderError, match="No space left"):
         send(OutboxProvider(tmp_path / "outbox"), [make_message(1)])
     assert list((tmp_path / "outbox" / "0003-members-2026-W48").iterdir()) == []

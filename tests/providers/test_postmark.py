@@ -13,8 +13,8 @@ import pytest
 from newsletter.config import Settings
 from newsletter.errors import ProviderError
 from newsletter.models import OutgoingMessage, ResultStatus, SendResult
-from newsletter.providers.http import THROTTLE_WAIT
-from newsletter.providers.postmark import (
+from newsletter.send.providers.http import THROTTLE_WAIT
+from newsletter.send.providers.postmark import (
     STREAM_PIECE,
     PostmarkProvider,
     _streamed_array,

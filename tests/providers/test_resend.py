@@ -12,9 +12,9 @@ from test_provider_contract import make_message
 from newsletter.config import Settings
 from newsletter.errors import ConfigError, ProviderError
 from newsletter.models import ResultStatus
-from newsletter.providers import build_provider
-from newsletter.providers.idempotency import request_key
-from newsletter.providers.resend import ResendProvider
+from newsletter.send.providers import build_provider
+from newsletter.send.providers.idempotency import request_key
+from newsletter.send.providers.resend import ResendProvider
 from providers.fake_resend import API_KEY, INVALID_TO, FakeResend, serve
 from providers.specserver import Answer, Recorded, SpecServer
 from providers.support import send_batches as send

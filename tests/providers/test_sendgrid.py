@@ -11,9 +11,9 @@ import pytest
 from newsletter.config import Settings
 from newsletter.errors import ProviderError
 from newsletter.models import OutgoingMessage, ResultStatus, SendResult
-from newsletter.personalize import markers
-from newsletter.providers import build_provider
-from newsletter.providers.sendgrid import SendgridProvider
+from newsletter.send.personalize import markers
+from newsletter.send.providers import build_provider
+from newsletter.send.providers.sendgrid import SendgridProvider
 from providers.composed import NONCE, VARIANT, composed
 from providers.fake_sendgrid import API_KEY, expand, serve
 from providers.specserver import Answer, SpecServer

@@ -12,9 +12,9 @@ from test_provider_contract import make_message
 from newsletter.config import Settings
 from newsletter.errors import ConfigError, ProviderError
 from newsletter.models import ResultStatus
-from newsletter.providers import build_provider
-from newsletter.providers.http import THROTTLE_WAIT
-from newsletter.providers.ses import SesProvider
+from newsletter.send.providers import build_provider
+from newsletter.send.providers.http import THROTTLE_WAIT
+from newsletter.send.providers.ses import SesProvider
 from providers.aws import ServiceModelValidator, verify_sigv4
 from providers.fake_ses import (
     ACCESS_KEY,

@@ -16,8 +16,8 @@ from test_provider_contract import make_message
 from newsletter.config import Settings
 from newsletter.errors import ConfigError, ProviderError
 from newsletter.models import ResultStatus, SendResult
-from newsletter.providers import build_provider
-from newsletter.providers.smtp import SmtpProvider
+from newsletter.send.providers import build_provider
+from newsletter.send.providers.smtp import SmtpProvider
 from providers.smtpserver import SmtpServer, smtp_server
 from providers.support import send_batches as run
 from providers.support import statuses

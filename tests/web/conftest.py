@@ -9,8 +9,8 @@ import pytest
 from web_helpers import LOCALES, SECRET, Clock, TestClient, Web
 
 from newsletter.config import Settings
+from newsletter.send.tokens import TokenSigner
 from newsletter.store import Store
-from newsletter.tokens import TokenSigner
 from newsletter.web import create_app
 
 

@@ -23,8 +23,8 @@ from web_helpers import SECRET, Clock, TestClient, Web, publish_edition
 
 from newsletter.config import Settings
 from newsletter.models import SubscriberStatus
+from newsletter.send.tokens import TokenSigner
 from newsletter.store import Store
-from newsletter.tokens import TokenSigner
 from newsletter.web import create_app
 from newsletter.web.csrf import CsrfTokens
 

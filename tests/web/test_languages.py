@@ -13,8 +13,8 @@ import pytest
 from web_helpers import SECRET, Clock, TestClient, Web, csrf_of, publish_edition
 
 from newsletter.config import Settings
+from newsletter.send.tokens import TokenSigner
 from newsletter.store import Store
-from newsletter.tokens import TokenSigner
 from newsletter.web import create_app
 
 ALL = ["bg", "en", "ro", "tr", "el", "ru", "uk", "ka", "de"]

@@ -7,10 +7,10 @@ from datetime import timedelta
 
 from web_helpers import Web, csrf_of, publish_edition
 
-from newsletter.delivery import Sender
+from newsletter.audience.segments import recipients
 from newsletter.models import EditionStatus, SubscriberStatus
-from newsletter.providers import OutboxProvider
-from newsletter.segments import recipients
+from newsletter.send.engine import Sender
+from newsletter.send.providers import OutboxProvider
 
 
 def _save(web: Web, token: str, **fields: object) -> object:

@@ -10,11 +10,11 @@ from pathlib import Path
 import sqlalchemy as sa
 from web_helpers import NOW, Web, csrf_of, publish_edition
 
+from newsletter.audience.subscribers import import_csv
 from newsletter.models import NewSubscriber
 from newsletter.store import Store
 from newsletter.store.tables import consents, deliveries, subscriber_events, subscribers
 from newsletter.store.webhooks import EventRow
-from newsletter.subscribers import import_csv
 
 
 def _form(web: Web, token: str, suffix: str) -> str:

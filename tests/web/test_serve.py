@@ -10,8 +10,8 @@ from pathlib import Path
 from web_helpers import SECRET, serve
 
 from newsletter.models import NewSubscriber, SubscriberStatus
+from newsletter.send.tokens import TokenSigner
 from newsletter.store import Store
-from newsletter.tokens import TokenSigner
 
 
 def test_one_click_unsubscribe_against_the_real_server(tmp_path: Path, db_url: str) -> None:

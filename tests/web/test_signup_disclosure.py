@@ -13,10 +13,10 @@ from web_helpers import SECRET, Web
 
 from newsletter.config import Settings
 from newsletter.models import NewSubscriber, OutgoingMessage, SendResult, SubscriberStatus
-from newsletter.providers import build_provider
-from newsletter.providers.base import Provider
+from newsletter.send.providers import build_provider
+from newsletter.send.providers.base import Provider
+from newsletter.send.tokens import TokenSigner
 from newsletter.store import Store
-from newsletter.tokens import TokenSigner
 from newsletter.web import create_app
 from newsletter.web.csrf import CsrfTokens
 

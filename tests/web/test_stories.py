@@ -20,9 +20,9 @@ from web_helpers import LOCALES, NOW, Web
 
 from newsletter.config import Settings
 from newsletter.digest import Digest
-from newsletter.gather import gather
+from newsletter.gather.run import gather
 from newsletter.models import EditionStatus, Item
-from newsletter.providers.outbox import OutboxProvider
+from newsletter.send.providers.outbox import OutboxProvider
 from newsletter.store.translations import CachedTranslation
 
 ATOM = "{http://www.w3.org/2005/Atom}"

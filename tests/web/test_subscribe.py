@@ -13,8 +13,8 @@ from web_helpers import SECRET, Clock, TestClient, Web, csrf_of
 
 from newsletter.config import Settings
 from newsletter.models import SubscriberStatus
+from newsletter.send.tokens import TokenSigner
 from newsletter.store import Store
-from newsletter.tokens import TokenSigner
 from newsletter.web import create_app
 from newsletter.web.guards import RateLimiter
 

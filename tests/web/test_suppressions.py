@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from newsletter.audience.subscribers import import_csv
 from newsletter.errors import SubscriberError
 from newsletter.models import NewSubscriber
 from newsletter.store import Store
 from newsletter.store.suppressions import email_hash
 from newsletter.store.tables import suppressions
-from newsletter.subscribers import import_csv
 
 NOW = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
 

@@ -9,10 +9,10 @@ import logging
 import pytest
 from web_helpers import TestClient, Web, publish_edition
 
-from newsletter.delivery import Sender
 from newsletter.models import DeliveryStatus, EditionStatus, SubscriberStatus
-from newsletter.providers import OutboxProvider
-from newsletter.tokens import TokenSigner
+from newsletter.send.engine import Sender
+from newsletter.send.providers import OutboxProvider
+from newsletter.send.tokens import TokenSigner
 from newsletter.web import create_app
 
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}

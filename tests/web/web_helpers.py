@@ -22,9 +22,9 @@ from typing import Any
 
 from newsletter.config import Settings
 from newsletter.models import DigestEntry, Edition, EditionStatus, Item, NewSubscriber, Subscriber
-from newsletter.render import Renderer
+from newsletter.render.renderer import Renderer
+from newsletter.send.tokens import TokenSigner
 from newsletter.store import Store
-from newsletter.tokens import TokenSigner
 
 with warnings.catch_warnings():
     # Starlette 1.x asks for httpx2; the httpx client it wraps works the same for these tests

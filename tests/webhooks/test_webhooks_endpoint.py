@@ -13,8 +13,8 @@ from starlette.testclient import TestClient
 
 from newsletter.config import Settings
 from newsletter.errors import ConfigError
-from newsletter.message import make_message_id
 from newsletter.models import SubscriberStatus
+from newsletter.send.mime import make_message_id
 from newsletter.store import Store
 from newsletter.web.webhooks import VERIFIERS, routes
 from newsletter.web.webhooks.events import parse_message_id, refs

@@ -20,12 +20,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from newsletter.audience.subscribers import normalize_email
 from newsletter.config.webhooks import Webhooks
 from newsletter.errors import SubscriberError
 from newsletter.models import Subscriber, SubscriberStatus
 from newsletter.store import Store
 from newsletter.store.webhooks import EventRow
-from newsletter.subscribers import normalize_email
 from newsletter.web.webhooks.base import ReplayError
 from newsletter.web.webhooks.events import Event, EventKind
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypedDict
 
-from newsletter.message import make_message_id
+from newsletter.send.mime import make_message_id
 
 __all__ = [
     "Event",

@@ -1,0 +1,1 @@
+"""Audience: subscribers (CSV in and out), segments, self-service and privacy."""

@@ -1,0 +1,1 @@
+"""Schedule: triggers from config, the scheduled jobs, the runner process and health."""

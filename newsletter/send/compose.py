@@ -1,0 +1,128 @@
+"""Personalize: one rendered variant + one subscriber -> one provider-neutral message.
+
+This is the only per-recipient step, so it does plain string work: token signing and
+placeholder substitution. Rendering and CSS inlining happened once per variant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html as html_lib
+from dataclasses import dataclass
+
+from newsletter.config import Settings
+from newsletter.models import OutgoingMessage, RenderedVariant, SharedBody
+from newsletter.send.mime import make_message_id
+from newsletter.send.personalize import personalize, require_markers, shared_body
+from newsletter.send.tokens import TokenSigner
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Who a message goes to; ``subscriber_id`` 0 means a test address, not a subscriber."""
+
+    delivery_id: int
+    subscriber_id: int
+    email: str
+    name: str
+
+
+def edition_label(edition_id: int, segment: str, period: str) -> str:
+    """A filesystem- and header-safe name for an edition: ``0003-members-2026-W48``."""
+    return f"{edition_id:04d}-{segment}-{period}".replace(":", "")
+
+
+def view_url(settings: Settings, edition_id: int, locale: str) -> str:
+    """The public "view in browser" page of one variant."""
+    return f"{settings.web.base_url}/archive/{edition_id}/{locale}"
+
+
+class Composer:
+    """Builds the messages of one edition; holds what is the same for every recipient."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        signer: TokenSigner,
+        *,
+        edition_id: int,
+        segment: str,
+        period: str,
+        subject_prefix: str = "",
+    ) -> None:
+        self.settings = settings
+        self.signer = signer
+        self.edition_id = edition_id
+        self.segment = segment
+        self.subject_prefix = subject_prefix
+        self.label = edition_label(edition_id, segment, period)
+        self.domain = settings.organisation.from_email.rpartition("@")[2]
+        list_host = settings.web.base_url.split("://", 1)[1].split("/")[0].split(":")[0]
+        self.list_id = f"{segment} <{segment}.{list_host}>"
+        # a handful per edition: one per (variant, which values are empty)
+        self._shared: dict[tuple[RenderedVariant, frozenset[str]], SharedBody] = {}
+
+    def shared(self, variant: RenderedVariant, present: frozenset[str]) -> SharedBody:
+        """The body shared by the recipients of ``variant`` whose non-empty values are
+        ``present`` (computed once, then cached)."""
+        found = self._shared.get((variant, present))
+        if found is None:
+            html, text = shared_body(variant, present)
+            digest = hashlib.sha256(f"{html}\0{text}".encode()).hexdigest()[:20]
+            found = SharedBody(key=f"{self.label}.{variant.locale}.{digest}", html=html, text=text)
+            self._shared[(variant, present)] = found
+        return found
+
+    def compose(self, variant: RenderedVariant, to: Recipient) -> OutgoingMessage:
+        """The personalized message for one recipient of one variant.
+
+        A variant stored before markers carried a nonce is refused (:class:`RenderError`).
+        """
+        found = require_markers(variant, f"edition {self.edition_id}")
+        base = self.settings.web.base_url
+        token = self.signer.sign("unsubscribe", to.subscriber_id, self.edition_id)
+        unsubscribe = f"{base}/unsubscribe/{token}"
+        preferences = f"{base}/preferences/{self.signer.sign('preferences', to.subscriber_id)}"
+        values = {
+            "name": to.name,
+            "email": to.email,
+            "unsubscribe_url": unsubscribe,
+            "preferences_url": preferences,
+        }
+        html, text = personalize(variant, values)
+        # keyed by the variant's own markers: a provider substituting them server-side
+        # cannot match anything a story wrote
+        substitutions = {
+            found.placeholders[k]: html_lib.escape(v, quote=True) for k, v in values.items()
+        }
+        substitutions.update({found.text_placeholders[k]: v for k, v in values.items()})
+        present = frozenset(k for k, v in values.items() if v)
+        return OutgoingMessage(
+            delivery_id=to.delivery_id,
+            to_email=to.email,
+            to_name=to.name,
+            from_email=self.settings.organisation.from_email,
+            from_name=variant.from_name,
+            subject=self.subject_prefix + variant.subject,
+            html=html,
+            text=text,
+            locale=variant.locale,
+            message_id=make_message_id(
+                self.domain, self.edition_id, to.subscriber_id or to.delivery_id
+            ),
+            headers={
+                "List-Unsubscribe": f"<{unsubscribe}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                "List-Id": self.list_id,
+            },
+            idempotency_key=f"nl-{self.edition_id}-{to.subscriber_id}",
+            metadata={
+                "edition_id": str(self.edition_id),
+                "subscriber_id": str(to.subscriber_id),
+                "segment": self.segment,
+                "edition_label": self.label,
+            },
+            reply_to=self.settings.organisation.reply_to,
+            shared=self.shared(variant, present),
+            substitutions=substitutions,
+        )
