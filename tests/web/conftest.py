@@ -6,12 +6,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from web_helpers import LOCALES, SECRET, Clock, TestClient, Web
 
 from newsletter.config import Settings
 from newsletter.send.tokens import TokenSigner
 from newsletter.store import Store
 from newsletter.web import create_app
+from web.web_helpers import LOCALES, SECRET, Clock, TestClient, Web
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 
 import lxml.html
 import sqlalchemy as sa
-from marker_attacks import LAST, entries
-from web_helpers import Web, publish_edition
+from send.marker_attacks import LAST, entries
 
 from newsletter.models import EditionStatus, RenderedVariant
+from web.web_helpers import Web, publish_edition
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 

@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
-from web_helpers import serve
 
 from newsletter.models import SubscriberStatus
 from newsletter.store import Store
+from web.web_helpers import serve
 
 CHROMIUM = os.environ.get("NEWSLETTER_CHROMIUM", "/usr/bin/chromium")
 

@@ -19,7 +19,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.responses import Response
 from starlette.routing import Mount, Route
-from web_helpers import SECRET, Clock, TestClient, Web, publish_edition
 
 from newsletter.config import Settings
 from newsletter.models import SubscriberStatus
@@ -27,6 +26,7 @@ from newsletter.send.tokens import TokenSigner
 from newsletter.store import Store
 from newsletter.web import create_app
 from newsletter.web.csrf import CsrfTokens
+from web.web_helpers import SECRET, Clock, TestClient, Web, publish_edition
 
 OWN = "https://news.example.org"
 FOREIGN_ORIGINS = [

@@ -4,11 +4,10 @@ editions: cleaned when they come in, never breaking the Atom feed on the way out
 from __future__ import annotations
 
 from lxml import etree
-from test_subscribe import _confirm_link, _signup
-from web_helpers import NOW, Web, csrf_of
 
 from newsletter.models import EditionStatus, RenderedVariant
 from newsletter.web.archive import ATOM
+from web.web_helpers import NOW, Web, confirm_link, csrf_of, signup
 
 HOSTILE_NAME = (
     "\x1b[2J\x1b]8;;https://evil.example.com/\x07[bold red]Мила[/]\x1b]8;;\x07"
@@ -18,10 +17,10 @@ HOSTILE_NAME = (
 
 def test_signup_name_is_stored_and_mailed_without_controls_or_escapes(web: Web) -> None:
     # escapes, NUL and C1 controls: the form is refused outright and nothing is stored
-    assert _signup(web, name=HOSTILE_NAME).status_code == 400
+    assert signup(web, name=HOSTILE_NAME).status_code == 400
     assert web.store.subscribers.find("mila@example.org") is None
     # what a form may carry (markup, a line break trying a header) is stored cleaned
-    res = _signup(web, name="[bold red]Мила[/] Иванова\r\nBcc: x")
+    res = signup(web, name="[bold red]Мила[/] Иванова\r\nBcc: x")
     assert res.status_code == 200 and "Check your inbox" in res.text
     clean = "[bold red]Мила[/] Иванова Bcc: x"
     sub = web.store.subscribers.find("mila@example.org")
@@ -31,7 +30,7 @@ def test_signup_name_is_stored_and_mailed_without_controls_or_escapes(web: Web) 
     [msg] = web.emails()
     assert msg["To"].addresses[0].display_name == clean
     assert "Bcc" not in msg or msg["Bcc"] is None
-    link = _confirm_link(web)
+    link = confirm_link(web)
     shown = web.client.get(link)
     web.client.post(link, data={"csrf_token": csrf_of(shown.text)})
     assert web.store.subscribers.get(sub.id).name == clean

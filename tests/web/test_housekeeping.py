@@ -9,16 +9,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
-from web_helpers import SECRET, TestClient, Web, csrf_of
 
 from newsletter.models import NewSubscriber, SubscriberStatus
 from newsletter.store import Store
 from newsletter.store.tables import consents, webhook_events
 from newsletter.store.webhooks import EventRow
 from newsletter.web import create_app
+from web.web_helpers import SECRET, TestClient, Web, csrf_of
 
 
-def _signup(web: Web, email: str) -> None:
+def signup(web: Web, email: str) -> None:
     page = web.client.get("/subscribe?lang=en")
     data = {
         "csrf_token": csrf_of(page.text, "/subscribe"),
@@ -33,15 +33,15 @@ def _signup(web: Web, email: str) -> None:
 
 def test_app_start_purges_expired_signups_and_prunes_webhook_ids(web: Web) -> None:
     web.add("ana@example.org")  # active; asks again and never confirms
-    _signup(web, "ana@example.org")
-    _signup(web, "stale@example.org")  # never confirms
+    signup(web, "ana@example.org")
+    signup(web, "stale@example.org")  # never confirms
     imported = web.add("imported@example.org", status=SubscriberStatus.PENDING)
     started = web.clock()
     old_row = EventRow("evt-old", "soft_bounce", imported.id, started)
     assert web.store.webhooks.claim("mailgun", [old_row], started) == [True]
 
     web.clock.advance(days=6)
-    _signup(web, "recent@example.org")  # six days later: its link is still valid
+    signup(web, "recent@example.org")  # six days later: its link is still valid
     web.clock.advance(days=2)  # the first requests are eight days old now
     recent_row = EventRow("evt-new", "delivered", imported.id, web.clock())
     web.store.webhooks.claim("mailgun", [recent_row], web.clock())
@@ -70,7 +70,7 @@ def test_app_start_purges_expired_signups_and_prunes_webhook_ids(web: Web) -> No
 
 
 def test_confirmed_signup_is_never_purged(web: Web) -> None:
-    _signup(web, "kept@example.org")
+    signup(web, "kept@example.org")
     sub = web.store.subscribers.find("kept@example.org")
     assert sub is not None
     link = f"/confirm/{web.token('confirm', sub)}"

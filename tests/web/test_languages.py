@@ -10,12 +10,12 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from web_helpers import SECRET, Clock, TestClient, Web, csrf_of, publish_edition
 
 from newsletter.config import Settings
 from newsletter.send.tokens import TokenSigner
 from newsletter.store import Store
 from newsletter.web import create_app
+from web.web_helpers import SECRET, Clock, TestClient, Web, csrf_of, publish_edition
 
 ALL = ["bg", "en", "ro", "tr", "el", "ru", "uk", "ka", "de"]
 NEWS = {

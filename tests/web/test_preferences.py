@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from web_helpers import Web, csrf_of, publish_edition
-
 from newsletter.audience.segments import recipients
 from newsletter.models import EditionStatus, SubscriberStatus
 from newsletter.send.engine import Sender
 from newsletter.send.providers import OutboxProvider
+from web.web_helpers import Web, csrf_of, publish_edition
 
 
 def _save(web: Web, token: str, **fields: object) -> object:

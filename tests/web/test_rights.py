@@ -8,13 +8,13 @@ import sys
 from pathlib import Path
 
 import sqlalchemy as sa
-from web_helpers import NOW, Web, csrf_of, publish_edition
 
 from newsletter.audience.subscribers import import_csv
 from newsletter.models import NewSubscriber
 from newsletter.store import Store
 from newsletter.store.tables import consents, deliveries, subscriber_events, subscribers
 from newsletter.store.webhooks import EventRow
+from web.web_helpers import NOW, Web, csrf_of, publish_edition
 
 
 def _form(web: Web, token: str, suffix: str) -> str:

@@ -7,11 +7,10 @@ import signal
 from datetime import UTC, datetime
 from pathlib import Path
 
-from web_helpers import SECRET, serve
-
 from newsletter.models import NewSubscriber, SubscriberStatus
 from newsletter.send.tokens import TokenSigner
 from newsletter.store import Store
+from web.web_helpers import SECRET, serve
 
 
 def test_one_click_unsubscribe_against_the_real_server(tmp_path: Path, db_url: str) -> None:

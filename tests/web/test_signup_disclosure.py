@@ -9,8 +9,6 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from web_helpers import SECRET, Web
-
 from newsletter.config import Settings
 from newsletter.models import NewSubscriber, OutgoingMessage, SendResult, SubscriberStatus
 from newsletter.send.providers import build_provider
@@ -19,6 +17,7 @@ from newsletter.send.tokens import TokenSigner
 from newsletter.store import Store
 from newsletter.web import create_app
 from newsletter.web.csrf import CsrfTokens
+from web.web_helpers import SECRET, Web
 
 
 class Recording(Provider):

@@ -16,7 +16,6 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from web_helpers import LOCALES, NOW, Web
 
 from newsletter.config import Settings
 from newsletter.digest import Digest
@@ -24,6 +23,7 @@ from newsletter.gather.run import gather
 from newsletter.models import EditionStatus, Item
 from newsletter.send.providers.outbox import OutboxProvider
 from newsletter.store.translations import CachedTranslation
+from web.web_helpers import LOCALES, NOW, Web
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 BASE = "https://news.example.org"

@@ -7,9 +7,6 @@ import re
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
-
-from web_helpers import SECRET, Clock, TestClient, Web, csrf_of
 
 from newsletter.config import Settings
 from newsletter.models import SubscriberStatus
@@ -17,32 +14,7 @@ from newsletter.send.tokens import TokenSigner
 from newsletter.store import Store
 from newsletter.web import create_app
 from newsletter.web.guards import RateLimiter
-
-
-def _signup(web: Web, client: TestClient | None = None, **fields: Any) -> Any:
-    client = client or web.client
-    lang = fields.pop("page_lang", "en")
-    page = client.get(f"/subscribe?lang={lang}")
-    data = {
-        "csrf_token": csrf_of(page.text, "/subscribe"),
-        "page_locale": lang,
-        "email": "mila@example.org",
-        "name": "Мила Иванова",
-        "locale": "ru",
-        "lists": ["news", "events"],
-        "consent": "yes",
-        **fields,
-    }
-    return client.post("/subscribe", data=data)
-
-
-def _confirm_link(web: Web) -> str:
-    msg = web.emails()[-1]
-    text = msg.get_body(("plain",))
-    assert text is not None
-    found = re.search(r"https://news\.example\.org(/confirm/\S+)", text.get_content())
-    assert found, text.get_content()
-    return found.group(1)
+from web.web_helpers import SECRET, Clock, TestClient, Web, confirm_link, csrf_of, signup
 
 
 def test_double_opt_in_full_flow(web: Web) -> None:
@@ -51,7 +23,7 @@ def test_double_opt_in_full_flow(web: Web) -> None:
     assert "Ich bin damit einverstanden" in page.text and "<script" not in page.text
     assert 'value="members"' not in page.text  # not a public list
 
-    res = _signup(web)
+    res = signup(web)
     assert res.status_code == 200 and "Check your inbox" in res.text
     sub = web.store.subscribers.find("mila@example.org")
     assert sub is not None and sub.status is SubscriberStatus.PENDING and sub.lists == ()
@@ -64,7 +36,7 @@ def test_double_opt_in_full_flow(web: Web) -> None:
     html = msg.get_body(("html",))
     assert html is not None and "Здравствуйте, Мила Иванова!" in html.get_content()
 
-    link = _confirm_link(web)
+    link = confirm_link(web)
     shown = web.client.get(link)
     assert shown.status_code == 200 and 'lang="ru"' in shown.text
     assert web.store.subscribers.get(sub.id).status is SubscriberStatus.PENDING  # GET: no change
@@ -89,8 +61,8 @@ def test_double_opt_in_full_flow(web: Web) -> None:
 
 def test_same_address_twice_no_duplicate_and_same_answer(web: Web) -> None:
     web.add("ana@example.org", lists=("members",))
-    first = _signup(web, email="new@example.org")
-    known = _signup(web, email="ANA@example.org")
+    first = signup(web, email="new@example.org")
+    known = signup(web, email="ANA@example.org")
     assert first.status_code == known.status_code == 200
     strip = re.compile(r'name="csrf_token" value="[^"]+"')
     assert strip.sub("", first.text) == strip.sub("", known.text)
@@ -98,7 +70,7 @@ def test_same_address_twice_no_duplicate_and_same_answer(web: Web) -> None:
     ana = web.store.subscribers.find("ana@example.org")
     assert ana is not None and ana.status is SubscriberStatus.ACTIVE and ana.lists == ("members",)
     # the known address gets a confirmation too; confirming adds the chosen lists
-    link = _confirm_link(web)
+    link = confirm_link(web)
     web.client.post(link, data={"csrf_token": csrf_of(web.client.get(link).text)})
     ana = web.store.subscribers.get(ana.id)
     assert ana.lists == ("events", "members", "news") and ana.status is SubscriberStatus.ACTIVE
@@ -107,7 +79,7 @@ def test_same_address_twice_no_duplicate_and_same_answer(web: Web) -> None:
 
 def test_bounced_address_gets_the_same_page_and_no_email(web: Web) -> None:
     web.store.suppressions.add("gone@example.org", "bounced", "webhook:test", web.clock())
-    res = _signup(web, email="gone@example.org")
+    res = signup(web, email="gone@example.org")
     assert res.status_code == 200 and "Check your inbox" in res.text
     assert web.emails() == []
     assert web.store.subscribers.find("gone@example.org") is None
@@ -115,8 +87,8 @@ def test_bounced_address_gets_the_same_page_and_no_email(web: Web) -> None:
 
 def test_erased_person_can_sign_up_again_by_confirming(web: Web) -> None:
     web.store.suppressions.add("back@example.org", "erased", "web:preferences", web.clock())
-    _signup(web, email="back@example.org")
-    link = _confirm_link(web)
+    signup(web, email="back@example.org")
+    link = confirm_link(web)
     assert web.store.suppressions.contains("back@example.org")  # until confirmed
     web.client.post(link, data={"csrf_token": csrf_of(web.client.get(link).text)})
     assert not web.store.suppressions.contains("back@example.org")
@@ -133,12 +105,12 @@ def test_invalid_form_is_shown_again_with_the_reason(web: Web) -> None:
         ({"locale": "xx"}, "Please choose a language."),
         ({"name": "x" * 201}, "The name is too long."),
     ):
-        res = _signup(web, **fields)
+        res = signup(web, **fields)
         assert res.status_code == 400, fields
         assert 'role="alert"' in res.text and error in res.text
     assert web.store.subscribers.count() == {} and web.emails() == []
     # what was typed is kept
-    res = _signup(web, email="keep@example.org", consent="")
+    res = signup(web, email="keep@example.org", consent="")
     assert 'value="keep@example.org"' in res.text
 
 
@@ -172,17 +144,17 @@ def test_rate_limit_per_ip_and_per_address(
         web = Web(client, settings, store, TokenSigner([SECRET]), Clock(), tmp_path / "outbox")
         # per address: later requests get the same answer, but nothing is recorded or sent
         for _ in range(3):
-            assert _signup(web).status_code == 200
+            assert signup(web).status_code == 200
         sub = store.subscribers.find("mila@example.org")
         assert sub is not None
         assert len(store.consents.for_subscriber(sub.id)) == 2  # one per email sent
         # per IP: the fifth request from this address is refused, another IP goes on
-        assert _signup(web, email="other@example.org").status_code == 200
-        res = _signup(web, email="third@example.org", page_lang="de")
+        assert signup(web, email="other@example.org").status_code == 200
+        res = signup(web, email="third@example.org", page_lang="de")
         assert res.status_code == 429 and "Zu viele Anfragen" in res.text
         assert res.headers["retry-after"] == str(settings.web.subscribe_limit_window)
         assert store.subscribers.find("third@example.org") is None
-        assert _signup(web, other_ip, email="third@example.org").status_code == 200
+        assert signup(web, other_ip, email="third@example.org").status_code == 200
         assert store.subscribers.find("third@example.org") is not None
 
 
@@ -198,8 +170,8 @@ def test_rate_limiter_window_slides() -> None:
 
 
 def test_confirm_link_expires_and_bad_tokens_are_400(web: Web) -> None:
-    _signup(web)
-    link = _confirm_link(web)
+    signup(web)
+    link = confirm_link(web)
     sub = web.store.subscribers.find("mila@example.org")
     assert sub is not None
     for bad in (web.token("unsubscribe", sub), "garbage"):

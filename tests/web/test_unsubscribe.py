@@ -7,13 +7,13 @@ import itertools
 import logging
 
 import pytest
-from web_helpers import TestClient, Web, publish_edition
 
 from newsletter.models import DeliveryStatus, EditionStatus, SubscriberStatus
 from newsletter.send.engine import Sender
 from newsletter.send.providers import OutboxProvider
 from newsletter.send.tokens import TokenSigner
 from newsletter.web import create_app
+from web.web_helpers import TestClient, Web, publish_edition
 
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 

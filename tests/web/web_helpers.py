@@ -265,3 +265,29 @@ def serve(tmp_path: Path, db_url: str) -> Iterator[Served]:
                 proc.wait()
         if proc.stdout:
             proc.stdout.close()
+
+
+def signup(web: Web, client: TestClient | None = None, **fields: Any) -> Any:
+    client = client or web.client
+    lang = fields.pop("page_lang", "en")
+    page = client.get(f"/subscribe?lang={lang}")
+    data = {
+        "csrf_token": csrf_of(page.text, "/subscribe"),
+        "page_locale": lang,
+        "email": "mila@example.org",
+        "name": "Мила Иванова",
+        "locale": "ru",
+        "lists": ["news", "events"],
+        "consent": "yes",
+        **fields,
+    }
+    return client.post("/subscribe", data=data)
+
+
+def confirm_link(web: Web) -> str:
+    msg = web.emails()[-1]
+    text = msg.get_body(("plain",))
+    assert text is not None
+    found = re.search(r"https://news\.example\.org(/confirm/\S+)", text.get_content())
+    assert found, text.get_content()
+    return found.group(1)

@@ -1,0 +1,145 @@
+"""Golden files: a small fixed edition rendered in every locale, compared byte for byte.
+
+The expected output lives in ``tests/golden/<locale>.html`` and ``tests/golden/<locale>.txt``.
+After an intended change to templates, catalogs or the renderer, regenerate them with::
+
+    NEWSLETTER_UPDATE_GOLDEN=1 pytest tests/test_golden.py
+
+and review the diff (``git diff tests/golden``) before committing it.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from newsletter.config import from_dict
+from newsletter.models import DigestEntry, Item
+from newsletter.render.renderer import Renderer, personalize
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+UPDATE = os.environ.get("NEWSLETTER_UPDATE_GOLDEN") == "1"
+LOCALES = ["bg", "en", "ro", "tr", "el", "ru", "uk", "ka", "de"]
+
+
+def _item(n: int, *, title: str, summary: str, lang: str, day: int, **extra: str) -> Item:
+    when = datetime(2012, 10, day, 10, 0, tzinfo=UTC)
+    return Item(
+        id=n,
+        source="news",
+        guid=f"golden-{n}",
+        title=title,
+        body_html=summary,
+        summary_html=summary,
+        link=extra.get("link"),
+        published_at=when,
+        lang=lang,
+        translation_key=None,
+        tags=(),
+        image=extra.get("image"),
+        content_hash=f"golden-{n}",
+        first_seen_at=when,
+        updated_at=when,
+    )
+
+
+# An invented edition: a Bulgarian lead with a picture, an English item and a short
+# Bulgarian note without a link.
+ITEMS = [
+    _item(
+        1,
+        title="Клъстерът на форума за еко-иновации в Брюксел",
+        summary="<p>Двама представители на клъстера се срещнаха с над осемдесет "
+        "експерти от двадесет държави и представиха <b>регионалния ни опит</b>.</p>",
+        lang="bg",
+        day=15,
+        link="https://cluster.example.org/bg/news/eco-forum",
+        image="https://cluster.example.org/media/eco-forum.jpg",
+    ),
+    _item(
+        2,
+        title="Partners from Constanța visit the hydrogen lab",
+        summary="<p>Engineers from the Romanian partner cluster toured the university "
+        "laboratory & discussed a joint pilot project.</p>",
+        lang="en",
+        day=12,
+        link="https://cluster.example.org/en/news/hydrogen-visit?from=digest&lang=en",
+    ),
+    _item(
+        3,
+        title="Общо събрание на членовете",
+        summary="Общото събрание ще се проведе в залата на общината.",
+        lang="bg",
+        day=10,
+    ),
+]
+
+
+#: an invented reader without a name: the golden files show the generic greeting and the
+#: "sent to" line
+READER = {
+    "name": "",
+    "email": "petya.ivanova@example.org",
+    "unsubscribe_url": "https://news.example.org/unsubscribe/golden-token",
+    "preferences_url": "https://news.example.org/preferences/golden-token",
+}
+
+
+def _entries(locale: str) -> list[DigestEntry]:
+    return [DigestEntry(it, it.lang, it.lang != locale) for it in ITEMS]
+
+
+@pytest.fixture(scope="module")
+def renderer() -> Renderer:
+    """Fixed settings (not the conftest fixture: the config path must not vary)."""
+    root = Path(__file__).resolve().parents[2]
+    raw = {
+        "organisation": {
+            "name": "Golden Energy Cluster",
+            "names": {"bg": "Златен енергиен клъстер", "ru": "Золотой энергетический кластер"},
+            "address": "1 Example Street, 9000 Varna, Bulgaria",
+            "website": "https://cluster.example.org",
+            "logo_url": "https://cluster.example.org/media/logo.png",
+            "from_email": "news@cluster.example.org",
+        },
+        "locales": {"default": "bg", "available": LOCALES},
+        "paths": {"templates": str(root / "templates")},
+        "segments": [{"name": "members"}],
+    }
+    return Renderer(from_dict(raw, root / "tests" / "golden-config.toml"))
+
+
+def _check(path: Path, actual: str) -> None:
+    if UPDATE:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(actual, encoding="utf-8", newline="\n")
+        return
+    assert path.exists(), (
+        f"{path} is missing; create it with NEWSLETTER_UPDATE_GOLDEN=1 pytest tests/test_golden.py"
+    )
+    expected = path.read_text(encoding="utf-8")
+    assert actual == expected, (
+        f"{path.name} differs from the golden file; if the change is intended, run "
+        "NEWSLETTER_UPDATE_GOLDEN=1 pytest tests/test_golden.py and review the diff"
+    )
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_golden(renderer: Renderer, locale: str) -> None:
+    """The fixed edition renders exactly as checked in, HTML and text."""
+    variant = renderer.render(
+        segment=renderer.settings.segments[0],
+        period_label="8–14.10.2012",
+        edition_date=date(2012, 10, 15),
+        entries=_entries(locale),
+        locale=locale,
+        view_url=f"https://news.example.org/archive/members/2012-W42/{locale}",
+    )
+    assert variant.item_count == 3
+    # personalized: a variant's markers carry a random nonce drawn per render
+    html, text = personalize(variant, READER)
+    _check(GOLDEN / f"{locale}.html", html)
+    _check(GOLDEN / f"{locale}.txt", f"Subject: {variant.subject}\n\n{text}")
