@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Final
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,23 @@ class EditionStatus(enum.StrEnum):
     PAUSED = "paused"
     FINISHED = "finished"
     CANCELLED = "cancelled"
+
+
+#: every move an edition may make, as target -> the statuses it may come from; the store
+#: refuses any other (``EditionStore.transition``). An edition is created ``planned``.
+EDITION_TRANSITIONS: Final[Mapping[EditionStatus, frozenset[EditionStatus]]] = {
+    # planning finished, resumed after a pause, rows queued again (reconcile), or resumed
+    # by an operator while a worker is already at it
+    EditionStatus.SENDING: frozenset(
+        {EditionStatus.PLANNED, EditionStatus.PAUSED, EditionStatus.FINISHED, EditionStatus.SENDING}
+    ),
+    EditionStatus.PAUSED: frozenset({EditionStatus.SENDING}),
+    EditionStatus.FINISHED: frozenset({EditionStatus.SENDING}),
+    EditionStatus.CANCELLED: frozenset(
+        {EditionStatus.PLANNED, EditionStatus.SENDING, EditionStatus.PAUSED}
+    ),
+    EditionStatus.PLANNED: frozenset(),
+}
 
 
 @dataclass(frozen=True)

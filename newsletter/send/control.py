@@ -29,9 +29,7 @@ def pause_edition(store: Store, edition_id: int, now: datetime) -> Edition:
     edition = store.editions.get(edition_id)
     if edition.status is EditionStatus.PAUSED:
         return edition
-    if not store.editions.transition(
-        edition_id, EditionStatus.PAUSED, allowed_from=[EditionStatus.SENDING], now=now
-    ):
+    if not store.editions.transition(edition_id, EditionStatus.PAUSED, now=now):
         raise EditionError(
             f"edition {edition_id} is {store.editions.status(edition_id)}; "
             "only an edition that is sending can be paused"
@@ -62,7 +60,6 @@ def cancel_edition(store: Store, edition_id: int, now: datetime) -> CancelReport
     store.editions.transition(
         edition_id,
         EditionStatus.CANCELLED,
-        allowed_from=[EditionStatus.PLANNED, EditionStatus.SENDING, EditionStatus.PAUSED],
         now=now,
     )
     skipped, unknown = store.deliveries.cancel(edition_id, now)

@@ -193,7 +193,7 @@ class Sender:
         if resend_unknown:
             deliveries.requeue_unknown(edition.id, now)
         self.store.editions.transition(
-            edition.id, EditionStatus.SENDING, allowed_from=[EditionStatus.PLANNED], now=now
+            edition.id, EditionStatus.SENDING, now=now, only_from=[EditionStatus.PLANNED]
         )
         if on_progress is not None:
             counts = deliveries.counts(edition.id)

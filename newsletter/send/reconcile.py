@@ -97,7 +97,7 @@ async def reconcile(
     if requeued:
         # rows to send again: a finished edition is sending once more, so workers take it
         store.editions.transition(
-            edition_id, EditionStatus.SENDING, allowed_from=[EditionStatus.FINISHED], now=now
+            edition_id, EditionStatus.SENDING, now=now, only_from=[EditionStatus.FINISHED]
         )
     return ReconcileReport(
         edition_id=edition_id,

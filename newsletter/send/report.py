@@ -98,9 +98,7 @@ def close_run(store: Store, edition_id: int, report: SendReport, now: datetime) 
     if status is EditionStatus.CANCELLED:
         deliveries.cancel(edition_id, now)
     elif status is EditionStatus.SENDING and deliveries.pending(edition_id) == 0:
-        store.editions.transition(
-            edition_id, EditionStatus.FINISHED, allowed_from=[EditionStatus.SENDING], now=now
-        )
+        store.editions.transition(edition_id, EditionStatus.FINISHED, now=now)
     report.counts = deliveries.counts(edition_id)
     report.held = report.counts.get(DeliveryStatus.CLAIMED, 0)
     report.finished = store.editions.status(edition_id) is EditionStatus.FINISHED

@@ -268,17 +268,7 @@ def resume_edition(
                     on_reconciled(report)
             else:
                 st.deliveries.requeue_unknown(edition_id, now)
-        st.editions.transition(
-            edition_id,
-            EditionStatus.SENDING,
-            allowed_from=[
-                EditionStatus.PLANNED,
-                EditionStatus.PAUSED,
-                EditionStatus.FINISHED,
-                EditionStatus.SENDING,
-            ],
-            now=now,
-        )
+        st.editions.transition(edition_id, EditionStatus.SENDING, now=now)
         total = sum(st.deliveries.counts(edition_id).values())
         done = 0
 

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from newsletter.errors import DuplicateEditionError, EditionError
-from newsletter.models import DeliveryStatus, Edition, EditionStatus, RenderedVariant
+from newsletter.models import (
+    EDITION_TRANSITIONS,
+    DeliveryStatus,
+    Edition,
+    EditionStatus,
+    RenderedVariant,
+)
 from newsletter.store.tables import UTCDateTime, deliveries, edition_items, editions, variants
 
 
@@ -117,14 +123,22 @@ class EditionStore:
         edition_id: int,
         status: EditionStatus,
         *,
-        allowed_from: Sequence[EditionStatus],
         now: datetime,
+        only_from: Collection[EditionStatus] | None = None,
     ) -> bool:
-        """Move to ``status`` only from one of ``allowed_from``; False when it was in another.
+        """Move to ``status`` from a status :data:`~newsletter.models.EDITION_TRANSITIONS`
+        allows (narrowed to ``only_from`` when given); False when it was in another.
 
         One conditional UPDATE, so an operator's pause or cancel is never overwritten by a
-        sender that read the status a moment earlier.
+        sender that read the status a moment earlier. Asking for a move the table does not
+        have is a programming error (``ValueError``).
         """
+        allowed = EDITION_TRANSITIONS[status]
+        if only_from is not None:
+            if not set(only_from) <= allowed:
+                wrong = ", ".join(sorted(set(only_from) - allowed))
+                raise ValueError(f"an edition never moves to {status} from {wrong}")
+            allowed = frozenset(only_from)
         values: dict[str, Any] = {"status": status.value}
         if status is EditionStatus.FINISHED:
             values["finished_at"] = now
@@ -133,7 +147,7 @@ class EditionStore:
                 sa.update(editions)
                 .where(
                     editions.c.id == edition_id,
-                    editions.c.status.in_([s.value for s in allowed_from]),
+                    editions.c.status.in_([s.value for s in allowed]),
                 )
                 .values(**values)
             )

@@ -8,6 +8,7 @@ import pytest
 
 from newsletter.errors import DuplicateEditionError
 from newsletter.models import (
+    EDITION_TRANSITIONS,
     DeliveryStatus,
     EditionStatus,
     NewSubscriber,
@@ -131,3 +132,23 @@ def test_sent_group_keys_ignore_cancelled_editions(store: Store) -> None:
     assert store.editions.sent_group_keys("members") == {"story-1"}
     assert store.editions.sent_group_keys("partners") == set()
     assert store.editions.last_created("members") == NOW
+
+
+def test_the_store_enforces_the_one_table_of_edition_transitions(store: Store) -> None:
+    e = store.editions.create("members", "2026-W50", [], NOW).id
+    move = store.editions.transition
+    assert not move(e, EditionStatus.PAUSED, now=NOW)  # planned is never paused
+    assert not move(e, EditionStatus.FINISHED, now=NOW)  # nor finished before it sends
+    assert move(e, EditionStatus.SENDING, now=NOW)
+    assert move(e, EditionStatus.PAUSED, now=NOW)
+    assert not move(e, EditionStatus.FINISHED, now=NOW)  # a paused edition does not finish
+    assert move(e, EditionStatus.SENDING, now=NOW)
+    assert move(e, EditionStatus.FINISHED, now=NOW)
+    assert not move(e, EditionStatus.CANCELLED, now=NOW)  # finished stays finished
+    assert not move(e, EditionStatus.PLANNED, now=NOW)  # nothing goes back to planning
+    assert store.editions.status(e) is EditionStatus.FINISHED
+    # a narrower set is allowed, one outside the table is a caller's bug
+    assert not move(e, EditionStatus.SENDING, now=NOW, only_from=[EditionStatus.PLANNED])
+    with pytest.raises(ValueError, match="never moves to paused from finished"):
+        move(e, EditionStatus.PAUSED, now=NOW, only_from=[EditionStatus.FINISHED])
+    assert set(EDITION_TRANSITIONS) == set(EditionStatus)

@@ -99,6 +99,10 @@ class FakeProvider:
     #: these request numbers get the "timeout" fault regardless of fault_rate
     stall_requests: set[int] = field(default_factory=set)
     kill: Kill | None = None
+    #: with ``hold`` set, requests numbered above ``hold_after`` wait for it before they
+    #: are processed: the test acts while the sender is held, whatever the machine's load
+    hold: threading.Event | None = None
+    hold_after: int = 0
     seed: int = 0
     delivered: list[Delivered] = field(default_factory=list)
     #: requests that repeated an Idempotency-Key already answered (Resend)
@@ -206,6 +210,9 @@ def _handler(state: FakeProvider) -> type[BaseHTTPRequestHandler]:
                     fault = state._rng.choice(state.faults)
                 state.log.append((number, path, fault or "ok", time.monotonic()))
                 state.request_keys.append((number, self.headers.get("Idempotency-Key")))
+                hold = state.hold if number > state.hold_after else None
+            if hold is not None:
+                hold.wait(60)
             if fault == "429":
                 self._throttle(path)
             elif fault == "500":

@@ -5,6 +5,7 @@ stop a worker with SIGTERM mid-send: in-flight batches are recorded, nothing is 
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -63,11 +64,15 @@ def test_pause_then_resume_sends_only_the_rest_and_cancel_sends_nothing_more(
                 "messages_per_second": 50,
             },
         )
+        # the fake holds every request after the third until the test lets it go, so the
+        # pause lands mid-send however slowly a loaded machine starts the CLI
+        fake.hold, fake.hold_after = threading.Event(), 3
         worker = start(config, "worker", "--poll", "0.1", "--lease", "60", log=tmp_path / "w.log")
         try:
             # pause the first edition mid-send
             _wait("the worker is sending", lambda: _sent(url, first) >= 30)
             run(config, "editions", "pause", str(first), log=tmp_path / "pause.log")
+            fake.hold.set()
             _wait("in-flight batches are recorded", lambda: _settled(url, first))
             paused_at = _sent(url, first)
             assert 0 < paused_at < RECIPIENTS
@@ -84,10 +89,12 @@ def test_pause_then_resume_sends_only_the_rest_and_cancel_sends_nothing_more(
             _check_once_each(url, first, fake, "2026-W48")
 
             # the worker takes up the second edition; cancel it mid-send
+            fake.hold, fake.hold_after = threading.Event(), len(fake.log) + 3
             with Store.open(url) as store:
                 store.editions.set_status(second, EditionStatus.SENDING, NOW)
             _wait("the second edition is sending", lambda: _sent(url, second) >= 30)
             out = run(config, "editions", "cancel", str(second), log=tmp_path / "cancel.log")
+            fake.hold.set()
             assert "cancelled" in out.output()
             _wait("in-flight batches are recorded", lambda: _settled(url, second))
             time.sleep(1.0)
