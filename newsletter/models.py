@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
@@ -133,6 +133,21 @@ EDITION_TRANSITIONS: Final[Mapping[EditionStatus, frozenset[EditionStatus]]] = {
     ),
     EditionStatus.PLANNED: frozenset(),
 }
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where the sending of one edition stands: ``done`` of its ``total`` rows are final
+    (sent, failed, skipped or unknown). The one progress event of every command and job."""
+
+    edition_id: int
+    segment: str
+    done: int
+    total: int
+
+
+#: what a command or job passes to be told of :class:`Progress`
+OnProgress = Callable[[Progress], None]
 
 
 @dataclass(frozen=True)

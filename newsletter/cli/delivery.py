@@ -10,7 +10,7 @@ from rich.progress import TaskID
 
 from newsletter.cli.app import _progress, app, editions_app, now, opened, out, settings
 from newsletter.cli.output import JsonOpt, print_json, print_table, safe
-from newsletter.models import DeliveryStatus, EditionStatus
+from newsletter.models import DeliveryStatus, EditionStatus, Progress
 from newsletter.send.compose import edition_label
 from newsletter.send.control import EditionReport, cancel_edition, edition_report, pause_edition
 from newsletter.send.engine import SendReport
@@ -136,11 +136,11 @@ def editions_resume(
     with _progress() as bar:
         task: TaskID | None = None
 
-        def progress(done: int, total: int) -> None:
+        def progress(p: Progress) -> None:
             nonlocal task
             if task is None:
-                task = bar.add_task(f"sending edition {edition_id}", total=total)
-            bar.update(task, completed=done)
+                task = bar.add_task(f"sending edition {edition_id}", total=p.total)
+            bar.update(task, completed=p.done, total=p.total)
 
         res = resume_edition(
             cfg,

@@ -11,8 +11,11 @@ from rich.progress import TaskID
 from newsletter.audience.explain import explain
 from newsletter.cli.app import _ids, _progress, app, err, now, opened, out, settings
 from newsletter.cli.output import print_table, safe
-from newsletter.digest import DigestReport, preview, run_digest
+from newsletter.digest.edition import DigestReport
+from newsletter.digest.pipeline import run_digest
+from newsletter.digest.trial import preview
 from newsletter.gather.run import GatherReport, gather
+from newsletter.models import Progress
 from newsletter.render.screenshots import Shot, preview_with_screenshots
 
 
@@ -120,10 +123,10 @@ def digest_cmd(
     with opened(cfg) as store, _progress() as bar:
         tasks: dict[str, TaskID] = {}
 
-        def progress(seg: str, n: int, total: int) -> None:
-            if seg not in tasks:
-                tasks[seg] = bar.add_task(f"sending {seg}", total=total)
-            bar.advance(tasks[seg], n)
+        def progress(p: Progress) -> None:
+            if p.segment not in tasks:
+                tasks[p.segment] = bar.add_task(f"sending {p.segment}", total=p.total)
+            bar.update(tasks[p.segment], completed=p.done, total=p.total)
 
         report = run_digest(
             cfg,

@@ -34,15 +34,14 @@ from newsletter.digest.translate import build_translator, translate_missing
 from newsletter.digest.translate.base import Translator
 from newsletter.errors import ConfigError, DuplicateEditionError, EditionError
 from newsletter.gather.run import GatherReport
-from newsletter.models import Edition, EditionStatus, RenderedVariant
+from newsletter.models import Edition, EditionStatus, OnProgress, RenderedVariant
 from newsletter.render.preview import write_variant_pages
 from newsletter.render.renderer import Renderer
 from newsletter.send.compose import view_url
 from newsletter.send.engine import Sender, SendReport
 from newsletter.send.providers import build_provider
 from newsletter.send.providers.base import Provider
-from newsletter.send.providers.outbox import OutboxProvider
-from newsletter.send.tokens import TokenSigner, load_secrets
+from newsletter.send.tokens import TokenSigner, signer_for
 from newsletter.store import Store
 
 log = logging.getLogger("newsletter.digest")
@@ -78,11 +77,6 @@ class DigestReport:
     lists: dict[str, ImportReport] = field(default_factory=dict)
     #: dry runs: who matched more than one segment and where they went
     overlaps: Explanation | None = None
-
-
-def signer_for(settings: Settings) -> TokenSigner:
-    """The token signer with the keys named in config (or the development key in var/)."""
-    return TokenSigner(load_secrets(settings.security.secret_key_env, settings.paths.var))
 
 
 @contextlib.asynccontextmanager
@@ -133,16 +127,15 @@ class Digest:
         signer: TokenSigner | None = None,
         translator: Translator | None = None,
         clock: Callable[[], datetime] = utcnow,
-        on_progress: Callable[[str, int, int], None] | None = None,
+        on_progress: OnProgress | None = None,
         stop: threading.Event | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.renderer = renderer or Renderer(settings)
         self._provider = provider
+        #: the keys of every link; the sender pins their timestamp per edition
         self.signer = signer or signer_for(settings)
-        # sending pins link timestamps per edition unless a signer was given (tests)
-        self._send_signer = signer
         self.clock = clock
         self.on_progress = on_progress
         self.stop = stop
@@ -283,25 +276,16 @@ class Digest:
         if edition.status is EditionStatus.PAUSED:
             res.skipped = f"edition {edition.id} is paused"
             return res
-        total = sum(res.recipients.values())
-        sender = Sender(
-            self.settings,
-            self.store,
-            self.provider,
-            self._send_signer,
-            keys=self.signer,  # loaded once for the whole run, pinned per edition
-            clock=self.clock,
+        # the keys were loaded once for the whole run; the sender pins them per edition
+        sender = Sender.configured(
+            self.settings, self.store, self.provider, self.signer, clock=self.clock
         )
-
-        def progress(n: int) -> None:
-            if self.on_progress:
-                self.on_progress(segment.name, n, total)
 
         async with watching(self.stop) as stop:
             res.sent = await sender.send(
                 self.store.editions.get(edition.id),
                 variants=variants,
-                on_progress=progress,
+                on_progress=self.on_progress,
                 stop=stop,
             )
         # stopped just as the last batch was recorded: nothing is left to continue
@@ -328,10 +312,12 @@ class Digest:
         return stories_of(self.store, items, self.settings.locales.default)
 
     def write_outbox_index(self) -> Path | None:
-        """With the outbox provider: every edition's variants as HTML beside the .eml files."""
-        if not isinstance(self._provider, OutboxProvider):
+        """Every edition's variants as HTML beside the messages of a provider that writes
+        them on this machine (the outbox); None for the others."""
+        folder = self._provider.local_folder() if self._provider is not None else None
+        if folder is None:
             return None
-        return write_variant_pages(self.settings, self.store, self._provider.folder)
+        return write_variant_pages(self.settings, self.store, folder)
 
     async def aclose(self) -> None:
         """Close what this object built (an injected provider or translator is the caller's)."""

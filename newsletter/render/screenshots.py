@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 from newsletter.config import Gather, Settings
 from newsletter.config.gather import DEFAULT_PORTS
-from newsletter.digest import preview
+from newsletter.digest.trial import preview
 from newsletter.errors import DestinationRefusedError, ScreenshotError, SourceError
 from newsletter.gather.netguard import GuardedClient
 from newsletter.gather.sources.fetch import fetch_url

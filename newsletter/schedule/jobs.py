@@ -27,7 +27,8 @@ from apscheduler.executors.pool import BasePoolExecutor
 
 from newsletter.clock import utcnow
 from newsletter.config import ScheduleJob, Settings
-from newsletter.digest import DigestReport, run_digest
+from newsletter.digest.edition import DigestReport
+from newsletter.digest.pipeline import run_digest
 from newsletter.errors import NewsletterError, SchedulerError
 from newsletter.gather.netguard import GuardedClient
 from newsletter.gather.run import GatherReport, gather
@@ -123,7 +124,7 @@ class FireTimeExecutor(BasePoolExecutor):  # type: ignore[misc]
 
 
 @dataclass(frozen=True)
-class Outcome:
+class RunOutcome:
     """How one run ended, and when to continue it (an unfinished send)."""
 
     status: RunStatus
@@ -131,19 +132,19 @@ class Outcome:
     continue_at: datetime | None = None
 
 
-def gather_outcome(report: GatherReport) -> Outcome:
+def gather_outcome(report: GatherReport) -> RunOutcome:
     """Summarise a gather: ``failed`` when every source failed, ``interrupted`` by a stop."""
     text = f"{report.new} new, {report.updated} updated from {len(report.sources)} source(s)"
     if report.failed:
         text += "; failed: " + "; ".join(f"{s.name}: {s.error}" for s in report.failed)
     if report.stopped:
         text += f"; stopped before {', '.join(report.left)}: continues on the next start"
-        return Outcome(RunStatus.INTERRUPTED, text)
+        return RunOutcome(RunStatus.INTERRUPTED, text)
     bad = bool(report.sources) and len(report.failed) == len(report.sources)
-    return Outcome(RunStatus.FAILED if bad else RunStatus.DONE, text)
+    return RunOutcome(RunStatus.FAILED if bad else RunStatus.DONE, text)
 
 
-def digest_outcome(settings: Settings, report: DigestReport, now: datetime) -> Outcome:
+def digest_outcome(settings: Settings, report: DigestReport, now: datetime) -> RunOutcome:
     """Summarise a digest run; ``on_empty = "error"`` turns "nothing new" into a failure.
 
     A run a stop cut short is ``interrupted`` (the next start continues it, and the
@@ -187,7 +188,7 @@ def digest_outcome(settings: Settings, report: DigestReport, now: datetime) -> O
         (s for s in (RunStatus.INTERRUPTED, RunStatus.FAILED, RunStatus.DONE) if s in statuses),
         RunStatus.SKIPPED,
     )
-    return Outcome(status, "; ".join(parts) or "no segments", follow)
+    return RunOutcome(status, "; ".join(parts) or "no segments", follow)
 
 
 class Jobs:
@@ -260,10 +261,10 @@ class Jobs:
         try:
             outcome = self._gather() if job.job == "gather" else self._digest(job)
         except NewsletterError as exc:
-            outcome = Outcome(RunStatus.FAILED, str(exc))
+            outcome = RunOutcome(RunStatus.FAILED, str(exc))
         except Exception as exc:  # a bug in one run must not stop the scheduler
             log.exception("job %r crashed", job.id)
-            outcome = Outcome(RunStatus.FAILED, f"unexpected {type(exc).__name__}: {exc}")
+            outcome = RunOutcome(RunStatus.FAILED, f"unexpected {type(exc).__name__}: {exc}")
         if outcome.continue_at is not None:
             self.defer(job, "continue", outcome.continue_at, scheduled_for)
         runs.finish(run_id, outcome.status, outcome.detail, utcnow())
@@ -277,10 +278,10 @@ class Jobs:
             self._http = default_client(self.settings.gather)
         return self._http
 
-    def _gather(self) -> Outcome:
+    def _gather(self) -> RunOutcome:
         return gather_outcome(gather(self.settings, self.store, client=self.http, stop=self.stop))
 
-    def _digest(self, job: ScheduleJob) -> Outcome:
+    def _digest(self, job: ScheduleJob) -> RunOutcome:
         report = run_digest(
             self.settings,
             store=self.store,

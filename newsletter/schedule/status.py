@@ -16,7 +16,7 @@ from newsletter.redact import mask_text
 from newsletter.schedule.triggers import LOCK_NAME, JobView, list_jobs, span_text
 from newsletter.store import Store
 
-__all__ = ["Health", "SchedulerState", "SegmentState", "SourceState", "health", "scheduler_state"]
+__all__ = ["Health", "SchedulerState", "SegmentState", "SourceHealth", "health", "scheduler_state"]
 
 #: how many recent editions are checked for unknown, failed or unfinished rows
 RECENT_EDITIONS = 50
@@ -35,7 +35,7 @@ class SchedulerState:
 
 
 @dataclass(frozen=True)
-class SourceState:
+class SourceHealth:
     """The last gather of one source."""
 
     name: str
@@ -60,7 +60,7 @@ class Health:
 
     scheduler: SchedulerState
     jobs: list[JobView]
-    sources: list[SourceState]
+    sources: list[SourceHealth]
     segments: list[SegmentState]
     problems: list[str]
 
@@ -93,13 +93,13 @@ def scheduler_state(store: Store, now: datetime) -> SchedulerState:
     )
 
 
-def _sources(settings: Settings, store: Store) -> list[SourceState]:
+def _sources(settings: Settings, store: Store) -> list[SourceHealth]:
     seen = {s.source: s for s in store.items.states()}
     out = []
     for config in settings.sources:
         st = seen.pop(config.name, None)
         out.append(
-            SourceState(
+            SourceHealth(
                 config.name,
                 st.last_gathered_at if st else None,
                 _masked(st.last_error) if st else None,
@@ -109,7 +109,7 @@ def _sources(settings: Settings, store: Store) -> list[SourceState]:
         )
     for name, st in sorted(seen.items()):
         out.append(
-            SourceState(
+            SourceHealth(
                 name, st.last_gathered_at, _masked(st.last_error), st.last_count, configured=False
             )
         )

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import html as html_lib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from newsletter.config import Settings
-from newsletter.models import OutgoingMessage, RenderedVariant, SharedBody
+from newsletter.models import Edition, OutgoingMessage, RenderedVariant, SharedBody
 from newsletter.send.mime import make_message_id
 from newsletter.send.personalize import personalize, require_markers, shared_body
 from newsletter.send.tokens import TokenSigner
@@ -126,3 +127,18 @@ class Composer:
             shared=self.shared(variant, present),
             substitutions=substitutions,
         )
+
+
+#: builds the :class:`Composer` of an edition, its links signed by the signer given
+ComposerFactory = Callable[[Edition, TokenSigner], Composer]
+
+
+def composer_factory(settings: Settings) -> ComposerFactory:
+    """Composers for the editions of these settings (the engine never sees the settings)."""
+
+    def make(edition: Edition, signer: TokenSigner) -> Composer:
+        return Composer(
+            settings, signer, edition_id=edition.id, segment=edition.segment, period=edition.period
+        )
+
+    return make

@@ -24,7 +24,7 @@ import secrets
 import socket
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from newsletter.clock import Clock, utcnow
@@ -34,26 +34,27 @@ from newsletter.models import (
     DeliveryStatus,
     Edition,
     EditionStatus,
+    OnProgress,
     OutgoingMessage,
+    Progress,
     RenderedVariant,
     SubscriberStatus,
 )
-from newsletter.send.compose import Composer, Recipient
+from newsletter.send.backend import SendStore
+from newsletter.send.compose import Composer, ComposerFactory, Recipient, composer_factory
 from newsletter.send.holders import Holder, current_holder
 from newsletter.send.leases import STALE, LeaseKeeper
 from newsletter.send.personalize import require_markers
 from newsletter.send.providers.base import Provider
 from newsletter.send.ratelimit import RateLimiter, Slot
 from newsletter.send.report import SendReport, close_run, throttle_pause
-from newsletter.send.tokens import TokenSigner, load_secrets
-from newsletter.store import Store
+from newsletter.send.tokens import TokenSigner
 from newsletter.store.deliveries import FINAL, Claim
 
-__all__ = ["SendReport", "Sender", "backoff", "edition_signer", "worker_id"]
+__all__ = ["SendOptions", "SendReport", "Sender", "backoff", "edition_signer", "worker_id"]
 
 log = logging.getLogger("newsletter.send.engine")
 
-Progress = Callable[[int], None]
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -95,62 +96,110 @@ class _Run:
     composer: Composer
     variants: dict[str, RenderedVariant]
     report: SendReport
-    on_progress: Progress | None
+    on_progress: OnProgress | None
+    #: rows of the edition, and how many of them are final
+    total: int = 0
+    done: int = 0
+
+    def progressed(self, final: int) -> None:
+        """Tell ``on_progress`` that ``final`` more rows are final."""
+        self.done += final
+        if self.on_progress is not None:
+            self.on_progress(Progress(self.edition.id, self.edition.segment, self.done, self.total))
+
+
+@dataclass(frozen=True)
+class SendOptions:
+    """How a :class:`Sender` sends: one frozen value, with the defaults a worker uses."""
+
+    #: rows per batch; None: the provider's largest. Always capped by the provider
+    batch_size: int | None = None
+    #: how long a claimed batch is held; longer than a request to the provider can take
+    lease: timedelta = timedelta(minutes=10)
+    #: a holder whose heartbeat is older than this is taken for dead
+    stale: timedelta = STALE
+    #: attempts before a message that keeps failing (not throttling) is marked failed
+    max_attempts: int = 5
+    #: the first retry delay in seconds; it doubles per attempt (Retry-After wins)
+    retry_base: float = 30.0
+    #: seconds between looks for work while waiting for retries or other holders
+    poll: float = 1.0
+    #: who claims rows (host, pid and a random tag by default, see :func:`worker_id`)
+    worker: str | None = None
 
 
 class Sender:
     """Sends the rows of an edition through one provider.
 
-    ``signer`` signs the links as it is; by default ``keys`` (loaded from the environment
-    once, when not given) sign them with the timestamp pinned per edition
-    (:func:`edition_signer`). ``batch_size`` defaults to the ``[provider]`` table's, capped
-    by what the provider accepts; ``limiter`` to one built from that table. ``lease`` must
-    be longer than a request to the provider can take; it is renewed while a batch is in
-    flight. Rows whose holder (``holder``: this process by default) is gone, or whose
-    heartbeat is older than ``stale``, are taken back (:mod:`newsletter.send.leases`).
+    It sees the store only through :class:`~newsletter.send.backend.SendStore`, and
+    settings only through what it is given: ``signer`` holds the keys that sign the links
+    (their timestamp is pinned per edition, :func:`edition_signer`), ``composer`` builds an
+    edition's :class:`~newsletter.send.compose.Composer`, ``options`` says how to send,
+    ``limiter`` paces it (unlimited, one batch at a time, when not given). Rows whose holder
+    (``holder``: this process by default) is gone, or whose heartbeat is older than
+    ``options.stale``, are taken back (:mod:`newsletter.send.leases`).
+    :meth:`configured` builds one from the settings.
     """
 
     def __init__(
         self,
-        settings: Settings,
-        store: Store,
+        store: SendStore,
         provider: Provider,
-        signer: TokenSigner | None = None,
+        signer: TokenSigner,
+        composer: ComposerFactory,
+        options: SendOptions = SendOptions(),
         *,
-        keys: TokenSigner | None = None,
-        batch_size: int | None = None,
-        lease: timedelta = timedelta(minutes=10),
-        max_attempts: int = 5,
-        retry_base: float = 30.0,
         limiter: RateLimiter | None = None,
         clock: Clock = utcnow,
         sleep: Sleep = asyncio.sleep,
-        worker: str | None = None,
-        poll: float = 1.0,
         holder: Holder | None = None,
-        stale: timedelta = STALE,
     ) -> None:
-        self.settings = settings
         self.store = store
         self.provider = provider
         self.signer = signer
-        self._keys = keys
-        size = batch_size or settings.provider.batch_size or provider.max_batch
-        self.batch_size = min(size, provider.max_batch)
-        self.lease = lease
-        self.max_attempts = max_attempts
-        self.retry_base = retry_base
-        self.limiter = limiter or RateLimiter.from_config(settings.provider)
+        self.composer = composer
+        self.options = options
+        self.batch_size = min(options.batch_size or provider.max_batch, provider.max_batch)
+        self.limiter = limiter or RateLimiter()
         self.clock = clock
         self.sleep = sleep
-        self.worker = worker or worker_id()
-        self.poll = poll
+        self.worker = options.worker or worker_id()
         self._claims = itertools.count(1)
         self.holder = holder or current_holder()
-        self.leases = LeaseKeeper(store, self.holder, lease=lease, stale=stale, clock=clock)
+        self.leases = LeaseKeeper(
+            store, self.holder, lease=options.lease, stale=options.stale, clock=clock
+        )
+
+    @classmethod
+    def configured(
+        cls,
+        settings: Settings,
+        store: SendStore,
+        provider: Provider,
+        signer: TokenSigner,
+        options: SendOptions = SendOptions(),
+        *,
+        limiter: RateLimiter | None = None,
+        clock: Clock = utcnow,
+        holder: Holder | None = None,
+    ) -> Sender:
+        """A sender as the ``[provider]`` table says: its batch size (unless ``options``
+        names one) and rate limits, and messages composed from ``settings``."""
+        if options.batch_size is None and settings.provider.batch_size:
+            options = replace(options, batch_size=settings.provider.batch_size)
+        return cls(
+            store,
+            provider,
+            signer,
+            composer_factory(settings),
+            options,
+            limiter=limiter or RateLimiter.from_config(settings.provider),
+            clock=clock,
+            holder=holder,
+        )
 
     def _backoff(self, attempts: int, retry_after: float | None) -> float:
-        return backoff(attempts, retry_after, self.retry_base)
+        return backoff(attempts, retry_after, self.options.retry_base)
 
     async def send(
         self,
@@ -158,8 +207,7 @@ class Sender:
         *,
         variants: dict[str, RenderedVariant] | None = None,
         wait_for_retries: float = 60.0,
-        on_progress: Progress | None = None,
-        resend_unknown: bool = False,
+        on_progress: OnProgress | None = None,
         stop: asyncio.Event | None = None,
     ) -> SendReport:
         """Send every due row of ``edition``; wait for retries due within ``wait_for_retries`` s.
@@ -178,26 +226,19 @@ class Sender:
             require_markers(variant, f"edition {edition.id}")
         run = _Run(
             edition,
-            Composer(
-                self.settings,
-                self.signer or edition_signer(self._signing_keys(), edition),
-                edition_id=edition.id,
-                segment=edition.segment,
-                period=edition.period,
-            ),
+            self.composer(edition, edition_signer(self.signer, edition)),
             variants,
             SendReport(),
             on_progress,
         )
         now = self.clock()
-        if resend_unknown:
-            deliveries.requeue_unknown(edition.id, now)
         self.store.editions.transition(
             edition.id, EditionStatus.SENDING, now=now, only_from=[EditionStatus.PLANNED]
         )
         if on_progress is not None:
             counts = deliveries.counts(edition.id)
-            on_progress(sum(counts.get(s, 0) for s in (*FINAL, DeliveryStatus.UNKNOWN)))
+            run.total = sum(counts.values())
+            run.progressed(sum(counts.get(s, 0) for s in (*FINAL, DeliveryStatus.UNKNOWN)))
         await self._loop(run, wait_for_retries, stop)
         return close_run(self.store, edition.id, run.report, self.clock())
 
@@ -242,7 +283,12 @@ class Sender:
                     break
                 token = f"{self.worker}#{next(self._claims)}"
                 claim = deliveries.claim_batch(
-                    edition_id, token, self.batch_size, self.lease, self.clock(), holder=self.holder
+                    edition_id,
+                    token,
+                    self.batch_size,
+                    self.options.lease,
+                    self.clock(),
+                    holder=self.holder,
                 )
                 if claim.rows:
                     idle_since = None
@@ -260,11 +306,11 @@ class Sender:
                 if idle_since is None:
                     idle_since = now
                     if deliveries.counts(edition_id).get(DeliveryStatus.CLAIMED):
-                        wait = self.leases.held_wait(wait_for_retries, self.poll)
+                        wait = self.leases.held_wait(wait_for_retries, self.options.poll)
                         self.leases.say_waiting(edition_id, wait)
                 if not self._worth_waiting(run, now, idle_since, wait_for_retries):
                     break
-                await self._nap(self.poll, stop)
+                await self._nap(self.options.poll, stop)
         finally:
             # every batch in flight is recorded before we return, whatever stopped us
             if tasks:
@@ -296,15 +342,8 @@ class Sender:
             return True  # locked by a claim in progress elsewhere: look again
         if retry_at is not None and (retry_at - now).total_seconds() <= wait_for_retries:
             return True
-        held_wait = self.leases.held_wait(wait_for_retries, self.poll)
+        held_wait = self.leases.held_wait(wait_for_retries, self.options.poll)
         return bool(run.report.held) and (now - idle_since).total_seconds() < held_wait
-
-    def _signing_keys(self) -> TokenSigner:
-        """The keys that sign links, read from the environment at most once per sender."""
-        if self._keys is None:
-            security = self.settings.security
-            self._keys = TokenSigner(load_secrets(security.secret_key_env, self.settings.paths.var))
-        return self._keys
 
     async def _slot(self, stop: asyncio.Event | None) -> Slot | None:
         """A limiter slot, or None when ``stop`` is set first (a throttle pause can be long)."""
@@ -391,7 +430,7 @@ class Sender:
                 written = deliveries.record(
                     results,
                     self.clock(),
-                    max_attempts=self.max_attempts,
+                    max_attempts=self.options.max_attempts,
                     backoff=self._backoff,
                     claimed_by=claim.token,
                 )
@@ -402,8 +441,8 @@ class Sender:
                     self.limiter.throttle(pause)
                     log.info("provider throttling: pausing sends for %.1f s", pause)
             final = run.report.add_batch(written, skipped)
-            if run.on_progress is not None and final:
-                run.on_progress(final)
+            if final:
+                run.progressed(final)
         finally:
             self.leases.tokens.discard(claim.token)
             slot.release()

@@ -11,8 +11,8 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from newsletter.send.backend import SendStore
 from newsletter.send.holders import Holder, holder_state
-from newsletter.store import Store
 from newsletter.store.leases import HeldBy
 
 __all__ = ["STALE", "LeaseKeeper"]
@@ -29,7 +29,7 @@ class LeaseKeeper:
 
     def __init__(
         self,
-        store: Store,
+        store: SendStore,
         holder: Holder,
         *,
         lease: timedelta,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 
 from newsletter.models import DeliveryStatus, EditionStatus, ResultStatus, SendResult
-from newsletter.store import Store
+from newsletter.send.backend import SendStore
 
 __all__ = ["SendReport", "close_run", "throttle_pause"]
 
@@ -86,7 +86,7 @@ def throttle_pause(results: Iterable[SendResult]) -> float | None:
     return max(waits, default=None)
 
 
-def close_run(store: Store, edition_id: int, report: SendReport, now: datetime) -> SendReport:
+def close_run(store: SendStore, edition_id: int, report: SendReport, now: datetime) -> SendReport:
     """End a run: finish the edition when nothing is pending, fill in its totals.
 
     A cancelled edition is swept once more: rows the run's last batches put back to retry

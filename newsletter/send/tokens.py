@@ -17,14 +17,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 from itsdangerous.timed import TimestampSigner
 
 from newsletter.errors import ConfigError, NewsletterError
 
-__all__ = ["PURPOSES", "TokenData", "TokenError", "TokenSigner", "load_secrets"]
+__all__ = ["PURPOSES", "TokenData", "TokenError", "TokenSigner", "load_secrets", "signer_for"]
+
+if TYPE_CHECKING:
+    from newsletter.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -139,3 +142,8 @@ def load_secrets(env_var: str, var_dir: Path) -> list[str]:
         raise ConfigError(f"{path}: development key file is empty (delete it or set ${env_var})")
     log.warning("$%s is not set: using the development signing key in %s", env_var, path)
     return [key]
+
+
+def signer_for(settings: Settings) -> TokenSigner:
+    """The token signer with the keys named in config (or the development key in var/)."""
+    return TokenSigner(load_secrets(settings.security.secret_key_env, settings.paths.var))

@@ -25,12 +25,13 @@ from newsletter.clock import Clock, utcnow
 from newsletter.config import Settings
 from newsletter.digest.edition import finish_planning
 from newsletter.errors import EditionError
-from newsletter.models import DeliveryStatus, EditionStatus
-from newsletter.send.engine import Sender, SendReport, worker_id
+from newsletter.models import DeliveryStatus, EditionStatus, OnProgress
+from newsletter.send.engine import Sender, SendOptions, SendReport
 from newsletter.send.providers import build_provider
 from newsletter.send.providers.base import Provider
 from newsletter.send.ratelimit import RateLimiter
 from newsletter.send.reconcile import DEFAULT_SETTLE, ReconcileReport, reconcile
+from newsletter.send.tokens import TokenSigner, signer_for
 from newsletter.store import Store
 
 __all__ = [
@@ -96,21 +97,24 @@ class Worker:
         options: WorkerOptions = WorkerOptions(),
         limiter: RateLimiter | None = None,
         clock: Clock = utcnow,
+        signer: TokenSigner | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.options = options
-        self.sender = Sender(
+        self.sender = Sender.configured(
             settings,
             store,
             provider,
-            lease=timedelta(seconds=options.lease),
-            max_attempts=options.max_attempts,
-            retry_base=options.retry_base,
+            signer or signer_for(settings),
+            SendOptions(
+                lease=timedelta(seconds=options.lease),
+                max_attempts=options.max_attempts,
+                retry_base=options.retry_base,
+                poll=min(options.poll, 1.0),
+            ),
             limiter=limiter,
             clock=clock,
-            worker=worker_id(),
-            poll=min(options.poll, 1.0),
         )
 
     async def run(self, stop: asyncio.Event | None = None) -> WorkerReport:
@@ -228,7 +232,7 @@ def resume_edition(
     options: WorkerOptions = WorkerOptions(once=True),
     store: Store | None = None,
     provider: Provider | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
+    on_progress: OnProgress | None = None,
     on_reconciled: Callable[[ReconcileReport], None] | None = None,
     clock: Clock = utcnow,
 ) -> SendReport:
@@ -243,8 +247,8 @@ def resume_edition(
     rows it has no message for are sent again, and ``on_reconciled`` gets the report;
     otherwise (or with ``reconcile_first=False``) every unknown row is sent again and the
     operator accepts that some readers may get the edition twice.
-    ``on_progress(done, total)`` is called as rows reach a final state. Workers running
-    elsewhere share the work.
+    ``on_progress`` is told of :class:`~newsletter.models.Progress` as rows reach a final
+    state. Workers running elsewhere share the work.
     """
     _check_lease(settings, options)
 
@@ -269,20 +273,11 @@ def resume_edition(
             else:
                 st.deliveries.requeue_unknown(edition_id, now)
         st.editions.transition(edition_id, EditionStatus.SENDING, now=now)
-        total = sum(st.deliveries.counts(edition_id).values())
-        done = 0
-
-        def progress(n: int) -> None:
-            nonlocal done
-            done += n
-            if on_progress is not None:
-                on_progress(done, total)
-
         worker = Worker(settings, st, prov, options=options, clock=clock)
         return await worker.sender.send(
             st.editions.get(edition_id),
             wait_for_retries=options.wait,
-            on_progress=progress,
+            on_progress=on_progress,
             stop=stop,
         )
 

@@ -45,7 +45,7 @@ class Consent:
 
 
 @dataclass(frozen=True)
-class Event:
+class SubscriberEvent:
     """One recorded change of a subscriber."""
 
     id: int
@@ -204,13 +204,15 @@ class EventStore:
                 )
             )
 
-    def for_subscriber(self, subscriber_id: int) -> list[Event]:
+    def for_subscriber(self, subscriber_id: int) -> list[SubscriberEvent]:
         """Every event of a subscriber, oldest first."""
         t = subscriber_events
         query = sa.select(t).where(t.c.subscriber_id == subscriber_id).order_by(t.c.id)
         with self.engine.connect() as conn:
             return [
-                Event(r.id, r.subscriber_id, r.kind, r.source, dict(r.detail), r.created_at)
+                SubscriberEvent(
+                    r.id, r.subscriber_id, r.kind, r.source, dict(r.detail), r.created_at
+                )
                 for r in conn.execute(query)
             ]
 

@@ -42,7 +42,7 @@ from newsletter.web import (
 from newsletter.web.common import STATUS_TEXT, error_page, log_path
 from newsletter.web.context import WebContext, context_of
 from newsletter.web.csrf import CsrfTokens
-from newsletter.web.guards import BodyLimit, RateLimiter, SecurityHeaders
+from newsletter.web.guards import BodyLimit, RequestLimiter, SecurityHeaders
 from newsletter.web.hostile import OriginCheck, RequestShape, SafetyNet, bound_int_routes
 from newsletter.web.pages import Pages
 
@@ -139,7 +139,7 @@ def create_app(
             signer=signer or TokenSigner(secrets, clock=lambda: now().timestamp()),
             csrf=CsrfTokens(secrets),
             pages=Pages(settings),
-            limiter=RateLimiter(),
+            limiter=RequestLimiter(),
             clock=now,
             provider=provider,
             owns_store=owns_store,

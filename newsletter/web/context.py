@@ -19,7 +19,7 @@ from newsletter.send.tokens import TokenData, TokenError, TokenSigner
 from newsletter.store import Store
 from newsletter.web.background import Background
 from newsletter.web.csrf import CsrfTokens
-from newsletter.web.guards import RateLimiter
+from newsletter.web.guards import RequestLimiter
 from newsletter.web.pages import Pages
 
 log = logging.getLogger("newsletter.web")
@@ -34,7 +34,7 @@ class WebContext:
     signer: TokenSigner
     csrf: CsrfTokens
     pages: Pages
-    limiter: RateLimiter
+    limiter: RequestLimiter
     clock: Clock = utcnow
     provider: Provider | None = None
     #: whether the app built (and so closes) the store and the provider

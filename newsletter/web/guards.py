@@ -95,7 +95,7 @@ class BodyLimit:
         await self.app(scope, counting_receive, send)
 
 
-class RateLimiter:
+class RequestLimiter:
     """At most ``limit`` hits per key in a sliding ``window`` of seconds, in memory.
 
     In memory means per process: behind several worker processes each counts on its

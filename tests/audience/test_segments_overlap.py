@@ -22,7 +22,8 @@ from schedule.support import running
 from newsletter.audience.explain import explain
 from newsletter.audience.subscribers import sync_lists
 from newsletter.config import Settings, from_dict
-from newsletter.digest import Digest, SegmentResult, run_digest
+from newsletter.digest.edition import Digest, SegmentResult
+from newsletter.digest.pipeline import run_digest
 from newsletter.digest.trial import dry_run_segment
 from newsletter.errors import ConfigError
 from newsletter.gather.run import gather

@@ -15,7 +15,7 @@ import pytest
 
 from newsletter.audience.subscribers import sync_lists
 from newsletter.config import Settings
-from newsletter.digest import Digest, SegmentResult
+from newsletter.digest.edition import Digest, SegmentResult
 from newsletter.digest.stories import select_stories
 from newsletter.digest.trial import dry_run_segment, send_test
 from newsletter.gather.run import gather
@@ -318,8 +318,7 @@ def test_a_crash_mid_send_is_resumed_without_resending(
 def test_machine_translation_fills_only_stories_without_a_human_variant(
     settings: Settings,
 ) -> None:
-    from test_translate import KEY, FakeDeepL  # the DeepL imitation on 127.0.0.1
-
+    from digest.translate_fake import KEY, FakeDeepL  # the DeepL imitation on 127.0.0.1
     from newsletter.digest.translate.deepl import DeepLTranslator
 
     fake = FakeDeepL()

@@ -16,8 +16,9 @@ from fixtures.sources.httpserver import Route, allow, allow_table, fixture_bytes
 
 from newsletter.audience.subscribers import sync_lists
 from newsletter.config import Settings
-from newsletter.digest import Digest, DigestReport, SegmentResult, run_digest
 from newsletter.digest import edition as digest_edition
+from newsletter.digest.edition import Digest, DigestReport, SegmentResult
+from newsletter.digest.pipeline import run_digest
 from newsletter.digest.select import window_start
 from newsletter.digest.stories import last_selection, select_stories
 from newsletter.gather.netguard import GuardedClient

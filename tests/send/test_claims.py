@@ -241,7 +241,7 @@ def test_resume_reports_progress_from_what_was_already_done(
         edition,
         store=store,
         provider=OutboxProvider(tmp_path / "out"),
-        on_progress=lambda done, total: seen.append((done, total)),
+        on_progress=lambda p: seen.append((p.done, p.total)),
     )
     assert report.finished and report.sent == 12
     assert seen[0] == (8, 20) and seen[-1] == (20, 20)

@@ -15,7 +15,7 @@ from typing import Any
 from newsletter.config import Settings
 from newsletter.models import DeliveryStatus, EditionStatus, ResultStatus, SendResult
 from newsletter.send.control import pause_edition
-from newsletter.send.engine import Sender
+from newsletter.send.engine import Sender, SendOptions
 from newsletter.send.providers.base import Provider
 from newsletter.send.providers.postmark import PostmarkProvider
 from newsletter.send.providers.resend import ResendProvider
@@ -35,8 +35,16 @@ def _settings(make_config: Callable[..., Settings], **provider: Any) -> Settings
     return make_config(provider={"name": "outbox", **provider})
 
 
-def _sender(settings: Settings, store: Store, provider: Provider, **kw: Any) -> Sender:
-    return Sender(settings, store, provider, TokenSigner(["k1"]), retry_base=0.05, **kw)
+def _sender(
+    settings: Settings,
+    store: Store,
+    provider: Provider,
+    *,
+    limiter: RateLimiter | None = None,
+    **options: Any,
+) -> Sender:
+    opts = SendOptions(retry_base=0.05, **options)
+    return Sender.configured(settings, store, provider, TokenSigner(["k1"]), opts, limiter=limiter)
 
 
 def _postmark(fake: FakeProvider, **kw: Any) -> PostmarkProvider:

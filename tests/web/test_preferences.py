@@ -66,7 +66,9 @@ def test_paused_subscriber_is_not_planned_and_is_skipped_when_sending(web: Web) 
     later = web.clock() + timedelta(weeks=3)
     assert len(list(recipients(web.store, segment, now=later))) == 2  # the pause ran out
     outbox = web.outbox / "sent"
-    sender = Sender(web.settings, web.store, OutboxProvider(outbox), web.signer, clock=web.clock)
+    sender = Sender.configured(
+        web.settings, web.store, OutboxProvider(outbox), web.signer, clock=web.clock
+    )
     report = asyncio.run(sender.send(edition))
     assert (report.sent, report.skipped) == (1, 1)
     [written] = outbox.rglob("*.eml")

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from newsletter.config import Settings
-from newsletter.digest import Digest
+from newsletter.digest.edition import Digest
 from newsletter.gather.run import gather
 from newsletter.models import EditionStatus, Item
 from newsletter.send.providers.outbox import OutboxProvider

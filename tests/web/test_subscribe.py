@@ -13,7 +13,7 @@ from newsletter.models import SubscriberStatus
 from newsletter.send.tokens import TokenSigner
 from newsletter.store import Store
 from newsletter.web import create_app
-from newsletter.web.guards import RateLimiter
+from newsletter.web.guards import RequestLimiter
 from web.web_helpers import SECRET, Clock, TestClient, Web, confirm_link, csrf_of, signup
 
 
@@ -160,7 +160,7 @@ def test_rate_limit_per_ip_and_per_address(
 
 def test_rate_limiter_window_slides() -> None:
     now = [0.0]
-    limiter = RateLimiter(clock=lambda: now[0])
+    limiter = RequestLimiter(clock=lambda: now[0])
     assert [limiter.hit("k", 2, 60) for _ in range(3)] == [True, True, False]
     now[0] = 59.0
     assert not limiter.hit("k", 2, 60)

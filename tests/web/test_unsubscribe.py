@@ -129,7 +129,9 @@ def test_unsubscribed_reader_gets_nothing_more_from_an_edition_still_sending(web
     )
     assert res.status_code == 200
     outbox = web.outbox / "sent"
-    sender = Sender(web.settings, web.store, OutboxProvider(outbox), web.signer, clock=web.clock)
+    sender = Sender.configured(
+        web.settings, web.store, OutboxProvider(outbox), web.signer, clock=web.clock
+    )
     report = asyncio.run(sender.send(edition))
     assert (report.sent, report.skipped) == (1, 1)
     written = [p.name for p in outbox.rglob("*.eml")]

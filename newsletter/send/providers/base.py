@@ -6,6 +6,7 @@ import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
@@ -93,6 +94,11 @@ class Provider(abc.ABC):
         means the lookup cannot work at all (no such API, credentials refused).
         """
         raise ProviderError(f"{self.name} cannot tell which messages it accepted")
+
+    def local_folder(self) -> Path | None:
+        """The folder where this provider writes its messages on this machine, if it does
+        (the outbox); the digest puts the browsable variant pages beside them."""
+        return None
 
     async def aclose(self) -> None:
         """Release what the provider holds; safe to call twice."""

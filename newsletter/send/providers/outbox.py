@@ -63,6 +63,10 @@ class OutboxProvider(Provider):
         check_batch_size(cls, config, settings)
         return cls(config.path)
 
+    def local_folder(self) -> Path:
+        """The outbox folder: the .eml files are there."""
+        return self.folder
+
     async def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
         """Write each message; ACCEPTED with the file path as provider message id."""
         self.check_batch(messages)

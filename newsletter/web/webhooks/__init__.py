@@ -15,19 +15,19 @@ import httpx
 from starlette.routing import BaseRoute, Route
 
 from newsletter.config import Settings
+from newsletter.send.providers.events.base import Clock, Verifier, WebhookRequest
+from newsletter.send.providers.events.model import Event, EventKind
+from newsletter.send.providers.events.registry import VERIFIERS, build_verifiers
 from newsletter.store import Store
-from newsletter.web.webhooks.apply import EventApplier, Outcome
-from newsletter.web.webhooks.base import Clock, Verifier, WebhookRequest
+from newsletter.web.webhooks.apply import Applied, EventApplier
 from newsletter.web.webhooks.endpoint import WebhookEndpoint
-from newsletter.web.webhooks.events import Event, EventKind
-from newsletter.web.webhooks.registry import VERIFIERS, build_verifiers
 
 __all__ = [
     "VERIFIERS",
+    "Applied",
     "Event",
     "EventApplier",
     "EventKind",
-    "Outcome",
     "Verifier",
     "WebhookEndpoint",
     "WebhookRequest",

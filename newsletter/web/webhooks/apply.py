@@ -24,12 +24,12 @@ from newsletter.audience.subscribers import normalize_email
 from newsletter.config.webhooks import Webhooks
 from newsletter.errors import SubscriberError
 from newsletter.models import Subscriber, SubscriberStatus
+from newsletter.send.providers.events.base import ReplayError
+from newsletter.send.providers.events.model import Event, EventKind
 from newsletter.store import Store
 from newsletter.store.webhooks import EventRow
-from newsletter.web.webhooks.base import ReplayError
-from newsletter.web.webhooks.events import Event, EventKind
 
-__all__ = ["EventApplier", "Outcome"]
+__all__ = ["Applied", "EventApplier"]
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ _RECEIVING = (SubscriberStatus.ACTIVE, SubscriberStatus.PENDING)
 
 
 @dataclass
-class Outcome:
+class Applied:
     """What one webhook call did."""
 
     applied: int = 0
@@ -74,13 +74,13 @@ class EventApplier:
 
     def apply(
         self, provider: str, events: Sequence[Event], *, request_key: str | None = None
-    ) -> Outcome:
+    ) -> Applied:
         """Apply the new events of one request; ReplayError if the request was seen.
 
         A request without a nonce whose events were all seen before is a replay too.
         """
         now = self.now()
-        outcome = Outcome()
+        outcome = Applied()
         tracked: list[tuple[Event, Subscriber | None]] = []
         for event in events:
             if event.kind is EventKind.OTHER:

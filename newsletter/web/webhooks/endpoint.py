@@ -18,9 +18,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from newsletter.errors import StoreError, WebhookError
-from newsletter.web.webhooks.apply import EventApplier, Outcome
-from newsletter.web.webhooks.base import Verifier, WebhookRequest
-from newsletter.web.webhooks.shared_secret import SharedSecretVerifier
+from newsletter.send.providers.events.base import Verifier, WebhookRequest
+from newsletter.send.providers.events.shared_secret import SharedSecretVerifier
+from newsletter.web.webhooks.apply import Applied, EventApplier
 
 __all__ = ["WebhookEndpoint"]
 
@@ -74,7 +74,7 @@ class WebhookEndpoint:
         log.info("webhook %s: %s", provider, outcome)
         return JSONResponse({"ok": True, **asdict(outcome)})
 
-    def _process(self, provider: str, verifier: Verifier, call: WebhookRequest) -> Outcome:
+    def _process(self, provider: str, verifier: Verifier, call: WebhookRequest) -> Applied:
         events = verifier.verify(call)
         return self.applier.apply(provider, events, request_key=verifier.replay_key(call))
 

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from newsletter.config import Settings
-from newsletter.models import DeliveryStatus, EditionStatus, ResultStatus, SendResult
-from newsletter.send.engine import Sender, SendReport
+from newsletter.models import DeliveryStatus, EditionStatus, Progress, ResultStatus, SendResult
+from newsletter.send.engine import Sender, SendOptions, SendReport
 from newsletter.send.providers.postmark import PostmarkProvider
 from newsletter.send.tokens import TokenSigner
 from newsletter.store import Store
@@ -56,19 +56,20 @@ def test_a_batch_taken_but_answered_late_ends_unknown_not_sent_twice(
 ) -> None:
     settings = make_config(provider={"name": "outbox", "batch_size": 5})
     edition = seed_edition(db_url, 15)
-    progress: list[int] = []
+    progress: list[Progress] = []
     with serve(stall_requests={2}, stall=0.6) as fake:
 
         async def go() -> SendReport:
             provider = PostmarkProvider("token", base_url=fake.base_url, timeout=0.3)
             async with provider:
-                sender = Sender(settings, store, provider, TokenSigner(["k1"]), retry_base=0.05)
+                options = SendOptions(retry_base=0.05)
+                sender = Sender.configured(settings, store, provider, TokenSigner(["k1"]), options)
                 return await sender.send(store.editions.get(edition), on_progress=progress.append)
 
         report = asyncio.run(go())
     assert (report.sent, report.unknown, report.retry, report.failed) == (10, 5, 0, 0)
     assert report.finished and store.editions.status(edition) is EditionStatus.FINISHED
-    assert sum(progress) == 15  # unknown rows are done for this run
+    assert progress[-1].done == progress[-1].total == 15  # unknown rows are done for this run
     assert report.counts == {DeliveryStatus.SENT: 10, DeliveryStatus.UNKNOWN: 5}
     # the provider has every message once: the late batch was not sent again
     assert sorted(fake.counts().values()) == [1] * 15

@@ -69,7 +69,7 @@ def _fake(module: str) -> Callable[[Path], AbstractContextManager[Contract]]:
 
     def factory(tmp_path: Path) -> AbstractContextManager[Contract]:
         found: Callable[[Path], AbstractContextManager[Contract]] = importlib.import_module(
-            f"providers.fake_{module}"
+            f"send.providers.fake_{module}"
         ).contract_factory
         return found(tmp_path)
 

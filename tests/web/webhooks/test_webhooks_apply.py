@@ -13,10 +13,10 @@ from starlette.testclient import TestClient
 from newsletter.config import Settings
 from newsletter.errors import StoreError
 from newsletter.models import SubscriberStatus
+from newsletter.send.providers.events.base import ReplayError
+from newsletter.send.providers.events.model import Event, EventKind
 from newsletter.store import Store
 from newsletter.web.webhooks import EventApplier
-from newsletter.web.webhooks.base import ReplayError
-from newsletter.web.webhooks.events import Event, EventKind
 
 from .conftest import (
     NOW,

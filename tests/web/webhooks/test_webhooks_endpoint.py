@@ -15,9 +15,9 @@ from newsletter.config import Settings
 from newsletter.errors import ConfigError
 from newsletter.models import SubscriberStatus
 from newsletter.send.mime import make_message_id
+from newsletter.send.providers.events.model import parse_message_id, refs
 from newsletter.store import Store
 from newsletter.web.webhooks import VERIFIERS, routes
-from newsletter.web.webhooks.events import parse_message_id, refs
 
 from .conftest import add_subscriber, mailgun_call, mailgun_failed, webhook_rows
 

@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fixtures.sources.httpserver import Route, serve
 from starlette.testclient import TestClient
 
+from newsletter.send.providers.events.base import PayloadError, SignatureError, json_depth_exceeds
 from newsletter.web.webhooks import Verifier
-from newsletter.web.webhooks.base import PayloadError, SignatureError, json_depth_exceeds
 
 from .conftest import (
     CERT_PATH,

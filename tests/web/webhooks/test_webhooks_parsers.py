@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newsletter.web.webhooks import brevo, mailgun, postmark, resend, sendgrid, ses
-from newsletter.web.webhooks.base import PayloadError
-from newsletter.web.webhooks.events import Event, EventKind, from_iso
+from newsletter.send.providers.events import brevo, mailgun, postmark, resend, sendgrid, ses
+from newsletter.send.providers.events.base import PayloadError
+from newsletter.send.providers.events.model import Event, EventKind, from_iso
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 

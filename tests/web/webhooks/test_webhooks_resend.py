@@ -15,9 +15,9 @@ from starlette.testclient import TestClient
 
 from newsletter.errors import ConfigError
 from newsletter.models import SubscriberStatus
+from newsletter.send.providers.events.base import ReplayError, SignatureError
 from newsletter.store import Store
 from newsletter.web.webhooks import Verifier
-from newsletter.web.webhooks.base import ReplayError, SignatureError
 
 from .conftest import (
     add_delivery,

@@ -11,9 +11,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from starlette.testclient import TestClient
 
 from newsletter.models import SubscriberStatus
+from newsletter.send.providers.events.base import ReplayError, SignatureError
 from newsletter.store import Store
 from newsletter.web.webhooks import Verifier
-from newsletter.web.webhooks.base import ReplayError, SignatureError
 
 from .conftest import (
     accepted,

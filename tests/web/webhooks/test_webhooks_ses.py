@@ -17,9 +17,9 @@ from fixtures.sources.httpserver import Route, Server, serve
 from starlette.testclient import TestClient
 
 from newsletter.models import SubscriberStatus
+from newsletter.send.providers.events.base import ForbiddenError, ReplayError, SignatureError
 from newsletter.store import Store
 from newsletter.web.webhooks import Verifier, WebhookRequest
-from newsletter.web.webhooks.base import ForbiddenError, ReplayError, SignatureError
 
 from .conftest import (
     CERT_PATH,

@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from newsletter.web.webhooks.base import PayloadError
-from newsletter.web.webhooks.events import Event, EventKind, content_id, from_iso, refs
-from newsletter.web.webhooks.shared_secret import SharedSecretVerifier
+from newsletter.send.providers.events.base import PayloadError
+from newsletter.send.providers.events.model import Event, EventKind, content_id, from_iso, refs
+from newsletter.send.providers.events.shared_secret import SharedSecretVerifier
 
 __all__ = ["PostmarkVerifier", "parse"]
 

@@ -7,13 +7,13 @@ from collections.abc import Mapping
 import httpx
 
 from newsletter.config.webhooks import Webhooks
-from newsletter.web.webhooks.base import Clock, Deps, Verifier
-from newsletter.web.webhooks.brevo import BrevoVerifier
-from newsletter.web.webhooks.mailgun import MailgunVerifier
-from newsletter.web.webhooks.postmark import PostmarkVerifier
-from newsletter.web.webhooks.resend import ResendVerifier
-from newsletter.web.webhooks.sendgrid import SendgridVerifier
-from newsletter.web.webhooks.ses import SesVerifier
+from newsletter.send.providers.events.base import Clock, Deps, Verifier
+from newsletter.send.providers.events.brevo import BrevoVerifier
+from newsletter.send.providers.events.mailgun import MailgunVerifier
+from newsletter.send.providers.events.postmark import PostmarkVerifier
+from newsletter.send.providers.events.resend import ResendVerifier
+from newsletter.send.providers.events.sendgrid import SendgridVerifier
+from newsletter.send.providers.events.ses import SesVerifier
 
 __all__ = ["VERIFIERS", "build_verifiers"]
 

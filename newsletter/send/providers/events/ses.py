@@ -14,9 +14,16 @@ from datetime import datetime
 from typing import Any, Self
 
 from newsletter.config.webhooks import Webhooks
-from newsletter.web.webhooks.base import Deps, PayloadError, json_value
-from newsletter.web.webhooks.events import Event, EventKind, address_key, from_iso, obj, refs
-from newsletter.web.webhooks.sns import SnsVerifier
+from newsletter.send.providers.events.base import Deps, PayloadError, json_value
+from newsletter.send.providers.events.model import (
+    Event,
+    EventKind,
+    address_key,
+    from_iso,
+    obj,
+    refs,
+)
+from newsletter.send.providers.events.sns import SnsVerifier
 
 __all__ = ["SesVerifier", "parse"]
 

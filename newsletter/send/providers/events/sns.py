@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from newsletter.config.webhooks import topic_region
-from newsletter.web.webhooks.base import (
+from newsletter.send.providers.events.base import (
     Clock,
     ForbiddenError,
     PayloadError,
@@ -40,7 +40,7 @@ from newsletter.web.webhooks.base import (
     WebhookRequest,
     json_body,
 )
-from newsletter.web.webhooks.events import Event
+from newsletter.send.providers.events.model import Event
 
 __all__ = ["SnsVerifier", "canonical_string", "sns_url_region"]
 

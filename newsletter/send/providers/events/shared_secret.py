@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, Self
 
 from newsletter.config.webhooks import SharedSecretWebhook, Webhooks
-from newsletter.web.webhooks.base import (
+from newsletter.send.providers.events.base import (
     Clock,
     Deps,
     SignatureError,
@@ -26,7 +26,7 @@ from newsletter.web.webhooks.base import (
     default_clock,
     json_body,
 )
-from newsletter.web.webhooks.events import Event
+from newsletter.send.providers.events.model import Event
 
 __all__ = ["SharedSecretAuth", "SharedSecretVerifier"]
 

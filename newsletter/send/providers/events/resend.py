@@ -20,7 +20,7 @@ from typing import Any, Self
 
 from newsletter.config.webhooks import Webhooks
 from newsletter.errors import ConfigError
-from newsletter.web.webhooks.base import (
+from newsletter.send.providers.events.base import (
     Clock,
     Deps,
     PayloadError,
@@ -30,7 +30,14 @@ from newsletter.web.webhooks.base import (
     json_body,
     unix_time,
 )
-from newsletter.web.webhooks.events import Event, EventKind, address_key, from_iso, obj, refs
+from newsletter.send.providers.events.model import (
+    Event,
+    EventKind,
+    address_key,
+    from_iso,
+    obj,
+    refs,
+)
 
 __all__ = ["ResendVerifier", "decode_secret", "parse", "sign"]
 

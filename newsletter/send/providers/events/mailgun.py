@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, Self
 
 from newsletter.config.webhooks import Webhooks
-from newsletter.web.webhooks.base import (
+from newsletter.send.providers.events.base import (
     Clock,
     Deps,
     PayloadError,
@@ -24,7 +24,7 @@ from newsletter.web.webhooks.base import (
     WebhookRequest,
     json_body,
 )
-from newsletter.web.webhooks.events import Event, EventKind, from_epoch, refs
+from newsletter.send.providers.events.model import Event, EventKind, from_epoch, refs
 
 __all__ = ["MailgunVerifier", "sign"]
 

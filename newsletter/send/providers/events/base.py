@@ -24,7 +24,7 @@ import httpx
 
 from newsletter.config.webhooks import Webhooks
 from newsletter.errors import ConfigError, WebhookError
-from newsletter.web.webhooks.events import Event
+from newsletter.send.providers.events.model import Event
 
 __all__ = [
     "Clock",

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from newsletter.config.webhooks import Webhooks
 from newsletter.errors import ConfigError
-from newsletter.web.webhooks.base import (
+from newsletter.send.providers.events.base import (
     Clock,
     Deps,
     PayloadError,
@@ -31,7 +31,7 @@ from newsletter.web.webhooks.base import (
     json_body,
     unix_time,
 )
-from newsletter.web.webhooks.events import Event, EventKind, from_epoch, refs
+from newsletter.send.providers.events.model import Event, EventKind, from_epoch, refs
 
 __all__ = ["SendgridVerifier", "load_public_key"]
 

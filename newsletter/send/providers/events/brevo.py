@@ -13,9 +13,9 @@ import re
 from datetime import datetime
 from typing import Any
 
-from newsletter.web.webhooks.base import PayloadError, json_value
-from newsletter.web.webhooks.events import Event, EventKind, content_id, from_epoch, refs
-from newsletter.web.webhooks.shared_secret import SharedSecretVerifier
+from newsletter.send.providers.events.base import PayloadError, json_value
+from newsletter.send.providers.events.model import Event, EventKind, content_id, from_epoch, refs
+from newsletter.send.providers.events.shared_secret import SharedSecretVerifier
 
 __all__ = ["BrevoVerifier", "parse", "parse_custom"]
 
