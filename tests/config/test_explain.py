@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from support import cli
 
-from newsletter.config import Settings
+from newsletter.config import Web
 from newsletter.config.explain import UnknownKeyError, all_keys, explain
 from newsletter.errors import ConfigError
 
@@ -35,14 +35,7 @@ def test_one_key_with_type_default_and_description() -> None:
     (doc,) = explain("web.port")
     assert doc.type == "integer (≥ 0, ≤ 65535)"
     assert doc.default == "8000"
-    assert (
-        doc.description
-        == Settings.model_fields["web"]
-        .annotation.model_fields[  # type: ignore[union-attr]
-            "port"
-        ]
-        .description
-    )
+    assert doc.description == Web.model_fields["port"].description
     (lock,) = explain("scheduler.lock_ttl")
     assert lock.default == '"1m"' and lock.type.startswith("duration")
     (org,) = explain("organisation.from_email")
