@@ -152,7 +152,7 @@ class ScheduleJob(Model):
     #: counted from 2026-01-01 00:00 local so the times are the same on every start
     every: Duration | None = Field(
         default=None,
-        description='Fixed interval such as "1h" (a number: minutes), aligned to midnight.',
+        description='Fixed interval such as "1h" (a number: minutes), from 2026-01-01 00:00 local.',
     )
     monthly: Literal["first weekday", "last weekday"] | None = Field(
         default=None, description="The first or last Monday-to-Friday of each month, at `at`."
