@@ -10,6 +10,7 @@ import sys
 
 from newsletter.cli import (  # noqa: F401  (importing registers the commands)
     admin,
+    config,
     delivery,
     run,
     schedule,

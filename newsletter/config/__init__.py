@@ -82,26 +82,49 @@ MAX_CONFIG_BYTES = 4 * 1024 * 1024
 class Settings(Model):
     """The whole, validated configuration."""
 
-    organisation: Organisation
-    database: Database = Database()
-    paths: Paths = Paths()
-    locales: Locales = Locales()
-    security: Security = Security()
-    translation: Translation = Translation()
-    web: Web = Web()
-    webhooks: Webhooks = Webhooks()
-    render: Render = Render()
-    gather: Gather = Gather()
-    provider: ProviderConfig = OutboxProviderConfig()
-    sources: list[SourceConfig] = Field(default_factory=list)
-    lists: list[ListConfig] = Field(default_factory=list)
-    segments: list[Segment] = Field(default_factory=list)
-    schedule: list[ScheduleJob] = Field(default_factory=list)
-    scheduler: SchedulerConfig = SchedulerConfig()
-    #: where this config was read from (set by :func:`load`)
-    config_path: Path | None = None
-    #: what to say when a segment has nothing new: "skip" quietly logs, "error" fails the run
-    on_empty: Literal["skip", "error"] = "skip"
+    organisation: Organisation = Field(description="Who sends the newsletter, and its brand.")
+    database: Database = Field(default=Database(), description="Where the store lives.")
+    paths: Paths = Field(default=Paths(), description="Folders, relative to the config file.")
+    locales: Locales = Field(default=Locales(), description="The languages readers get.")
+    security: Security = Field(default=Security(), description="Where the signing keys come from.")
+    translation: Translation = Field(
+        default=Translation(), description="Optional machine translation (DeepL), off by default."
+    )
+    web: Web = Field(default=Web(), description="The subscriber web app of `newsletter serve`.")
+    webhooks: Webhooks = Field(
+        default=Webhooks(), description="Which provider webhooks are accepted, and how."
+    )
+    render: Render = Field(default=Render(), description="Rendering limits and section titles.")
+    gather: Gather = Field(
+        default=Gather(), description="Limits on every fetch of gathered content."
+    )
+    provider: ProviderConfig = Field(
+        default=OutboxProviderConfig(),
+        description="The email provider that sends, chosen by `name`, and its keys.",
+    )
+    sources: list[SourceConfig] = Field(
+        default_factory=list, description="Where news items are gathered from, by `kind`."
+    )
+    lists: list[ListConfig] = Field(
+        default_factory=list, description="Mailing lists, optionally fed from CSV files."
+    )
+    segments: list[Segment] = Field(
+        default_factory=list, description="Sets of subscribers, each getting its own edition."
+    )
+    schedule: list[ScheduleJob] = Field(
+        default_factory=list, description="Jobs that `newsletter run` starts on a schedule."
+    )
+    scheduler: SchedulerConfig = Field(
+        default=SchedulerConfig(), description="How `newsletter run` treats late runs and its lock."
+    )
+    #: where this config was read from (set by :func:`load`, not a key of the file)
+    config_path: Path | None = Field(
+        default=None, description="Where this config was read from (set on load, not a key)."
+    )
+    on_empty: Literal["skip", "error"] = Field(
+        default="skip",
+        description="Scheduled digests: a segment with nothing new is skipped, or fails the run.",
+    )
 
     @model_validator(mode="after")
     def _unique_names(self) -> Settings:

@@ -15,19 +15,28 @@ from newsletter.config.base import Model, RelPath, check_timezone
 class Colors(Model):
     """Brand colours used by the default templates (hex, #rrggbb)."""
 
-    primary: str = "#0b5e7a"
-    accent: str = "#c8102e"
-    text: str = "#1f2933"
-    muted: str = "#52606d"
-    background: str = "#f4f6f8"
-    surface: str = "#ffffff"
-    #: used by clients in dark mode (prefers-color-scheme, Outlook.com's data-ogsc hooks)
-    dark_background: str = "#11161b"
-    dark_surface: str = "#1b2229"
-    dark_text: str = "#e6e9ec"
-    dark_muted: str = "#a8b3bd"
-    dark_primary: str = "#7cc7e0"
-    dark_accent: str = "#f07a8a"
+    primary: str = Field(
+        default="#0b5e7a", description="Masthead background, headings and section rules."
+    )
+    accent: str = Field(default="#c8102e", description='Background of the "read more" buttons.')
+    text: str = Field(default="#1f2933", description="Body text in light mode.")
+    muted: str = Field(default="#52606d", description="Dates, footer and other secondary text.")
+    background: str = Field(default="#f4f6f8", description="Page background around the column.")
+    surface: str = Field(default="#ffffff", description="Background of the content column.")
+    dark_background: str = Field(
+        default="#11161b", description="Page background in dark mode (prefers-color-scheme)."
+    )
+    dark_surface: str = Field(
+        default="#1b2229", description="Background of the content column in dark mode."
+    )
+    dark_text: str = Field(default="#e6e9ec", description="Body text in dark mode.")
+    dark_muted: str = Field(default="#a8b3bd", description="Secondary text in dark mode.")
+    dark_primary: str = Field(
+        default="#7cc7e0", description="Headings and section rules in dark mode."
+    )
+    dark_accent: str = Field(
+        default="#f07a8a", description='Background of the "read more" buttons in dark mode.'
+    )
 
     @field_validator("*")
     @classmethod
@@ -41,22 +50,35 @@ class Colors(Model):
 class Organisation(Model):
     """Who sends the newsletter."""
 
-    name: str
-    #: the name per locale, for the From display name and the header
-    names: dict[str, str] = Field(default_factory=dict)
-    #: postal address shown in every email's footer; ``addresses`` per locale override it
-    address: str = ""
-    addresses: dict[str, str] = Field(default_factory=dict)
-    #: why readers get the email, per locale (default: the catalog's "you are on the list")
-    reasons: dict[str, str] = Field(default_factory=dict)
-    website: str = "https://example.org"
-    #: absolute URL of a logo that reads on ``colors.primary``; drawn at logo_width x height
-    logo_url: str | None = None
-    logo_width: int = Field(default=160, gt=0, le=552)
-    logo_height: int = Field(default=48, gt=0, le=300)
-    from_email: str
-    reply_to: str | None = None
-    colors: Colors = Colors()
+    name: str = Field(description="The organisation's name, used where no locale has its own.")
+    names: dict[str, str] = Field(
+        default_factory=dict,
+        description="The name per locale, for the From display name and the email's header.",
+    )
+    address: str = Field(default="", description="Postal address shown in every email's footer.")
+    addresses: dict[str, str] = Field(
+        default_factory=dict, description="The postal address per locale, overriding `address`."
+    )
+    reasons: dict[str, str] = Field(
+        default_factory=dict,
+        description="Why readers get the email, per locale (default: the catalog's text).",
+    )
+    website: str = Field(
+        default="https://example.org", description="The organisation's website, linked in emails."
+    )
+    logo_url: str | None = Field(
+        default=None,
+        description="Absolute URL of a logo that reads on `colors.primary` (none: the name).",
+    )
+    logo_width: int = Field(
+        default=160, gt=0, le=552, description="Width in pixels the logo is drawn at."
+    )
+    logo_height: int = Field(
+        default=48, gt=0, le=300, description="Height in pixels the logo is drawn at."
+    )
+    from_email: str = Field(description="The From address of every email.")
+    reply_to: str | None = Field(default=None, description="Reply-To address (none: no header).")
+    colors: Colors = Field(default=Colors(), description="Brand colours of the default templates.")
 
     def name_for(self, locale: str) -> str:
         """The organisation's name as readers of ``locale`` know it."""
@@ -70,29 +92,54 @@ class Organisation(Model):
 class Database(Model):
     """Where the store lives; ``url_env`` (if set in the environment) overrides ``url``."""
 
-    url: str = "sqlite:///var/newsletter.db"
-    url_env: str = "NEWSLETTER_DATABASE_URL"
+    url: str = Field(
+        default="sqlite:///var/newsletter.db",
+        description="SQLAlchemy URL of the store; a relative SQLite path is under the config.",
+    )
+    url_env: str = Field(
+        default="NEWSLETTER_DATABASE_URL",
+        description="Environment variable whose value, when set, wins over `url`.",
+    )
 
 
 class Paths(Model):
     """Folders, relative to the config file."""
 
-    templates: RelPath = Path("templates")
-    var: RelPath = Path("var")
-    preview: RelPath = Path("preview")
+    templates: RelPath = Field(
+        default=Path("templates"), description="Folder of the email and web page templates."
+    )
+    var: RelPath = Field(
+        default=Path("var"), description="Folder for local state such as the development key."
+    )
+    preview: RelPath = Field(
+        default=Path("preview"), description="Where `newsletter preview` writes by default."
+    )
 
 
 class Locales(Model):
     """The languages readers get; each needs a message catalog."""
 
-    default: str = "bg"
-    available: list[str] = Field(default_factory=lambda: ["bg", "en"])
-    #: per-locale fallback chain for items, e.g. ro = ["en", "bg"]
-    fallback: dict[str, list[str]] = Field(default_factory=dict)
-    #: detect the language of items that declare none (restricted to ``available``)
-    detect: bool = True
-    #: below this confidence the source's declared language (or ``default``) is kept
-    detect_min_confidence: float = Field(default=0.8, ge=0.0, le=1.0)
+    default: str = Field(
+        default="bg", description="Locale of readers and items that have none; must be available."
+    )
+    available: list[str] = Field(
+        default_factory=lambda: ["bg", "en"],
+        description="Locales readers may get; each needs a message catalog (checked at start).",
+    )
+    fallback: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='Per-locale fallback chain for items, e.g. ro = ["en", "bg"] (default: en).',
+    )
+    detect: bool = Field(
+        default=True,
+        description="Detect the language of items that declare none (among `available`).",
+    )
+    detect_min_confidence: float = Field(
+        default=0.8,
+        ge=0.0,
+        le=1.0,
+        description="Below this confidence the source's `lang` (else `default`) is kept.",
+    )
 
     @model_validator(mode="after")
     def _default_is_available(self) -> Locales:
@@ -119,35 +166,52 @@ class Translation(Model):
     Translations are made once, cached in the store and always labelled as machine-made.
     """
 
-    enabled: bool = False
-    provider: Literal["deepl"] = "deepl"
-    #: environment variable holding the API key (never the key itself)
-    api_key_env: str = "DEEPL_API_KEY"
-    #: DeepL's free plan uses api-free.deepl.com, pro uses api.deepl.com
-    plan: Literal["free", "pro"] = "free"
-    #: overrides the plan's host (proxies, tests)
-    base_url: str | None = None
-    timeout: float = Field(default=15.0, gt=0)
+    enabled: bool = Field(
+        default=False, description="Machine-translate stories missing in a reader's chain."
+    )
+    provider: Literal["deepl"] = Field(default="deepl", description="The translation service.")
+    api_key_env: str = Field(
+        default="DEEPL_API_KEY", description="Environment variable holding the API key."
+    )
+    plan: Literal["free", "pro"] = Field(
+        default="free",
+        description="DeepL plan: free uses api-free.deepl.com, pro uses api.deepl.com.",
+    )
+    base_url: str | None = Field(
+        default=None, description="Overrides the plan's host (proxies, tests)."
+    )
+    timeout: float = Field(default=15.0, gt=0, description="Seconds for one translation request.")
 
 
 class Security(Model):
     """Names of environment variables holding secrets (never the secrets themselves)."""
 
-    secret_key_env: str = "NEWSLETTER_SECRET_KEY"
+    secret_key_env: str = Field(
+        default="NEWSLETTER_SECRET_KEY",
+        description="Environment variable with comma-separated signing keys, newest first.",
+    )
 
 
 class Render(Model):
     """Rendering limits."""
 
-    #: HTML budget per variant in bytes; Gmail clips bodies above ~102 KB
-    max_html_bytes: int = Field(default=100_000, gt=1000)
-    #: what to do above the budget: drop items from the end with a warning, or fail
-    over_budget: Literal["trim", "refuse"] = "trim"
-    max_items: int = Field(default=30, gt=0)
-    summary_chars: int = Field(default=320, gt=20)
-    #: headings of the sections of segments with ``sections``: tag or source name -> locale
-    #: -> title (missing: the name itself)
-    section_titles: dict[str, dict[str, str]] = Field(default_factory=dict)
+    max_html_bytes: int = Field(
+        default=100_000,
+        gt=1000,
+        description="HTML budget per variant in bytes; Gmail clips bodies above about 102 KB.",
+    )
+    over_budget: Literal["trim", "refuse"] = Field(
+        default="trim",
+        description="Above the budget: drop items from the end with a warning, or fail.",
+    )
+    max_items: int = Field(default=30, gt=0, description="Most stories in one digest.")
+    summary_chars: int = Field(
+        default=320, gt=20, description="Longest summary of a story, in characters."
+    )
+    section_titles: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="Section headings: tag or source name -> locale -> title (else the name).",
+    )
 
 
 class _SourceBase(Model):
@@ -210,9 +274,13 @@ SourceConfig = Annotated[
 class Rule(Model):
     """One condition over a subscriber field; a segment matches when all its rules do."""
 
-    field: Literal["lists", "tags", "locale", "country", "organisation", "email"]
-    op: Literal["==", "!=", "in", "not in", "contains", "not contains"] = "=="
-    value: str | list[str]
+    field: Literal["lists", "tags", "locale", "country", "organisation", "email"] = Field(
+        description="The subscriber field the rule tests."
+    )
+    op: Literal["==", "!=", "in", "not in", "contains", "not contains"] = Field(
+        default="==", description="How the field is compared with `value` (case-insensitive)."
+    )
+    value: str | list[str] = Field(description="The value, or values, to compare with.")
 
 
 #: values of a segment's ``overlap`` key
@@ -222,31 +290,58 @@ OVERLAP_MODES = ("exclusive", "allow")
 class Segment(Model):
     """A named set of subscribers that gets its own edition."""
 
-    name: str
-    description: str = ""
-    #: the description per locale (archive pages and feeds), overriding ``description``
-    descriptions: dict[str, str] = Field(default_factory=dict)
-    rules: list[Rule] = Field(default_factory=list)
-    period: Literal["week", "month", "day"] = "week"
-    timezone: str = "Europe/Sofia"
-    #: how far back an item may be published to count as new (default: one period)
-    lookback_days: int | None = Field(default=None, gt=0)
-    #: only items from these sources (empty: all)
-    sources: list[str] = Field(default_factory=list)
-    #: fewer new items than this: the segment is skipped this period
-    min_items: int = Field(default=1, ge=0)
-    #: Jinja expressions, rendered per locale with gettext available
-    subject: str | None = None
-    preheader: str | None = None
-    #: the From display name (default: the organisation's name in the reader's locale)
-    from_name: str | None = None
+    name: str = Field(description="The segment's unique name, used in commands and the store.")
+    description: str = Field(
+        default="", description="The readers' name for the segment (else its name)."
+    )
+    descriptions: dict[str, str] = Field(
+        default_factory=dict, description="The description per locale, overriding `description`."
+    )
+    rules: list[Rule] = Field(
+        default_factory=list,
+        description="Conditions a subscriber must all meet (none: every subscriber).",
+    )
+    period: Literal["week", "month", "day"] = Field(
+        default="week", description="How often the segment gets an edition: one per period."
+    )
+    timezone: str = Field(
+        default="Europe/Sofia", description="IANA time zone in which periods begin and end."
+    )
+    #: a story is new when published within one period (with carry-over of held-back
+    #: stories for at most four periods); lookback_days replaces both
+    lookback_days: int | None = Field(
+        default=None,
+        gt=0,
+        description="Days back a story may be published to be new (default: one period).",
+    )
+    sources: list[str] = Field(
+        default_factory=list, description="Only items from these sources (empty: all)."
+    )
+    min_items: int = Field(
+        default=1, ge=0, description="Fewer new stories than this: the segment skips the period."
+    )
+    subject: str | None = Field(
+        default=None, description="Jinja expression for the subject, rendered per locale."
+    )
+    preheader: str | None = Field(
+        default=None, description="Jinja expression for the preheader, rendered per locale."
+    )
+    from_name: str | None = Field(
+        default=None,
+        description="Jinja expression for the From name (default: the organisation's name).",
+    )
     #: after the lead story, group the others under a heading per (first) tag or per
     #: source, in order of first appearance; stories without a tag come last
-    sections: Literal["none", "tag", "source"] = "none"
+    sections: Literal["none", "tag", "source"] = Field(
+        default="none", description="Group the stories after the lead by tag or by source."
+    )
     #: "exclusive": a subscriber who also matches an earlier exclusive segment with the
     #: same ``period`` gets that one's digest instead (one digest per person per period);
     #: "allow": everyone matching gets this one too, for a digest that is really different
-    overlap: Literal["exclusive", "allow"] = "exclusive"
+    overlap: Literal["exclusive", "allow"] = Field(
+        default="exclusive",
+        description="exclusive: one digest per person per period; allow: this one goes too.",
+    )
 
     @field_validator("overlap", mode="before")
     @classmethod
@@ -286,15 +381,22 @@ class ListConfig(Model):
     Merging only adds people and fills empty fields: it never resubscribes anyone.
     """
 
-    name: str
-    description: str = ""
-    #: the description per locale (sign-up form, preference centre), overriding ``description``
-    descriptions: dict[str, str] = Field(default_factory=dict)
-    file: RelPath | None = None
-    #: the file's encoding when it has no byte order mark and is not UTF-8 (e.g. cp1251)
-    encoding: str | None = None
-    #: anyone may join it on the sign-up form and in the preference centre
-    public: bool = False
+    name: str = Field(description="The list's unique name, as in a subscriber's `lists`.")
+    description: str = Field(default="", description="The readers' name for the list.")
+    descriptions: dict[str, str] = Field(
+        default_factory=dict, description="The description per locale, overriding `description`."
+    )
+    file: RelPath | None = Field(
+        default=None, description="A CSV file merged into the store before every digest."
+    )
+    encoding: str | None = Field(
+        default=None,
+        description="The file's encoding when it has no byte order mark and is not UTF-8.",
+    )
+    public: bool = Field(
+        default=False,
+        description="Anyone may join it on the sign-up form and in the preference centre.",
+    )
 
     @field_validator("encoding")
     @classmethod

@@ -43,11 +43,13 @@ class Gather(Model):
     refused unless their origin is listed in ``allow_private``.
     """
 
-    #: origins (``http://127.0.0.1:8080``) that may be fetched although not public
     allow_private: list[Annotated[str, AfterValidator(normalize_origin)]] = Field(
-        default_factory=list
+        default_factory=list,
+        description='Origins such as "http://127.0.0.1:8080" that may be fetched though private.',
     )
-    #: most bytes one response may have, after decompression
-    max_bytes: int = Field(default=10_000_000, gt=0)
-    #: most redirects one fetch follows
-    max_redirects: int = Field(default=5, ge=0, le=20)
+    max_bytes: int = Field(
+        default=10_000_000, gt=0, description="Most bytes one response may have, decompressed."
+    )
+    max_redirects: int = Field(
+        default=5, ge=0, le=20, description="Most redirects one fetch follows."
+    )

@@ -85,9 +85,11 @@ def parse_days(spec: str) -> frozenset[int]:
 class SendWindow(Model):
     """Local hours in which a job may start; a run due outside them waits for the next opening."""
 
-    days: str = "mon-sun"
-    start: time
-    end: time
+    days: str = Field(
+        default="mon-sun", description='Days it is open, e.g. "mon-fri" or "sat,sun".'
+    )
+    start: time = Field(description='Local time it opens, e.g. "08:00".')
+    end: time = Field(description='Local time it closes, after `start`, e.g. "18:00".')
 
     @field_validator("days")
     @classmethod
@@ -115,10 +117,14 @@ class SendWindow(Model):
 class SchedulerConfig(Model):
     """The ``[scheduler]`` table: how ``newsletter run`` treats late runs and its lock."""
 
-    #: a run missed by up to this much (the process was down) still runs once on start
-    misfire_grace: Duration = timedelta(hours=12)
-    #: how long the single-instance lock outlives the last heartbeat of a crashed process
-    lock_ttl: Duration = timedelta(seconds=60)
+    misfire_grace: Duration = Field(
+        default=timedelta(hours=12),
+        description="A run missed by up to this much still runs once on start; later: missed.",
+    )
+    lock_ttl: Duration = Field(
+        default=timedelta(seconds=60),
+        description="Single-instance lock lifetime, renewed every third of it (at least 3s).",
+    )
 
     @field_validator("lock_ttl")
     @classmethod
@@ -131,24 +137,42 @@ class SchedulerConfig(Model):
 class ScheduleJob(Model):
     """A job for ``newsletter run``: gather, or send a digest, on one kind of schedule."""
 
-    id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=100)
-    job: Literal["gather", "digest"]
-    #: cron expression: minute hour day month weekday (fields are AND-ed: "0 9 1-7 * mon"
-    #: is the first Monday of the month)
-    cron: str | None = None
-    #: fixed interval, counted from 2026-01-01 00:00 local so the times are the same on
-    #: every start: "1h" runs on the hour
-    every: Duration | None = None
-    #: the first or last Monday-to-Friday of each month, at ``at``
-    monthly: Literal["first weekday", "last weekday"] | None = None
-    at: time | None = None
-    timezone: str = "Europe/Sofia"
-    #: digest jobs: the segment to send (none: every configured segment)
-    segment: str | None = None
-    #: only start inside these local hours (a due run waits for the next opening)
-    window: SendWindow | None = None
-    #: overrides ``[scheduler] misfire_grace`` for this job
-    misfire_grace: Duration | None = None
+    id: str = Field(
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        max_length=100,
+        description="Fixed, unique id of the job (letters, digits, _ . -).",
+    )
+    job: Literal["gather", "digest"] = Field(
+        description="What the job does: gather every source, or gather and send a digest."
+    )
+    #: cron fields are AND-ed: "0 9 1-7 * mon" is the first Monday of the month
+    cron: str | None = Field(
+        default=None, description='Cron expression "minute hour day month weekday", AND-ed.'
+    )
+    #: counted from 2026-01-01 00:00 local so the times are the same on every start
+    every: Duration | None = Field(
+        default=None,
+        description='Fixed interval such as "1h" (a number: minutes), from 2026-01-01 00:00 local.',
+    )
+    monthly: Literal["first weekday", "last weekday"] | None = Field(
+        default=None, description="The first or last Monday-to-Friday of each month, at `at`."
+    )
+    at: time | None = Field(
+        default=None, description='Local time of a `monthly` run, e.g. "09:00".'
+    )
+    timezone: str = Field(
+        default="Europe/Sofia", description="IANA time zone the job's times are local to."
+    )
+    segment: str | None = Field(
+        default=None, description="Digest jobs: the segment to send (none: every segment)."
+    )
+    window: SendWindow | None = Field(
+        default=None,
+        description="Only start inside these local hours; a due run waits for the opening.",
+    )
+    misfire_grace: Duration | None = Field(
+        default=None, description="Overrides `scheduler.misfire_grace` for this job."
+    )
 
     @field_validator("timezone")
     @classmethod

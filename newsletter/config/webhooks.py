@@ -49,13 +49,19 @@ def topic_region(arn: str) -> str:
 class SendgridWebhook(Model):
     """SendGrid Signed Event Webhook: the verification key (base64 DER) is in ``public_key_env``."""
 
-    public_key_env: EnvName = "SENDGRID_WEBHOOK_PUBLIC_KEY"
+    public_key_env: EnvName = Field(
+        default="SENDGRID_WEBHOOK_PUBLIC_KEY",
+        description="Environment variable holding the verification key (base64 DER).",
+    )
 
 
 class MailgunWebhook(Model):
     """Mailgun: the HTTP webhook signing key is in ``signing_key_env``."""
 
-    signing_key_env: EnvName = "MAILGUN_WEBHOOK_SIGNING_KEY"
+    signing_key_env: EnvName = Field(
+        default="MAILGUN_WEBHOOK_SIGNING_KEY",
+        description="Environment variable holding Mailgun's HTTP webhook signing key.",
+    )
 
 
 class SesWebhook(Model):
@@ -66,10 +72,17 @@ class SesWebhook(Model):
     in ``regions`` (default: the regions of the topic ARNs).
     """
 
-    topic_arns: list[str] = Field(min_length=1)
-    regions: list[str] = Field(default_factory=list)
-    #: answer SubscriptionConfirmation messages by fetching their SubscribeURL
-    confirm_subscriptions: bool = True
+    topic_arns: list[str] = Field(
+        min_length=1, description="SNS topic ARNs whose messages are accepted (at least one)."
+    )
+    regions: list[str] = Field(
+        default_factory=list,
+        description="Regions whose SNS host may serve certificates (default: the topics').",
+    )
+    confirm_subscriptions: bool = Field(
+        default=True,
+        description="Confirm SNS subscriptions by fetching their SubscribeURL (off: log only).",
+    )
 
     @field_validator("topic_arns")
     @classmethod
@@ -100,38 +113,73 @@ class SharedSecretWebhook(Model):
     parameter ``query_param`` (it then appears in access logs: prefer the others).
     """
 
-    auth: Literal["basic", "bearer", "header", "query"] = "basic"
-    username: str = "newsletter"
-    secret_env: EnvName
-    header: str = "X-Webhook-Token"
-    query_param: str = "token"
+    auth: Literal["basic", "bearer", "header", "query"] = Field(
+        default="basic", description="How the provider presents the shared secret."
+    )
+    username: str = Field(
+        default="newsletter", description='User name expected with `auth = "basic"`.'
+    )
+    secret_env: EnvName = Field(description="Environment variable holding the shared secret.")
+    header: str = Field(
+        default="X-Webhook-Token", description='Header carrying the secret with `auth = "header"`.'
+    )
+    query_param: str = Field(
+        default="token", description='Query parameter carrying the secret with `auth = "query"`.'
+    )
 
 
 class ResendWebhook(Model):
     """Resend (Svix signatures): the ``whsec_...`` signing secret is in ``secret_env``."""
 
-    secret_env: EnvName = "RESEND_WEBHOOK_SECRET"
+    secret_env: EnvName = Field(
+        default="RESEND_WEBHOOK_SECRET",
+        description="Environment variable holding the whsec_... signing secret.",
+    )
 
 
 class Webhooks(Model):
     """Provider webhooks: replay tolerance, soft-bounce rule, and one sub-table per provider."""
 
-    #: signed timestamps older (or further in the future) than this are refused as replays
-    tolerance_seconds: int = Field(default=300, ge=1, le=86400)
-    #: this many soft bounces within ``soft_bounce_window_days`` count as a hard bounce
-    soft_bounce_threshold: int = Field(default=3, ge=1)
-    soft_bounce_window_days: int = Field(default=30, ge=1)
-    #: days the ids of received events are kept (replays of older ones are not recognised);
-    #: at least the soft-bounce window, which counts from these rows
-    retention_days: int = Field(default=90, ge=1)
-    #: larger request bodies are refused with 413 before they are read in full
-    max_body_bytes: int = Field(default=1_048_576, ge=1024)
-    sendgrid: SendgridWebhook | None = None
-    mailgun: MailgunWebhook | None = None
-    ses: SesWebhook | None = None
-    postmark: SharedSecretWebhook | None = None
-    brevo: SharedSecretWebhook | None = None
-    resend: ResendWebhook | None = None
+    tolerance_seconds: int = Field(
+        default=300,
+        ge=1,
+        le=86400,
+        description="Signed timestamps further than this from now are refused as replays.",
+    )
+    soft_bounce_threshold: int = Field(
+        default=3, ge=1, description="This many soft bounces in the window count as a hard one."
+    )
+    soft_bounce_window_days: int = Field(
+        default=30, ge=1, description="Days within which soft bounces are counted."
+    )
+    #: replays of older events are not recognised; at least the soft-bounce window, which
+    #: counts from these rows
+    retention_days: int = Field(
+        default=90,
+        ge=1,
+        description="Days received event ids are kept (at least soft_bounce_window_days).",
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Larger webhook bodies are refused with 413."
+    )
+    sendgrid: SendgridWebhook | None = Field(
+        default=None, description="Accept SendGrid's Signed Event Webhook."
+    )
+    mailgun: MailgunWebhook | None = Field(
+        default=None, description="Accept Mailgun's signed HTTP webhooks."
+    )
+    ses: SesWebhook | None = Field(
+        default=None, description="Accept Amazon SES events through an SNS subscription."
+    )
+    postmark: SharedSecretWebhook | None = Field(
+        default=None, description="Accept Postmark webhooks carrying a shared secret."
+    )
+    brevo: SharedSecretWebhook | None = Field(
+        default=None, description="Accept Brevo webhooks carrying a shared secret."
+    )
+    resend: ResendWebhook | None = Field(
+        default=None, description="Accept Resend's Svix-signed webhooks."
+    )
 
     @model_validator(mode="after")
     def _retention_covers_window(self) -> Webhooks:
