@@ -54,21 +54,25 @@ def test_every_key_of_every_config_model_has_a_description(registry: str) -> Non
 
 
 def test_each_source_table_is_validated_by_its_kinds_model(
-    make_config: Callable[..., Settings], tmp_path: Path
+    make_config: Callable[..., Settings],
 ) -> None:
-    tables = {
-        "folder": {"path": "news"},
-        "feed": {"url": "https://example.org/feed.xml"},
-        "page": {"url": "https://example.org/news", "item_links": "a"},
-    }
-    assert set(tables) == set(SOURCES), "give the new kind a table here"
-    settings = make_config(
-        sources=[{"name": kind, "kind": kind, **table} for kind, table in tables.items()]
-    )
+    tables = []
+    for kind, cls in SOURCES.items():
+        extra = cls.config_type.model_config.get("json_schema_extra") or {}
+        assert isinstance(extra, dict) and extra.get("examples"), (
+            f"{cls.config_type.__name__}: give it model_config json_schema_extra examples"
+        )
+        tables.append({"name": kind, "kind": kind, **extra["examples"][0]})
+    settings = make_config(sources=tables)
     for source in settings.sources:
         assert type(source) is SOURCES[source.kind].config_type
-    folder = next(s for s in settings.sources if s.kind == "folder")
-    assert folder.path == tmp_path / "news"  # type: ignore[attr-defined]
+
+
+def test_relative_source_paths_resolve_against_the_config_file(
+    make_config: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = make_config(sources=[{"name": "n", "kind": "folder", "path": "news"}])
+    assert settings.sources[0].path == tmp_path / "news"  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(

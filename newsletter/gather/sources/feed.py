@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import feedparser
 import lxml.html
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from newsletter.config import RelPath, SourceBase
 from newsletter.errors import SourceError
@@ -29,6 +29,11 @@ _HARMLESS_BOZO = (feedparser.CharacterEncodingOverride,)
 
 class FeedSourceConfig(SourceBase):
     """``kind = "feed"``: an RSS or Atom feed, fetched over HTTP or read from a local file."""
+
+    #: the keys of a smallest working table besides name and kind (docs and tests use it)
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"url": "https://partner.example.org/feed.xml"}]}
+    )
 
     kind: Literal["feed"] = Field(description='Selects an RSS or Atom feed: "feed".')
     url: str | None = Field(

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Literal
 
 import yaml
 from markdown_it import MarkdownIt
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from newsletter.config import Gather, RelPath, SourceBase
 from newsletter.errors import SourceError
@@ -54,6 +54,9 @@ class FileError(ValueError):
 
 class FolderSourceConfig(SourceBase):
     """``kind = "folder"``: Markdown or text files with YAML front matter."""
+
+    #: the keys of a smallest working table besides name and kind (docs and tests use it)
+    model_config = ConfigDict(json_schema_extra={"examples": [{"path": "news"}]})
 
     kind: Literal["folder"] = Field(
         description='Selects a folder of Markdown or text files: "folder".'

@@ -19,7 +19,7 @@ from urllib.parse import urldefrag, urljoin
 import lxml.html
 from cssselect import SelectorError
 from lxml import etree
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from newsletter.config import SourceBase
 from newsletter.errors import SourceError
@@ -40,6 +40,13 @@ _META_CHARSET = re.compile(rb"""<meta[^>]+charset=["']?([A-Za-z0-9_.:-]+)""", re
 class PageSourceConfig(SourceBase):
     """``kind = "page"``: an HTML listing page, item links by CSS selector, then each
     article page."""
+
+    #: the keys of a smallest working table besides name and kind (docs and tests use it)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"url": "https://cluster.example.org/news", "item_links": "ul.news a"}]
+        }
+    )
 
     kind: Literal["page"] = Field(
         description='Selects a listing page and its linked articles: "page".'
