@@ -22,6 +22,7 @@ from typing import Any
 
 from newsletter.models import OutgoingMessage, ResultStatus, SendResult
 from newsletter.send.providers.base import Provider
+from newsletter.send.providers.http import HttpProvider
 from send.providers.specvalidators import Recorded
 
 
@@ -63,6 +64,23 @@ class StandIn:
     with_fake: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)
     spec_checked: bool = True
+
+
+#: client timeout for every phase in ``test_lost_answers.py`` (its late answers take 5 s)
+LOST_ANSWER_TIMEOUT = 0.2
+
+
+@dataclass(frozen=True)
+class LostAnswer:
+    """How ``test_lost_answers.py`` runs an HTTP adapter against its fake (``serve()``).
+
+    Each ``fake_<provider>.py`` of an HTTP provider sets ``LOST_ANSWER``: ``build(url)``
+    is the provider pointed at ``url`` with :data:`LOST_ANSWER_TIMEOUT`, ``requests`` the
+    API requests that the test's two messages take before any resend.
+    """
+
+    build: Callable[[str], HttpProvider]
+    requests: int
 
 
 def mailbox_parts(value: str) -> tuple[str, str]:
