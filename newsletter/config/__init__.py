@@ -10,30 +10,38 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    field_validator,
+    model_validator,
+)
 
 from newsletter.config.base import Model, RelPath, check_timezone
 from newsletter.config.content import (
     Colors,
     Database,
-    FeedSourceConfig,
-    FolderSourceConfig,
     ListConfig,
     Locales,
     Organisation,
-    PageSourceConfig,
     Paths,
     Render,
     Rule,
     Security,
     Segment,
-    SourceConfig,
+    SourceBase,
     Translation,
 )
 from newsletter.config.gather import Gather
-from newsletter.config.providers import OutboxProviderConfig, ProviderConfig
+from newsletter.config.providers import HttpProviderBase, ProviderBase
+from newsletter.config.registry import UNKNOWN_KIND, validate_tagged
 from newsletter.config.schedule import ScheduleJob, SchedulerConfig
 from newsletter.config.web import Web
 from newsletter.config.webhooks import Webhooks
@@ -45,17 +53,14 @@ __all__ = [
     "DEFAULT_CONFIG",
     "Colors",
     "Database",
-    "FeedSourceConfig",
-    "FolderSourceConfig",
     "Gather",
+    "HttpProviderBase",
     "ListConfig",
     "Locales",
     "Model",
     "Organisation",
-    "OutboxProviderConfig",
-    "PageSourceConfig",
     "Paths",
-    "ProviderConfig",
+    "ProviderBase",
     "RelPath",
     "Render",
     "Rule",
@@ -64,7 +69,7 @@ __all__ = [
     "Security",
     "Segment",
     "Settings",
-    "SourceConfig",
+    "SourceBase",
     "Translation",
     "Web",
     "Webhooks",
@@ -79,8 +84,42 @@ CONFIG_ENV = "NEWSLETTER_CONFIG"
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
 
+def _default_provider() -> ProviderBase:
+    """The outbox, for a config without a ``[provider]`` table."""
+    from newsletter.send.providers.outbox import OutboxProviderConfig
+
+    return OutboxProviderConfig()
+
+
+def _provider_models() -> dict[str, type[BaseModel]]:
+    """Each registered provider's ``[provider]`` model by name (imports the providers)."""
+    from newsletter.send.providers import PROVIDERS
+
+    return {name: cls.config_type for name, cls in PROVIDERS.items()}
+
+
+def _source_models() -> dict[str, type[BaseModel]]:
+    """Each registered source kind's ``[[sources]]`` model (imports the sources)."""
+    from newsletter.gather.sources import SOURCES
+
+    return {kind: cls.config_type for kind, cls in SOURCES.items()}
+
+
+def _source(value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:
+    return validate_tagged(value, "kind", _source_models(), info.context, handler)
+
+
+#: one ``[[sources]]`` table, validated against the model its ``kind`` picks
+SourceTable = Annotated[SerializeAsAny[SourceBase], WrapValidator(_source)]
+
+
 class Settings(Model):
-    """The whole, validated configuration."""
+    """The whole, validated configuration.
+
+    ``provider`` and each of ``sources`` are validated against the model that their
+    ``name`` or ``kind`` picks from the provider or source registry; the providers and
+    sources are imported only then, not with this module.
+    """
 
     organisation: Organisation = Field(description="Who sends the newsletter, and its brand.")
     database: Database = Field(default=Database(), description="Where the store lives.")
@@ -98,11 +137,11 @@ class Settings(Model):
     gather: Gather = Field(
         default=Gather(), description="Limits on every fetch of gathered content."
     )
-    provider: ProviderConfig = Field(
-        default=OutboxProviderConfig(),
+    provider: SerializeAsAny[ProviderBase] = Field(
+        default_factory=_default_provider,
         description="The email provider that sends, chosen by `name`, and its keys.",
     )
-    sources: list[SourceConfig] = Field(
+    sources: list[SourceTable] = Field(
         default_factory=list, description="Where news items are gathered from, by `kind`."
     )
     lists: list[ListConfig] = Field(
@@ -125,6 +164,13 @@ class Settings(Model):
         default="skip",
         description="Scheduled digests: a segment with nothing new is skipped, or fails the run.",
     )
+
+    @field_validator("provider", mode="wrap")
+    @classmethod
+    def _provider(
+        cls, value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+    ) -> Any:
+        return validate_tagged(value, "name", _provider_models(), info.context, handler)
 
     @model_validator(mode="after")
     def _unique_names(self) -> Settings:
@@ -164,49 +210,18 @@ class Settings(Model):
         raise ConfigError(f"unknown segment {name!r} (known: {known})")
 
 
-def _union_tags() -> set[str]:
-    """Every ``kind``/``name`` tag of the discriminated unions (sources and providers)."""
-    tags: set[str] = set()
-    for union in (SourceConfig, ProviderConfig):
-        inner = getattr(union, "__origin__", union)
-        for member in getattr(inner, "__args__", (inner,)):
-            for key in ("kind", "name"):
-                field = getattr(member, "model_fields", {}).get(key)
-                if field is not None and isinstance(field.default, str):
-                    tags.add(field.default)
-                elif field is not None:
-                    tags.update(getattr(field.annotation, "__args__", ()))
-    return tags
-
-
 def _format_error(path: Path, exc: ValidationError, model: type[BaseModel]) -> str:
     err = exc.errors()[0]
-    # discriminated unions put the tag in the location (provider.<tag>, sources[0].<tag>);
-    # it is noise to a user. Only there: [webhooks.sendgrid] is a real key with a tag's name.
-    tags, raw_loc = _union_tags(), err["loc"]
-    parts = [
-        part
-        for i, part in enumerate(raw_loc)
-        if not (
-            part in tags
-            and (
-                (i >= 1 and raw_loc[i - 1] == "provider")
-                or (i >= 2 and raw_loc[i - 2] == "sources" and isinstance(raw_loc[i - 1], int))
-            )
-        )
-    ]
-    loc = ".".join(f"[{part}]" if isinstance(part, int) else str(part) for part in parts).replace(
-        ".[", "["
-    )
+    loc = ".".join(f"[{part}]" if isinstance(part, int) else str(part) for part in err["loc"])
+    loc = loc.replace(".[", "[")
     kind = err["type"]
     if kind == "extra_forbidden":
         msg = "unknown key (check the spelling; see config.toml in the project for every key)"
     elif kind == "missing":
         msg = "required key is missing"
-    elif kind == "union_tag_invalid":
-        msg = f"unknown kind {err['input'].get('kind', err['input'].get('name'))!r}; " + str(
-            err["msg"]
-        ).split("does not match any of the expected tags: ")[-1].join(["expected one of ", ""])
+    elif kind == UNKNOWN_KIND:
+        # a provider name or source kind that is not registered: the message lists them
+        msg = str(err["msg"])
     else:
         msg = f"{err['msg']} (got {err.get('input')!r})"
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""

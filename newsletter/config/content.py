@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator, model_validator
@@ -214,61 +214,36 @@ class Render(Model):
     )
 
 
-class _SourceBase(Model):
-    name: str
-    #: declared language of items that do not say otherwise
-    lang: str | None = None
-    enabled: bool = True
-    tags: list[str] = Field(default_factory=list)
+class SourceBase(Model):
+    """Keys every ``[[sources]]`` table has; ``kind`` picks the rest.
 
+    Each kind's own model (``FeedSourceConfig`` and so on) lives beside its adapter in
+    ``newsletter/gather/sources/<kind>.py`` as the class's ``config_type``; the table is
+    validated against the model that ``kind`` picks from the registry
+    (:data:`newsletter.gather.sources.SOURCES`).
+    """
 
-class FolderSourceConfig(_SourceBase):
-    """Markdown or text files with YAML front matter."""
-
-    kind: Literal["folder"]
-    path: RelPath
-    pattern: str = "*.md"
-
-
-class FeedSourceConfig(_SourceBase):
-    """An RSS or Atom feed, fetched over HTTP (or read from a local file)."""
-
-    kind: Literal["feed"]
-    url: str | None = None
-    path: RelPath | None = None
-    #: seconds for the whole fetch: connecting, every redirect and the body
-    timeout: float = Field(default=15.0, gt=0)
-    #: most entries read from one fetch (the newest are kept)
-    max_items: int = Field(default=500, gt=0)
-    #: how variants in several feeds are matched: guid suffix after this separator, or link
-    translation_key: Literal["guid", "link", "none"] = "none"
-
-    @model_validator(mode="after")
-    def _one_location(self) -> FeedSourceConfig:
-        if (self.url is None) == (self.path is None):
-            raise ValueError("give exactly one of 'url' or 'path'")
-        return self
-
-
-class PageSourceConfig(_SourceBase):
-    """An HTML listing page: item links by CSS selector, then each article page."""
-
-    kind: Literal["page"]
-    url: str
-    item_links: str
-    title: str = "h1"
-    body: str = "article"
-    date: str | None = None
-    date_format: str | None = None
-    image: str | None = None
-    #: seconds for each fetch (the listing, each article): redirects and body included
-    timeout: float = Field(default=15.0, gt=0)
-    max_items: int = Field(default=30, gt=0)
-
-
-SourceConfig = Annotated[
-    FolderSourceConfig | FeedSourceConfig | PageSourceConfig, Field(discriminator="kind")
-]
+    name: str = Field(
+        description="Name of the source, unique in the file; items and segments' "
+        "``sources`` refer to it."
+    )
+    kind: str = Field(
+        description='What the source reads: a registered source kind, e.g. "folder", '
+        '"feed" or "page".'
+    )
+    lang: str | None = Field(
+        default=None,
+        description="Language of the items that declare none and are not detected, e.g. "
+        '"bg"; unset means the default locale.',
+    )
+    enabled: bool = Field(
+        default=True,
+        description="Whether a gather reads this source; a disabled one is read only "
+        "when named on the command line.",
+    )
+    tags: list[str] = Field(
+        default_factory=list, description="Tags added to every item of this source."
+    )
 
 
 class Rule(Model):

@@ -175,6 +175,9 @@ def _applies(tag_key: str, tags: Iterable[str]) -> str:
 def _variants(path: str, field: FieldInfo, inner: Any) -> list[type[BaseModel]]:
     """The models behind a field: one for a table, every variant for a tagged union."""
     members = _models_in(inner)
+    if path in ("provider", "sources"):
+        # validated through a registry: the variants are the registered models
+        return _registered(path, [])
     if len(members) <= 1:
         return members
     return _registered(path, members)
@@ -191,7 +194,10 @@ def _registered(path: str, union: list[type[BaseModel]]) -> list[type[BaseModel]
         from newsletter.gather.sources import SOURCES
 
         registry = SOURCES
-    tag_key = _tag_key(union)
+    models = [getattr(cls, "config_type", None) for cls in registry.values()]
+    tag_key = _tag_key(
+        list(union) or [m for m in models if isinstance(m, type) and issubclass(m, BaseModel)]
+    )
     by_tag = {_tag(m, tag_key): m for m in union}
     for name, cls in registry.items():
         model = getattr(cls, "config_type", None)

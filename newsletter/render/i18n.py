@@ -3,7 +3,8 @@
 Catalogs live in ``newsletter/locales/<locale>/LC_MESSAGES/messages.po`` and are compiled in
 memory when first used, so no compiled ``.mo`` has to be committed or kept in sync. Every
 configured locale, English included, must have a catalog: a missing one is a
-:class:`~newsletter.errors.LocaleError`, never a silent English email.
+:class:`~newsletter.errors.LocaleError`, never a silent English email. The catalogs
+present are the list of shipped locales (:func:`catalog_locales`).
 
 The catalogs are maintained with the standard pybabel workflow (see ``babel.cfg``)::
 
@@ -41,6 +42,16 @@ RTL_LANGUAGES = frozenset({"ar", "he", "fa", "ur"})
 # CLDR gives some language names capitalized as stand-alone labels, but these languages
 # write them in lower case inside a sentence ("Πρωτότυπο στα βουλγαρικά").
 _LOWERCASE_LANGUAGE_NAMES = frozenset({"el"})
+
+
+def catalog_locales(directory: Path | None = None) -> list[str]:
+    """Every locale that has a catalog (``<locale>/LC_MESSAGES/messages.po``), sorted.
+
+    This is the one list of the locales the package ships: adding a locale is adding its
+    catalog (and, for the tests, its two golden files).
+    """
+    base = directory or LOCALES_DIR
+    return sorted(path.parents[1].name for path in base.glob(f"*/LC_MESSAGES/{DOMAIN}.po"))
 
 
 def catalog_path(locale: str, directory: Path | None = None) -> Path:

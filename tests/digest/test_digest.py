@@ -26,6 +26,7 @@ from newsletter.models import (
     SendResult,
     SubscriberStatus,
 )
+from newsletter.render.i18n import catalog_locales
 from newsletter.send.providers.outbox import OutboxProvider
 from newsletter.send.tokens import TokenSigner
 from newsletter.store import Store
@@ -52,7 +53,7 @@ def settings(make_config: Callable[..., Settings], tmp_path: Path, db_url: str) 
         database={"url": db_url},
         locales={
             "default": "bg",
-            "available": ["bg", "en", "ro", "tr", "el", "ru", "uk", "ka", "de"],
+            "available": catalog_locales(),
         },
         sources=[
             {"name": "cluster-news", "kind": "folder", "path": str(ROOT / "news"), "lang": "bg"},

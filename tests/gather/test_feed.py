@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from fixtures.sources.httpserver import FIXTURES, Route, Server, allow, fixture_bytes, serve
 
-from newsletter.config import FeedSourceConfig, Gather
+from newsletter.config import Gather
 from newsletter.errors import SourceError
 from newsletter.gather.netguard import GuardedClient
-from newsletter.gather.sources import FeedSource, SourceState, build_source
+from newsletter.gather.sources import FeedSource, FeedSourceConfig, SourceState, build_source
 from newsletter.gather.sources.feed import guid_key
 
 RSS = "application/rss+xml; charset=utf-8"

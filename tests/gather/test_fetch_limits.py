@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from fixtures.sources.httpserver import Route, Server, allow, serve
 
-from newsletter.config import FeedSourceConfig, Gather, Settings
+from newsletter.config import Gather, Settings
 from newsletter.errors import ConfigError, SourceError
 from newsletter.gather.netguard import GuardedClient
-from newsletter.gather.sources import SourceState, build_source
+from newsletter.gather.sources import FeedSourceConfig, SourceState, build_source
 from newsletter.gather.sources.fetch import fetch_url
 
 RSS = "application/rss+xml; charset=utf-8"

@@ -9,9 +9,14 @@ from pathlib import Path
 import pytest
 from fixtures.sources.httpserver import FIXTURES
 
-from newsletter.config import FolderSourceConfig
 from newsletter.errors import SourceError
-from newsletter.gather.sources import SOURCES, FolderSource, SourceState, build_source
+from newsletter.gather.sources import (
+    SOURCES,
+    FolderSource,
+    FolderSourceConfig,
+    SourceState,
+    build_source,
+)
 from newsletter.gather.sources.base import parse_date
 from newsletter.gather.sources.folder import split_lang_suffix
 

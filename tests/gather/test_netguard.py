@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from fixtures.sources.httpserver import Route, Server, allow, serve
 
-from newsletter.config import FeedSourceConfig, Gather, PageSourceConfig
+from newsletter.config import Gather
 from newsletter.errors import DestinationRefusedError, SourceError
 from newsletter.gather.netguard import GuardedClient, literal_address, refusal
-from newsletter.gather.sources import SourceState, build_source
+from newsletter.gather.sources import FeedSourceConfig, PageSourceConfig, SourceState, build_source
 from newsletter.gather.sources.fetch import fetch_url
 
 SECRET = b"<html><body><h1>Admin</h1><article>root password: hunter2</article></body></html>"

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import pytest
 from fixtures.sources.httpserver import FIXTURES, Route, Server, fixture_bytes, serve
 
-from newsletter.config import Gather, PageSourceConfig
+from newsletter.config import Gather
 from newsletter.errors import SourceError
-from newsletter.gather.sources import PageSource, SourceState, build_source
+from newsletter.gather.sources import PageSource, PageSourceConfig, SourceState, build_source
 
 
 @pytest.fixture

@@ -15,9 +15,11 @@ from typing import Any
 
 from newsletter.config import Settings, from_dict
 from newsletter.models import DigestEntry, Item
+from newsletter.render.i18n import catalog_locales
 
 ROOT = Path(__file__).resolve().parents[2]
-LOCALES = ["bg", "en", "ro", "tr", "el", "ru", "uk", "ka", "de"]
+#: every locale with a catalog
+LOCALES = catalog_locales()
 DEMO = tomllib.loads((ROOT / "config.toml").read_text(encoding="utf-8"))
 
 # What a subscriber's copy carries: long signed URLs, a name and address with markup chars.

@@ -19,7 +19,8 @@ from newsletter.render import i18n
 
 ROOT = Path(__file__).resolve().parents[2]
 POT = i18n.LOCALES_DIR / "messages.pot"
-LOCALES = ["bg", "en", "ro", "tr", "el", "ru", "uk", "ka", "de"]
+#: every locale with a catalog
+LOCALES = i18n.catalog_locales()
 _FORMAT_NAMES = re.compile(r"%\((\w+)\)[sd]")
 
 
@@ -47,10 +48,9 @@ def test_pot_is_up_to_date_with_templates_and_code() -> None:
     assert not missing, f"{hint}: {sorted(missing, key=str)}"
 
 
-@pytest.mark.parametrize("locale", LOCALES)
-def test_catalog_complete_not_fuzzy_and_real(locale: str) -> None:
-    """Each catalog translates every msgid of the .pot, with correct plural count and formats."""
-    path = i18n.catalog_path(locale)
+def check_catalog(path: Path, locale: str) -> None:
+    """Assert the catalog at ``path`` translates every msgid of the .pot, with the right
+    plural count and placeholders, nothing fuzzy and nothing left in English."""
     catalog = _read(path, locale)
     assert not catalog.fuzzy, f"{path}: header is marked fuzzy"
     expected = get_plural(locale).num_plurals
@@ -72,6 +72,42 @@ def test_catalog_complete_not_fuzzy_and_real(locale: str) -> None:
                 assert form not in (msgid if isinstance(msgid, tuple) else (msgid,)), (
                     f"{path}: {msgid!r} is left in English"
                 )
+
+
+def test_the_locales_are_the_catalogs_present(tmp_path: Path) -> None:
+    """A folder counts as a locale exactly when it holds a messages.po."""
+    assert "en" in LOCALES and "bg" in LOCALES
+    assert (
+        sorted(p.name for p in i18n.LOCALES_DIR.iterdir() if i18n.catalog_path(p.name).is_file())
+        == LOCALES
+    )
+    for locale in ("fr", "bg"):
+        path = i18n.catalog_path(locale, tmp_path)
+        path.parent.mkdir(parents=True)
+        path.write_text("", encoding="utf-8")
+    (tmp_path / "xx" / "LC_MESSAGES").mkdir(parents=True)  # no catalog: not a locale
+    assert i18n.catalog_locales(tmp_path) == ["bg", "fr"]
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_catalog_complete_not_fuzzy_and_real(locale: str) -> None:
+    """Each catalog translates every msgid of the .pot, with correct plural count and formats."""
+    check_catalog(i18n.catalog_path(locale), locale)
+
+
+def test_a_catalog_missing_a_translation_fails(tmp_path: Path) -> None:
+    """A new catalog is checked like the others: one missing or empty message fails it."""
+    source = i18n.catalog_path("de").read_text(encoding="utf-8")
+    dropped = source.replace('msgid "Read more"', 'msgid "Read more (gone)"', 1)
+    assert dropped != source
+    path = tmp_path / "messages.po"
+    path.write_text(dropped, encoding="utf-8")
+    with pytest.raises(AssertionError, match="missing 'Read more'"):
+        check_catalog(path, "de")
+    empty = tmp_path / "empty.po"
+    empty.write_text(source.split("\n\n", 1)[0] + "\n", encoding="utf-8")
+    with pytest.raises(AssertionError, match="missing"):
+        check_catalog(empty, "de")
 
 
 @pytest.mark.parametrize("locale", [loc for loc in LOCALES if loc != "en"])
@@ -204,7 +240,9 @@ def test_format_number() -> None:
 def test_text_direction() -> None:
     """Only right-to-left scripts get rtl."""
     assert [i18n.text_direction(x) for x in ("ar", "he", "fa", "ur", "he_IL")] == ["rtl"] * 5
-    assert {i18n.text_direction(x) for x in LOCALES} == {"ltr"}
+    for locale in LOCALES:
+        expected = "rtl" if locale.split("_")[0] in i18n.RTL_LANGUAGES else "ltr"
+        assert i18n.text_direction(locale) == expected, locale
 
 
 def test_language_names_in_running_text() -> None:

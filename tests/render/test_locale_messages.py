@@ -13,13 +13,15 @@ import pytest
 
 from newsletter.config import Settings
 from newsletter.models import DigestEntry, Item
+from newsletter.render.i18n import catalog_locales
 from newsletter.render.renderer import Renderer
 from newsletter.send.compose import Composer, Recipient
 from newsletter.send.mime import to_bytes
 from newsletter.send.tokens import TokenSigner
 
 ROOT = Path(__file__).resolve().parents[2]
-LOCALES = ["bg", "en", "ro", "tr", "el", "ru", "uk", "ka", "de"]
+#: every locale with a catalog
+LOCALES = catalog_locales()
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 
 

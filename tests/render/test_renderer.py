@@ -16,10 +16,12 @@ import pytest
 from newsletter.config import Settings
 from newsletter.errors import LocaleError, RenderError, TemplateError
 from newsletter.models import DigestEntry, Item, RenderedVariant
+from newsletter.render.i18n import catalog_locales
 from newsletter.render.renderer import Renderer, personalize
 from newsletter.send.personalize import markers
 
-LOCALES = ["bg", "en", "ro", "tr", "el", "ru", "uk", "ka", "de"]
+#: every locale with a catalog
+LOCALES = catalog_locales()
 GMAIL_CLIP = 102 * 1024
 
 # Invented sample text in the style of the cluster's news (not copied from any source).

@@ -10,7 +10,7 @@ import asyncio
 
 import pytest
 
-from newsletter.config.providers import OutboxProviderConfig
+from newsletter.send.providers.outbox import OutboxProviderConfig
 from newsletter.send.ratelimit import Pacer, RateLimiter
 
 

@@ -1,27 +1,32 @@
-"""Sources of news items, picked from a registry by the config's ``kind``."""
+"""Sources of news items, picked from a registry by the config's ``kind``.
+
+The registry is discovered, not listed: every module of this package is imported and
+each concrete :class:`Source` subclass defined in it is registered under its own
+``kind``, with its ``config_type`` (the ``[[sources]]`` model, defined beside it) used to
+validate the table. Two classes with one kind fail at import. A new source kind is one
+module here: the adapter class and its config model.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from newsletter.config import FeedSourceConfig, FolderSourceConfig, Gather, PageSourceConfig
+from newsletter.config import Gather, SourceBase
+from newsletter.config.registry import discover
 from newsletter.errors import ConfigError
 from newsletter.gather.netguard import GuardedClient
 from newsletter.gather.sources.base import FetchResult, Source, SourceState
-from newsletter.gather.sources.feed import FeedSource
-from newsletter.gather.sources.folder import FolderSource
-from newsletter.gather.sources.page import PageSource
+from newsletter.gather.sources.feed import FeedSource, FeedSourceConfig
+from newsletter.gather.sources.folder import FolderSource, FolderSourceConfig
+from newsletter.gather.sources.page import PageSource, PageSourceConfig
 
-#: kind (as written in config.toml) -> adapter class
-SOURCES: dict[str, type[Source[Any]]] = {
-    "folder": FolderSource,
-    "feed": FeedSource,
-    "page": PageSource,
-}
+#: every source class by its own ``kind``, found in this package's modules
+# an abstract base is what discover() looks for subclasses of (mypy #4717)
+SOURCES: dict[str, type[Source[Any]]] = discover(__name__, __path__, Source, "kind")  # type: ignore[type-abstract]
 
 
 def build_source(
-    config: FolderSourceConfig | FeedSourceConfig | PageSourceConfig,
+    config: SourceBase,
     client: GuardedClient | None = None,
     policy: Gather | None = None,
 ) -> Source[Any]:
@@ -39,10 +44,14 @@ def build_source(
 __all__ = [
     "SOURCES",
     "FeedSource",
+    "FeedSourceConfig",
     "FetchResult",
     "FolderSource",
+    "FolderSourceConfig",
     "PageSource",
+    "PageSourceConfig",
     "Source",
+    "SourceBase",
     "SourceState",
     "build_source",
 ]

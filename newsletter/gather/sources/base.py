@@ -13,10 +13,10 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, tzinfo
 from types import TracebackType
-from typing import Generic, Self, TypeVar
+from typing import ClassVar, Generic, Self, TypeVar
 from zoneinfo import ZoneInfo
 
-from newsletter.config import Gather
+from newsletter.config import Gather, SourceBase
 from newsletter.gather.netguard import USER_AGENT, GuardedClient
 from newsletter.gather.sources.fetch import Fetched, fetch_url
 from newsletter.models import SourceItem
@@ -62,7 +62,8 @@ class FetchResult:
     warnings: list[str] = field(default_factory=list)
 
 
-ConfigT = TypeVar("ConfigT")
+#: the ``[[sources]]`` model a source is built from
+ConfigT = TypeVar("ConfigT", bound=SourceBase)
 
 
 class Source(abc.ABC, Generic[ConfigT]):
@@ -70,7 +71,17 @@ class Source(abc.ABC, Generic[ConfigT]):
 
     ``client`` is shared and owned by the caller; when ``None`` is given the source builds
     its own from ``policy`` (the ``[gather]`` table) and closes it in :meth:`close`.
+
+    A concrete subclass names its ``kind`` (as written in ``[[sources]] kind = ...``) and
+    its ``config_type``, the model of its table, whose ``kind`` field is that same literal;
+    the registry (:data:`newsletter.gather.sources.SOURCES`) finds it by importing its
+    module.
     """
+
+    #: registry key, as written in ``[[sources]] kind = ...``
+    kind: ClassVar[str]
+    #: the model of the source's table, validated when ``kind`` picks this class
+    config_type: ClassVar[type[SourceBase]]
 
     def __init__(
         self, config: ConfigT, client: GuardedClient | None = None, policy: Gather | None = None

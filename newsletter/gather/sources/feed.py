@@ -10,13 +10,14 @@ import calendar
 import hashlib
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 import feedparser
 import lxml.html
+from pydantic import ConfigDict, Field, model_validator
 
-from newsletter.config import FeedSourceConfig
+from newsletter.config import RelPath, SourceBase
 from newsletter.errors import SourceError
 from newsletter.gather.sources.base import FetchResult, Source, SourceState, http_get
 from newsletter.models import SourceItem
@@ -26,8 +27,51 @@ from newsletter.redact import mask_url
 _HARMLESS_BOZO = (feedparser.CharacterEncodingOverride,)
 
 
+class FeedSourceConfig(SourceBase):
+    """``kind = "feed"``: an RSS or Atom feed, fetched over HTTP or read from a local file."""
+
+    #: the keys of a smallest working table besides name and kind (docs and tests use it)
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"url": "https://partner.example.org/feed.xml"}]}
+    )
+
+    kind: Literal["feed"] = Field(description='Selects an RSS or Atom feed: "feed".')
+    url: str | None = Field(
+        default=None, description="Address of the feed; give either url or path."
+    )
+    path: RelPath | None = Field(
+        default=None,
+        description="Local feed file, relative to the config file; give either url or path.",
+    )
+    timeout: float = Field(
+        default=15.0,
+        gt=0,
+        description="Seconds allowed for the whole fetch: connecting, every redirect and the body.",
+    )
+    max_items: int = Field(
+        default=500,
+        gt=0,
+        description="Most entries read from one fetch; the newest are kept.",
+    )
+    translation_key: Literal["guid", "link", "none"] = Field(
+        default="none",
+        description='How translations in several feeds are matched: "guid" by the part '
+        'of the guid after "#" (else its last path segment), "link" by the entry\'s '
+        'link, "none" not at all.',
+    )
+
+    @model_validator(mode="after")
+    def _one_location(self) -> FeedSourceConfig:
+        if (self.url is None) == (self.path is None):
+            raise ValueError("give exactly one of 'url' or 'path'")
+        return self
+
+
 class FeedSource(Source[FeedSourceConfig]):
     """Entries of one RSS/Atom feed; a 304 answer yields ``not_modified`` and no items."""
+
+    kind: ClassVar[str] = "feed"
+    config_type: ClassVar[type[FeedSourceConfig]] = FeedSourceConfig
 
     @property
     def location(self) -> str:

@@ -15,12 +15,13 @@ from __future__ import annotations
 import html
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import yaml
 from markdown_it import MarkdownIt
+from pydantic import ConfigDict, Field
 
-from newsletter.config import FolderSourceConfig, Gather
+from newsletter.config import Gather, RelPath, SourceBase
 from newsletter.errors import SourceError
 from newsletter.gather.netguard import GuardedClient
 from newsletter.gather.sources.base import FetchResult, Source, SourceState, parse_date
@@ -51,8 +52,27 @@ class FileError(ValueError):
     """One file of the folder is unusable; the message names the file and the key."""
 
 
+class FolderSourceConfig(SourceBase):
+    """``kind = "folder"``: Markdown or text files with YAML front matter."""
+
+    #: the keys of a smallest working table besides name and kind (docs and tests use it)
+    model_config = ConfigDict(json_schema_extra={"examples": [{"path": "news"}]})
+
+    kind: Literal["folder"] = Field(
+        description='Selects a folder of Markdown or text files: "folder".'
+    )
+    path: RelPath = Field(description="Folder holding the files, relative to the config file.")
+    pattern: str = Field(
+        default="*.md",
+        description='Glob pattern of the files read in the folder (not recursive), e.g. "*.md".',
+    )
+
+
 class FolderSource(Source[FolderSourceConfig]):
     """Reads every file matching ``pattern`` in ``path`` (not recursive), sorted by name."""
+
+    kind: ClassVar[str] = "folder"
+    config_type: ClassVar[type[FolderSourceConfig]] = FolderSourceConfig
 
     def __init__(
         self,

@@ -13,13 +13,15 @@ from __future__ import annotations
 import html
 import re
 from datetime import datetime
+from typing import ClassVar, Literal
 from urllib.parse import urldefrag, urljoin
 
 import lxml.html
 from cssselect import SelectorError
 from lxml import etree
+from pydantic import ConfigDict, Field
 
-from newsletter.config import PageSourceConfig
+from newsletter.config import SourceBase
 from newsletter.errors import SourceError
 from newsletter.gather.sources.base import (
     DEFAULT_TZ,
@@ -35,8 +37,57 @@ from newsletter.redact import mask_url
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset=["']?([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
 
 
+class PageSourceConfig(SourceBase):
+    """``kind = "page"``: an HTML listing page, item links by CSS selector, then each
+    article page."""
+
+    #: the keys of a smallest working table besides name and kind (docs and tests use it)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"url": "https://cluster.example.org/news", "item_links": "ul.news a"}]
+        }
+    )
+
+    kind: Literal["page"] = Field(
+        description='Selects a listing page and its linked articles: "page".'
+    )
+    url: str = Field(description="Address of the listing page.")
+    item_links: str = Field(
+        description="CSS selector of the links to the articles on the listing page."
+    )
+    title: str = Field(default="h1", description="CSS selector of an article's title.")
+    body: str = Field(default="article", description="CSS selector of an article's body.")
+    date: str | None = Field(
+        default=None,
+        description="CSS selector of an article's date (its datetime or content "
+        "attribute, else its text); unset means articles have no date.",
+    )
+    date_format: str | None = Field(
+        default=None,
+        description='strptime format of the date, e.g. "%d.%m.%Y"; unset reads ISO 8601 '
+        'and dates like "15.10.2012г.".',
+    )
+    image: str | None = Field(
+        default=None,
+        description="CSS selector of an article's picture (its src, content or href); "
+        "unset means no picture.",
+    )
+    timeout: float = Field(
+        default=15.0,
+        gt=0,
+        description="Seconds allowed for each fetch (the listing, each article), "
+        "redirects and body included.",
+    )
+    max_items: int = Field(
+        default=30, gt=0, description="Most articles read from the listing per gather."
+    )
+
+
 class PageSource(Source[PageSourceConfig]):
     """Articles linked from one listing page, read with the configured selectors."""
+
+    kind: ClassVar[str] = "page"
+    config_type: ClassVar[type[PageSourceConfig]] = PageSourceConfig
 
     def fetch(self, state: SourceState) -> FetchResult:
         """Fetch the listing, then up to ``max_items`` articles."""

@@ -1,36 +1,29 @@
-"""Email providers behind one interface, picked by ``[provider] name`` from a registry."""
+"""Email providers behind one interface, picked by ``[provider] name`` from a registry.
+
+The registry is discovered, not listed: every module of this package is imported and
+each concrete :class:`Provider` subclass defined in it is registered under its own
+``name``, with its ``config_type`` (the ``[provider]`` model, defined beside it) used to
+validate the table. Two classes with one name fail at import. A new provider is one
+module here: the adapter class and its config model.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from newsletter.config.registry import discover
 from newsletter.errors import ProviderError
 from newsletter.send.providers.base import Provider
-from newsletter.send.providers.brevo import BrevoProvider
-from newsletter.send.providers.mailgun import MailgunProvider
 from newsletter.send.providers.outbox import OutboxProvider
-from newsletter.send.providers.postmark import PostmarkProvider
-from newsletter.send.providers.resend import ResendProvider
-from newsletter.send.providers.sendgrid import SendgridProvider
-from newsletter.send.providers.ses import SesProvider
-from newsletter.send.providers.smtp import SmtpProvider
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
 
 __all__ = ["PROVIDERS", "OutboxProvider", "Provider", "build_provider"]
 
-#: every provider by its config name; a new provider adds one entry here
-PROVIDERS: dict[str, type[Provider]] = {
-    "brevo": BrevoProvider,
-    "outbox": OutboxProvider,
-    "postmark": PostmarkProvider,
-    "mailgun": MailgunProvider,
-    "resend": ResendProvider,
-    "sendgrid": SendgridProvider,
-    "ses": SesProvider,
-    "smtp": SmtpProvider,
-}
+#: every provider by its own ``name``, found in this package's modules (sorted by module)
+# an abstract base is what discover() looks for subclasses of (mypy #4717)
+PROVIDERS: dict[str, type[Provider]] = discover(__name__, __path__, Provider, "name")  # type: ignore[type-abstract]
 
 
 def build_provider(settings: Settings) -> Provider:

@@ -15,6 +15,7 @@ from newsletter.models import OutgoingMessage, SendResult
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
+    from newsletter.config.providers import ProviderBase
 
 __all__ = ["Found", "Probe", "Provider"]
 
@@ -38,7 +39,8 @@ Found = dict[int, str | None]
 class Provider(abc.ABC):
     """Sends batches of personalized messages; one required method, :meth:`send_batch`.
 
-    Contract (``tests/test_provider_contract.py`` checks it for every registered provider):
+    Contract (``tests/send/providers/test_contract.py`` checks it for every registered
+    provider):
 
     - :meth:`send_batch` returns exactly one :class:`SendResult` per message, in the order
       given, each carrying that message's ``delivery_id``. ``ACCEPTED`` means the provider
@@ -64,8 +66,12 @@ class Provider(abc.ABC):
       files. Subclasses that override :meth:`aclose` call ``await super().aclose()``.
     """
 
-    #: registry name, as written in ``[provider] name = ...``
+    #: registry name, as written in ``[provider] name = ...``; the registry
+    #: (:data:`newsletter.send.providers.PROVIDERS`) is keyed by it
     name: ClassVar[str]
+    #: the model of the ``[provider]`` table, validated when ``name`` picks this class;
+    #: its ``name`` field defaults to the class's :attr:`name`
+    config_type: ClassVar[type[ProviderBase]]
     #: the largest batch :meth:`send_batch` accepts
     max_batch: ClassVar[int] = 1
     #: whether resending with the same ``idempotency_key`` is deduplicated

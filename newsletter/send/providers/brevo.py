@@ -39,8 +39,9 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, Self, Unpack
 
 import httpx
+from pydantic import Field
 
-from newsletter.config.providers import BrevoProviderConfig
+from newsletter.config.providers import HttpProviderBase
 from newsletter.errors import ProviderError
 from newsletter.models import OutgoingMessage, ResultStatus, SendResult
 from newsletter.send.providers.http import (
@@ -58,7 +59,7 @@ from newsletter.send.providers.idempotency import exchange_settled, gather_limit
 if TYPE_CHECKING:
     from newsletter.config import Settings
 
-__all__ = ["BrevoProvider"]
+__all__ = ["BrevoProvider", "BrevoProviderConfig"]
 
 PATH: Final = "/v3/smtp/email"
 #: message versions per request (batch-sending guide); one recipient each
@@ -90,6 +91,31 @@ def _contact(name: str, email: str) -> dict[str, str]:
     # Brevo documents names of at most 70 characters
     name = " ".join(name.split())[:70]
     return {"email": email, "name": name} if name else {"email": email}
+
+
+class BrevoProviderConfig(HttpProviderBase):
+    """``[provider] name = "brevo"``: POST /v3/smtp/email, messageVersions (1000 versions,
+    2000 recipients a call)."""
+
+    name: Literal["brevo"] = Field(default="brevo", description='Selects Brevo: "brevo".')
+    api_key_env: str = Field(
+        default="BREVO_API_KEY",
+        description="Name of the environment variable holding the Brevo API key (sent as "
+        "the api-key header).",
+    )
+    unsubscribe_header: Literal["ours", "brevo"] = Field(
+        default="ours",
+        description='"ours" sends our per-recipient List-Unsubscribe headers, which Brevo '
+        'allows only one message per request; "brevo" leaves ours out, Brevo adds its own '
+        "and a batch travels as the messageVersions of one request.",
+    )
+    parallel_requests: int = Field(
+        default=10,
+        gt=0,
+        le=100,
+        description="Requests in flight at once within one batch (1 to 100).",
+    )
+    tags: tuple[str, ...] = Field(default=(), description="Brevo tags added to every message.")
 
 
 class BrevoProvider(HttpProvider):

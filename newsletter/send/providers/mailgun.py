@@ -21,11 +21,12 @@ import json
 import re
 from collections.abc import Collection, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, ClassVar, Final, Self, Unpack
+from typing import TYPE_CHECKING, ClassVar, Final, Literal, Self, Unpack
 
 import httpx
+from pydantic import Field
 
-from newsletter.config.providers import MailgunProviderConfig
+from newsletter.config.providers import HttpProviderBase
 from newsletter.models import OutgoingMessage, ResultStatus, SendResult
 from newsletter.send.providers.base import Probe
 from newsletter.send.providers.http import (
@@ -43,7 +44,7 @@ from newsletter.send.providers.http import (
 if TYPE_CHECKING:
     from newsletter.config import Settings
 
-__all__ = ["MailgunProvider"]
+__all__ = ["MailgunProvider", "MailgunProviderConfig"]
 
 HOSTS: Final = {"us": "https://api.mailgun.net", "eu": "https://api.eu.mailgun.net"}
 #: ids sent as ``v:`` variables (Mailgun returns them as user-variables in events)
@@ -78,6 +79,34 @@ def inert_text(text: str) -> str:
 def _variable(marker: str) -> str:
     """A recipient-variable name for a placeholder string or header name."""
     return _UNSAFE.sub("_", marker).strip("_").lower()
+
+
+class MailgunProviderConfig(HttpProviderBase):
+    """``[provider] name = "mailgun"``: POST /v3/{domain}/messages with
+    recipient-variables, up to 1000 a call."""
+
+    name: Literal["mailgun"] = Field(default="mailgun", description='Selects Mailgun: "mailgun".')
+    domain: str = Field(
+        min_length=3,
+        pattern=r"^[A-Za-z0-9.-]+$",
+        examples=["mg.example.org"],
+        description='The sending domain as set up in Mailgun, e.g. "mg.example.org".',
+    )
+    api_key_env: str = Field(
+        default="MAILGUN_API_KEY",
+        description="Name of the environment variable holding the Mailgun private API key.",
+    )
+    region: Literal["us", "eu"] = Field(
+        default="us",
+        description='"eu" sends through api.eu.mailgun.net, "us" through api.mailgun.net; '
+        "base_url wins over it.",
+    )
+    tags: tuple[str, ...] = Field(
+        default=(),
+        max_length=2,
+        description="o:tag values added to every message, at most 2 (the segment's name is "
+        "always added; Mailgun allows 3).",
+    )
 
 
 class MailgunProvider(HttpProvider):

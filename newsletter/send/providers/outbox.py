@@ -8,9 +8,12 @@ import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, Self
 
-from newsletter.config import OutboxProviderConfig
+from pydantic import Field
+
+from newsletter.config.base import RelPath
+from newsletter.config.providers import ProviderBase
 from newsletter.errors import ProviderError
 from newsletter.models import OutgoingMessage, ResultStatus, SendResult
 from newsletter.send import mime as message
@@ -20,7 +23,7 @@ from newsletter.send.providers.configured import check_batch_size
 if TYPE_CHECKING:
     from newsletter.config import Settings
 
-__all__ = ["OutboxProvider"]
+__all__ = ["OutboxProvider", "OutboxProviderConfig"]
 
 #: folder for messages that belong to no edition (test sends, ad-hoc mails)
 ADHOC: Final = "adhoc"
@@ -37,6 +40,24 @@ def _valid_recipient(addr: str) -> bool:
     return bool(at and local and domain) and not any(c.isspace() for c in addr)
 
 
+class OutboxProviderConfig(ProviderBase):
+    """``[provider] name = "outbox"``, the default: one .eml per message in a folder, no
+    sending."""
+
+    name: Literal["outbox"] = Field(
+        default="outbox", description='Selects the outbox, which writes files: "outbox".'
+    )
+    path: RelPath = Field(
+        default=Path("outbox"),
+        description="Folder the .eml files are written into, relative to the config file.",
+    )
+    batch_size: int | None = Field(
+        default=200,
+        gt=0,
+        description="Messages written in one batch (at most 1000, the outbox's limit).",
+    )
+
+
 class OutboxProvider(Provider):
     """Writes one .eml per message under ``folder/<edition label or "adhoc">/``.
 
@@ -50,6 +71,7 @@ class OutboxProvider(Provider):
     name: ClassVar[str] = "outbox"
     max_batch: ClassVar[int] = 1000
     supports_idempotency: ClassVar[bool] = True
+    config_type: ClassVar[type[OutboxProviderConfig]] = OutboxProviderConfig
 
     def __init__(self, folder: Path, *, fsync: bool = False) -> None:
         self.folder = folder

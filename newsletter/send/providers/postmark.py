@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, ClassVar, Final, Self, Unpack
+from typing import TYPE_CHECKING, ClassVar, Final, Literal, Self, Unpack
 
 import httpx
+from pydantic import Field
 
-from newsletter.config.providers import PostmarkProviderConfig
+from newsletter.config.providers import HttpProviderBase
 from newsletter.errors import ProviderError
 from newsletter.models import OutgoingMessage, ResultStatus, SendResult
 from newsletter.send.providers.base import Probe
@@ -34,7 +35,7 @@ from newsletter.send.providers.http import (
 if TYPE_CHECKING:
     from newsletter.config import Settings
 
-__all__ = ["PostmarkProvider", "json_array"]
+__all__ = ["PostmarkProvider", "PostmarkProviderConfig", "json_array"]
 
 #: the batch endpoint takes at most 50 MB per call; stay clearly below it
 MAX_PAYLOAD: Final = 45 * 1024 * 1024
@@ -71,6 +72,30 @@ async def _streamed_array(parts: Sequence[bytes]) -> AsyncIterator[bytes]:
             piece, size = [], 0
     piece.append(b"]")
     yield b"".join(piece)
+
+
+class PostmarkProviderConfig(HttpProviderBase):
+    """``[provider] name = "postmark"``: POST /email/batch, up to 500 messages a request."""
+
+    name: Literal["postmark"] = Field(
+        default="postmark", description='Selects Postmark: "postmark".'
+    )
+    token_env: str = Field(
+        default="POSTMARK_SERVER_TOKEN",
+        description="Name of the environment variable holding the Postmark Server API token.",
+    )
+    message_stream: str = Field(
+        default="broadcast",
+        min_length=1,
+        description="Postmark message stream the digests go out on; newsletters belong on "
+        "a broadcast stream, not the transactional one.",
+    )
+    tag: str | None = Field(
+        default=None,
+        max_length=1000,
+        description="Postmark Tag set on every message, for its statistics; unset means "
+        "the segment's name.",
+    )
 
 
 class PostmarkProvider(HttpProvider):

@@ -25,11 +25,12 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Self, Unpack
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, Self, Unpack
 
 import httpx
+from pydantic import Field
 
-from newsletter.config.providers import ResendProviderConfig
+from newsletter.config.providers import HttpProviderBase
 from newsletter.models import OutgoingMessage, ResultStatus, SendResult
 from newsletter.send.providers.http import (
     ERROR_LIMIT,
@@ -49,7 +50,7 @@ from newsletter.send.providers.idempotency import exchange_settled, request_key
 if TYPE_CHECKING:
     from newsletter.config import Settings
 
-__all__ = ["ResendProvider"]
+__all__ = ["ResendProvider", "ResendProviderConfig"]
 
 PATH: Final = "/emails/batch"
 #: metadata sent as Resend tags, so webhooks can be matched to deliveries
@@ -70,6 +71,18 @@ def _tag(name: str, value: str) -> dict[str, str]:
 def _error_name(response: httpx.Response) -> str:
     body = json_body(response)
     return str(body.get("name", "")) if isinstance(body, dict) else ""
+
+
+class ResendProviderConfig(HttpProviderBase):
+    """``[provider] name = "resend"``: POST /emails/batch, up to 100 emails a call, with an
+    ``Idempotency-Key`` header."""
+
+    name: Literal["resend"] = Field(default="resend", description='Selects Resend: "resend".')
+    api_key_env: str = Field(
+        default="RESEND_API_KEY",
+        description="Name of the environment variable holding the Resend API key (sent as "
+        "a Bearer token).",
+    )
 
 
 class ResendProvider(HttpProvider):

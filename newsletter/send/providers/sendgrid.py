@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Self, Unpack
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, Self, Unpack
 
 import httpx
+from pydantic import Field
 
-from newsletter.config.providers import SendgridProviderConfig
+from newsletter.config.providers import HttpProviderBase
 from newsletter.models import OutgoingMessage, ResultStatus, SendResult
 from newsletter.send.providers.http import (
     ERROR_LIMIT,
@@ -34,12 +35,36 @@ from newsletter.send.providers.http import (
 if TYPE_CHECKING:
     from newsletter.config import Settings
 
-__all__ = ["SendgridProvider"]
+__all__ = ["SendgridProvider", "SendgridProviderConfig"]
 
 HOSTS: Final = {"global": "https://api.sendgrid.com", "eu": "https://api.eu.sendgrid.com"}
 #: custom_args sent per recipient (SendGrid echoes them in every event)
 CUSTOM_ARGS: Final = ("edition_id", "subscriber_id")
 _PERSONALIZATION = re.compile(r"\bpersonalizations\.(\d+)\.")
+
+
+class SendgridProviderConfig(HttpProviderBase):
+    """``[provider] name = "sendgrid"``: POST /v3/mail/send, one body and up to 1000
+    personalizations a request."""
+
+    name: Literal["sendgrid"] = Field(
+        default="sendgrid", description='Selects SendGrid: "sendgrid".'
+    )
+    api_key_env: str = Field(
+        default="SENDGRID_API_KEY",
+        description="Name of the environment variable holding the SendGrid API key.",
+    )
+    region: Literal["global", "eu"] = Field(
+        default="global",
+        description='"eu" sends through api.eu.sendgrid.com (an EU-pinned subuser), '
+        '"global" through api.sendgrid.com; base_url wins over it.',
+    )
+    categories: tuple[str, ...] = Field(
+        default=(),
+        max_length=9,
+        description="Categories added to every message, at most 9 (the segment's name is "
+        "always added as well).",
+    )
 
 
 class SendgridProvider(HttpProvider):

@@ -38,12 +38,13 @@ import base64
 import re
 from collections.abc import Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Self, Unpack
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, Self, Unpack
 
 import httpx
 from httpx_auth import AWS4Auth
+from pydantic import Field
 
-from newsletter.config.providers import SesProviderConfig
+from newsletter.config.providers import HttpProviderBase
 from newsletter.errors import ProviderError
 from newsletter.models import OutgoingMessage, ResultStatus, SendResult
 from newsletter.send import mime as message
@@ -63,7 +64,7 @@ from newsletter.send.providers.idempotency import gather_limited
 if TYPE_CHECKING:
     from newsletter.config import Settings
 
-__all__ = ["SesProvider", "error_type"]
+__all__ = ["SesProvider", "SesProviderConfig", "error_type"]
 
 PATH: Final = "/v2/email/outbound-emails"
 RETRYABLE_ERRORS: Final = frozenset(
@@ -98,6 +99,42 @@ def error_type(response: httpx.Response) -> str:
 
 def _tag(name: str, value: str) -> dict[str, str]:
     return {"Name": name, "Value": _TAG_UNSAFE.sub("_", value)[:256] or "_"}
+
+
+class SesProviderConfig(HttpProviderBase):
+    """``[provider] name = "ses"``: Amazon SES v2 SendEmail with our raw MIME, signed with
+    SigV4."""
+
+    name: Literal["ses"] = Field(default="ses", description='Selects Amazon SES v2: "ses".')
+    region: str = Field(
+        pattern=r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$",
+        examples=["eu-central-1"],
+        description='AWS region of the SES account, e.g. "eu-central-1".',
+    )
+    access_key_id_env: str = Field(
+        default="AWS_ACCESS_KEY_ID",
+        description="Name of the environment variable holding the AWS access key id.",
+    )
+    secret_access_key_env: str = Field(
+        default="AWS_SECRET_ACCESS_KEY",
+        description="Name of the environment variable holding the AWS secret access key.",
+    )
+    session_token_env: str | None = Field(
+        default=None,
+        description="Name of the environment variable holding a session token (temporary "
+        "STS credentials); unset means none is sent.",
+    )
+    configuration_set: str | None = Field(
+        default=None,
+        description="SES configuration set of every message (event publishing, dedicated "
+        "IPs); unset means the account's default.",
+    )
+    parallel_requests: int = Field(
+        default=10,
+        gt=0,
+        le=100,
+        description="SendEmail requests in flight at once within one batch (1 to 100).",
+    )
 
 
 class SesProvider(HttpProvider):

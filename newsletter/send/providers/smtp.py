@@ -32,8 +32,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, Self
 
 import aiosmtplib
+from pydantic import Field, model_validator
 
-from newsletter.config.providers import SmtpProviderConfig
+from newsletter.config.base import RelPath
+from newsletter.config.providers import ProviderBase
 from newsletter.errors import ConfigError, ProviderError
 from newsletter.models import OutgoingMessage, ResultStatus, SendResult
 from newsletter.send import mime as message
@@ -43,7 +45,7 @@ from newsletter.send.providers.configured import check_batch_size, env_secret, w
 if TYPE_CHECKING:
     from newsletter.config import Settings
 
-__all__ = ["DEFAULT_PORTS", "SmtpProvider"]
+__all__ = ["DEFAULT_PORTS", "SmtpProvider", "SmtpProviderConfig"]
 
 Security = Literal["starttls", "tls", "none"]
 
@@ -53,6 +55,64 @@ DEFAULT_PORTS: Final[dict[str, int]] = {"starttls": 587, "tls": 465, "none": 25}
 _CLOSING: Final = 421
 #: reply code for "message too large" (RFC 1870), sent at MAIL when SIZE is announced
 _TOO_LARGE: Final = 552
+
+
+class SmtpProviderConfig(ProviderBase):
+    """``[provider] name = "smtp"``: an SMTP server (the cluster's own, or a relay)."""
+
+    name: Literal["smtp"] = Field(default="smtp", description='Selects SMTP: "smtp".')
+    host: str = Field(
+        min_length=1,
+        examples=["smtp.example.org"],
+        description="Host name or address of the SMTP server.",
+    )
+    port: int | None = Field(
+        default=None,
+        gt=0,
+        lt=65536,
+        description="TCP port of the server; unset means 587 with starttls, 465 with tls "
+        "and 25 with none.",
+    )
+    security: Security = Field(
+        default="starttls",
+        description='"starttls" upgrades a plain connection and refuses a server without '
+        'STARTTLS, "tls" speaks TLS from the first byte, "none" sends plain text (for a '
+        "relay on the same host).",
+    )
+    username: str | None = Field(
+        default=None,
+        description="User name to log in with, set together with password_env; unset "
+        "means no login.",
+    )
+    password_env: str | None = Field(
+        default=None,
+        description="Name of the environment variable holding the password (required "
+        "with username).",
+    )
+    ca_file: RelPath | None = Field(
+        default=None,
+        description="PEM file of the CA that signed a private server's certificate, "
+        "relative to the config file; unset means the system's trusted CAs.",
+    )
+    timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds allowed for connecting and for each SMTP reply.",
+    )
+    local_hostname: str | None = Field(
+        default=None,
+        description="Name sent in EHLO; unset means this machine's fully qualified name.",
+    )
+    envelope_from: str | None = Field(
+        default=None,
+        description="MAIL FROM (bounce) address; unset means each message's From address.",
+    )
+
+    @model_validator(mode="after")
+    def _login_pair(self) -> SmtpProviderConfig:
+        if (self.username is None) != (self.password_env is None):
+            raise ValueError("username and password_env must be set together")
+        return self
 
 
 class _Dropped(Exception):
@@ -109,6 +169,7 @@ class SmtpProvider(Provider):
     #: often limit messages per connection, and the reconnect rule covers one such cut
     max_batch: ClassVar[int] = 100
     supports_idempotency: ClassVar[bool] = False
+    config_type: ClassVar[type[SmtpProviderConfig]] = SmtpProviderConfig
 
     def __init__(
         self,

@@ -27,7 +27,14 @@ import yaml
 
 from newsletter.send.providers.brevo import BrevoProvider
 from send.providers.specserver import SPECS, Answer, Recorded, SpecServer, spec_server
-from send.providers.support import Contract, Received, accepted, lower_keys
+from send.providers.support import (
+    LOST_ANSWER_TIMEOUT,
+    Contract,
+    LostAnswer,
+    Received,
+    accepted,
+    lower_keys,
+)
 
 API_KEY = "xkeysib-test-key"
 SPEC = SPECS / "brevo" / "swagger.yaml"
@@ -175,3 +182,10 @@ def contract_factory(tmp_path: Path) -> Iterator[Contract]:
         provider = BrevoProvider(API_KEY, base_url=server.base_url, timeout=5, resend_pause=0)
         yield Contract(provider, lambda: received(server))
         assert server.invalid == [], server.invalid[0].error
+
+
+#: for test_lost_answers.py: this provider, its requests for two messages
+LOST_ANSWER = LostAnswer(
+    lambda url: BrevoProvider(API_KEY, base_url=url, timeout=LOST_ANSWER_TIMEOUT, resend_pause=0),
+    requests=2,
+)

@@ -33,7 +33,15 @@ from send.providers.specserver import (
     SpecServer,
     spec_server,
 )
-from send.providers.support import Contract, Received, accepted, lower_keys, mailbox_parts
+from send.providers.support import (
+    LOST_ANSWER_TIMEOUT,
+    Contract,
+    LostAnswer,
+    Received,
+    accepted,
+    lower_keys,
+    mailbox_parts,
+)
 
 SPEC = SPECS / "mailgun" / "openapi.yaml"
 API_KEY = "key-test-mailgun-example"
@@ -200,3 +208,10 @@ def contract_factory(tmp_path: Path) -> Iterator[Contract]:
         # not closed here: its connections belong to the event loop the test ran and closed
         yield Contract(provider, lambda: received(server))
         assert server.invalid == [], server.invalid[0].error
+
+
+#: for test_lost_answers.py: this provider, its requests for two messages
+LOST_ANSWER = LostAnswer(
+    lambda url: MailgunProvider(API_KEY, DOMAIN, base_url=url, timeout=LOST_ANSWER_TIMEOUT),
+    requests=1,
+)

@@ -23,7 +23,14 @@ from pathlib import Path
 
 from newsletter.send.providers.postmark import PostmarkProvider
 from send.providers.specserver import Answer, JsonSchemaValidator, Recorded, SpecServer, spec_server
-from send.providers.support import Contract, Received, accepted, mailbox_parts
+from send.providers.support import (
+    LOST_ANSWER_TIMEOUT,
+    Contract,
+    LostAnswer,
+    Received,
+    accepted,
+    mailbox_parts,
+)
 
 SCHEMA = json.loads((Path(__file__).parent / "postmark_schema.json").read_text(encoding="utf-8"))
 TOKEN = "pm-test-server-token"
@@ -205,3 +212,9 @@ def contract_factory(tmp_path: Path) -> Iterator[Contract]:
         # not closed here: its connections belong to the event loop the test ran and closed
         yield Contract(provider, lambda: received(server))
         assert server.invalid == [], server.invalid[0].error
+
+
+#: for test_lost_answers.py: this provider, its requests for two messages
+LOST_ANSWER = LostAnswer(
+    lambda url: PostmarkProvider(TOKEN, base_url=url, timeout=LOST_ANSWER_TIMEOUT), requests=1
+)

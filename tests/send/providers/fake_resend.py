@@ -31,7 +31,15 @@ from send.providers.specserver import (
     SpecServer,
     spec_server,
 )
-from send.providers.support import Contract, Received, accepted, lower_keys, mailbox_parts
+from send.providers.support import (
+    LOST_ANSWER_TIMEOUT,
+    Contract,
+    LostAnswer,
+    Received,
+    accepted,
+    lower_keys,
+    mailbox_parts,
+)
 
 API_KEY = "re_test_key"
 SPEC = SPECS / "resend" / "resend.yaml"
@@ -157,3 +165,10 @@ def contract_factory(tmp_path: Path) -> Iterator[Contract]:
         provider = ResendProvider(API_KEY, base_url=server.base_url, timeout=5, resend_pause=0)
         yield Contract(provider, lambda: received(server))
         assert server.invalid == [], server.invalid[0].error
+
+
+#: for test_lost_answers.py: this provider, its requests for two messages
+LOST_ANSWER = LostAnswer(
+    lambda url: ResendProvider(API_KEY, base_url=url, timeout=LOST_ANSWER_TIMEOUT, resend_pause=0),
+    requests=1,
+)

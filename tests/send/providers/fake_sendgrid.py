@@ -25,7 +25,14 @@ from send.providers.specserver import (
     SpecServer,
     spec_server,
 )
-from send.providers.support import Contract, Received, accepted, lower_keys
+from send.providers.support import (
+    LOST_ANSWER_TIMEOUT,
+    Contract,
+    LostAnswer,
+    Received,
+    accepted,
+    lower_keys,
+)
 
 SPEC = SPECS / "sendgrid" / "spec" / "json" / "tsg_mail_v3.json"
 API_KEY = "SG.test-key.example"
@@ -144,3 +151,9 @@ def contract_factory(tmp_path: Path) -> Iterator[Contract]:
         for request in server.invalid:
             assert request.error_paths, request.error
             assert all(p.endswith(".email") for p in request.error_paths), request.error
+
+
+#: for test_lost_answers.py: this provider, its requests for two messages
+LOST_ANSWER = LostAnswer(
+    lambda url: SendgridProvider(API_KEY, base_url=url, timeout=LOST_ANSWER_TIMEOUT), requests=1
+)

@@ -25,7 +25,14 @@ from typing import Any
 from newsletter.send.providers.ses import SesProvider
 from send.providers.aws import ServiceModelValidator, load_model, verify_sigv4
 from send.providers.specserver import SPECS, Answer, Recorded, SpecServer, spec_server
-from send.providers.support import Contract, Received, accepted, from_mime
+from send.providers.support import (
+    LOST_ANSWER_TIMEOUT,
+    Contract,
+    LostAnswer,
+    Received,
+    accepted,
+    from_mime,
+)
 
 MODEL = SPECS / "amazon-ses-v2" / "service-2.json"
 # AWS's documented example credentials: not a real key
@@ -143,3 +150,12 @@ def contract_factory(tmp_path: Path) -> Iterator[Contract]:
     with serve() as server:
         yield Contract(provider_for(server), lambda: received(server))
         assert server.invalid == [], server.invalid[0].error
+
+
+#: for test_lost_answers.py: this provider, its requests for two messages
+LOST_ANSWER = LostAnswer(
+    lambda url: SesProvider(
+        ACCESS_KEY, SECRET_KEY, REGION, base_url=url, timeout=LOST_ANSWER_TIMEOUT
+    ),
+    requests=2,
+)

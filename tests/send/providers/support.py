@@ -13,13 +13,16 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
 from email.utils import parseaddr
+from typing import Any
 
 from newsletter.models import OutgoingMessage, ResultStatus, SendResult
 from newsletter.send.providers.base import Provider
+from newsletter.send.providers.http import HttpProvider
 from send.providers.specvalidators import Recorded
 
 
@@ -43,6 +46,41 @@ class Contract:
 
     provider: Provider
     received: Callable[[], list[Received]]
+
+
+@dataclass(frozen=True)
+class StandIn:
+    """How the shared ``server`` fixture (``conftest.py``) starts a module's stand-in.
+
+    A ``test_<provider>.py`` module sets ``STAND_IN = StandIn(serve, ...)``: ``start`` is
+    the fake's context manager (``fake_<provider>.serve``, ``smtpserver.smtp_server``),
+    called with the module's ``fake`` fixture first when ``with_fake``, then ``options``.
+    With ``spec_checked`` (the default), the test fails if the spec-checking server saw a
+    request that breaks the provider's spec (a test that sends one on purpose is marked
+    ``spec_invalid``); a server that checks no spec (SMTP) turns it off.
+    """
+
+    start: Callable[..., AbstractContextManager[Any]]
+    with_fake: bool = False
+    options: Mapping[str, Any] = field(default_factory=dict)
+    spec_checked: bool = True
+
+
+#: client timeout for every phase in ``test_lost_answers.py`` (its late answers take 5 s)
+LOST_ANSWER_TIMEOUT = 0.2
+
+
+@dataclass(frozen=True)
+class LostAnswer:
+    """How ``test_lost_answers.py`` runs an HTTP adapter against its fake (``serve()``).
+
+    Each ``fake_<provider>.py`` of an HTTP provider sets ``LOST_ANSWER``: ``build(url)``
+    is the provider pointed at ``url`` with :data:`LOST_ANSWER_TIMEOUT`, ``requests`` the
+    API requests that the test's two messages take before any resend.
+    """
+
+    build: Callable[[str], HttpProvider]
+    requests: int
 
 
 def mailbox_parts(value: str) -> tuple[str, str]:

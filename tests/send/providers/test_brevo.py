@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
@@ -16,7 +16,7 @@ from newsletter.send.providers.brevo import BrevoProvider
 from newsletter.send.providers.idempotency import request_key
 from send.providers.fake_brevo import API_KEY, FakeBrevo, serve
 from send.providers.specserver import Answer, Recorded, SpecServer
-from send.providers.support import make_message, statuses
+from send.providers.support import StandIn, make_message, statuses
 from send.providers.support import send_batches as send
 
 A, P, R = ResultStatus.ACCEPTED, ResultStatus.PERMANENT, ResultStatus.RETRYABLE
@@ -27,11 +27,7 @@ def fake() -> FakeBrevo:
     return FakeBrevo()
 
 
-@pytest.fixture
-def server(fake: FakeBrevo) -> Iterator[SpecServer]:
-    with serve(fake) as running:
-        yield running
-        assert running.invalid == [], running.invalid[0].error
+STAND_IN = StandIn(serve, with_fake=True)
 
 
 def provider_for(server: SpecServer, **options: object) -> BrevoProvider:

@@ -1,12 +1,15 @@
 """The provider contract, run against every registered provider (outbox specifics:
-``providers/test_outbox.py``).
+``test_outbox.py``).
 
-To cover a new provider, add a factory to ``FACTORIES``: a context manager that starts
-whatever the provider talks to (for an HTTP API, a local ``http.server`` on 127.0.0.1,
-port 0, that imitates the endpoint and rejects the address ``INVALID``) and yields a
-:class:`~providers.support.Contract`: the provider pointed at it, and a function listing
-what the service received (:class:`~providers.support.Received`, one per message).
-``test_every_registered_provider_has_a_factory`` fails until that is done.
+The factories are found, not listed: every ``fake_<provider name>.py`` beside this module
+exposes ``contract_factory``, and the two providers that speak no HTTP API (outbox, smtp)
+have theirs here. A factory is a context manager that starts whatever the provider talks
+to (for an HTTP API, a local ``http.server`` on 127.0.0.1, port 0, that imitates the
+endpoint and rejects the address ``INVALID``) and yields a
+:class:`~send.providers.support.Contract`: the provider pointed at it, and a function
+listing what the service received (:class:`~send.providers.support.Received`, one per
+message). ``test_every_registered_provider_has_a_factory`` fails until a new provider's
+fake has one.
 """
 
 from __future__ import annotations
@@ -64,28 +67,22 @@ def _smtp(tmp_path: Path) -> Iterator[Contract]:
         )
 
 
-def _fake(module: str) -> Callable[[Path], AbstractContextManager[Contract]]:
-    """The contract factory of ``tests/providers/fake_<module>.py`` (imported when used)."""
-
-    def factory(tmp_path: Path) -> AbstractContextManager[Contract]:
-        found: Callable[[Path], AbstractContextManager[Contract]] = importlib.import_module(
-            f"send.providers.fake_{module}"
-        ).contract_factory
-        return found(tmp_path)
-
-    return factory
+Factory = Callable[[Path], AbstractContextManager[Contract]]
 
 
-FACTORIES: dict[str, Callable[[Path], AbstractContextManager[Contract]]] = {
-    "brevo": _fake("brevo"),
-    "outbox": _outbox,
-    "postmark": _fake("postmark"),
-    "resend": _fake("resend"),
-    "sendgrid": _fake("sendgrid"),
-    "ses": _fake("ses"),
-    "mailgun": _fake("mailgun"),
-    "smtp": _smtp,
-}
+def _fake_factories() -> dict[str, Factory]:
+    """The ``contract_factory`` of every ``fake_<provider name>.py`` in this folder."""
+    found: dict[str, Factory] = {}
+    for path in sorted(Path(__file__).parent.glob("fake_*.py")):
+        module = importlib.import_module(f"send.providers.{path.stem}")
+        factory = getattr(module, "contract_factory", None)
+        if factory is not None:
+            found[path.stem.removeprefix("fake_")] = factory
+    return found
+
+
+#: how to wire each provider to a stand-in: the non-HTTP ones here, the rest from fakes
+FACTORIES: dict[str, Factory] = {"outbox": _outbox, "smtp": _smtp, **_fake_factories()}
 
 
 @pytest.fixture(params=sorted(PROVIDERS))
@@ -93,7 +90,10 @@ def contract(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Contrac
     """Each registered provider, wired to a local stand-in for its service."""
     factory = FACTORIES.get(request.param)
     if factory is None:
-        pytest.fail(f"provider {request.param!r} has no contract factory in FACTORIES")
+        pytest.fail(
+            f"provider {request.param!r} has no contract factory: give "
+            f"fake_{request.param}.py a contract_factory"
+        )
     with factory(tmp_path) as made:
         assert isinstance(made.provider, PROVIDERS[request.param])
         yield made
@@ -109,7 +109,9 @@ def provider(contract: Contract) -> Provider:
 
 
 def test_every_registered_provider_has_a_factory() -> None:
-    assert set(FACTORIES) == set(PROVIDERS)
+    missing = sorted(set(PROVIDERS) - set(FACTORIES))
+    assert not missing, f"no contract_factory in fake_<name>.py for: {missing}"
+    assert set(FACTORIES) == set(PROVIDERS), "a fake for a provider that is not registered"
 
 
 def test_registry_classes_declare_the_interface() -> None:

@@ -11,7 +11,6 @@ import httpx
 import pytest
 
 from newsletter.config import Settings
-from newsletter.config.providers import PostmarkProviderConfig
 from newsletter.errors import ConfigError, ProviderError
 from newsletter.models import ResultStatus
 from newsletter.send.providers import build_provider
@@ -23,7 +22,7 @@ from newsletter.send.providers.http import (
     parse_retry_after,
     retry_after_from,
 )
-from newsletter.send.providers.postmark import PostmarkProvider
+from newsletter.send.providers.postmark import PostmarkProvider, PostmarkProviderConfig
 from send.providers.composed import composed
 
 NOW = datetime(2026, 11, 28, 8, 0, tzinfo=UTC).timestamp()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.utils import parseaddr
 
 import pytest
@@ -17,13 +17,9 @@ from newsletter.send.providers.mailgun import MailgunProvider
 from send.providers.composed import NONCE, VARIANT, composed
 from send.providers.fake_mailgun import API_KEY, DOMAIN, expand, serve
 from send.providers.specserver import Answer, SpecServer
+from send.providers.support import StandIn
 
-
-@pytest.fixture
-def server() -> Iterator[SpecServer]:
-    with serve() as srv:
-        yield srv
-        assert srv.invalid == [], srv.invalid[0].error
+STAND_IN = StandIn(serve)
 
 
 def send(

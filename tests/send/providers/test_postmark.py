@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from email.utils import parseaddr
 from typing import Any, TypeVar
 
@@ -23,6 +23,7 @@ from newsletter.send.providers.postmark import (
 from send.providers.composed import composed
 from send.providers.fake_postmark import TOKEN, serve
 from send.providers.specserver import Answer, SpecServer
+from send.providers.support import StandIn
 
 T = TypeVar("T")
 
@@ -32,11 +33,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
-@pytest.fixture
-def server() -> Iterator[SpecServer]:
-    with serve(inactive={"bounced@example.org"}) as srv:
-        yield srv
-        assert srv.invalid == [], srv.invalid[0].error
+STAND_IN = StandIn(serve, options={"inactive": {"bounced@example.org"}})
 
 
 @pytest.fixture

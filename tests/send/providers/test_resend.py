@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
@@ -16,7 +16,7 @@ from newsletter.send.providers.idempotency import request_key
 from newsletter.send.providers.resend import ResendProvider
 from send.providers.fake_resend import API_KEY, INVALID_TO, FakeResend, serve
 from send.providers.specserver import Answer, Recorded, SpecServer
-from send.providers.support import make_message, statuses
+from send.providers.support import StandIn, make_message, statuses
 from send.providers.support import send_batches as send
 
 A, P, R = ResultStatus.ACCEPTED, ResultStatus.PERMANENT, ResultStatus.RETRYABLE
@@ -27,11 +27,7 @@ def fake() -> FakeResend:
     return FakeResend()
 
 
-@pytest.fixture
-def server(fake: FakeResend) -> Iterator[SpecServer]:
-    with serve(fake) as running:
-        yield running
-        assert running.invalid == [], running.invalid[0].error
+STAND_IN = StandIn(serve, with_fake=True)
 
 
 def provider_for(server: SpecServer, **options: object) -> ResendProvider:

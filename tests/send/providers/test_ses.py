@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -26,7 +26,7 @@ from send.providers.fake_ses import (
     serve,
 )
 from send.providers.specserver import Answer, Recorded, SpecServer
-from send.providers.support import make_message, statuses
+from send.providers.support import StandIn, make_message, statuses
 from send.providers.support import send_batches as send
 
 A, P, R = ResultStatus.ACCEPTED, ResultStatus.PERMANENT, ResultStatus.RETRYABLE
@@ -37,11 +37,7 @@ def fake() -> FakeSes:
     return FakeSes()
 
 
-@pytest.fixture
-def server(fake: FakeSes) -> Iterator[SpecServer]:
-    with serve(fake) as running:
-        yield running
-        assert running.invalid == [], running.invalid[0].error
+STAND_IN = StandIn(serve, with_fake=True)
 
 
 def test_each_message_is_a_signed_raw_send_email(server: SpecServer, fake: FakeSes) -> None:

@@ -6,7 +6,7 @@ import asyncio
 import email
 import email.policy
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -18,16 +18,13 @@ from newsletter.models import ResultStatus, SendResult
 from newsletter.send.providers import build_provider
 from newsletter.send.providers.smtp import SmtpProvider
 from send.providers.smtpserver import SmtpServer, smtp_server
-from send.providers.support import make_message, statuses
+from send.providers.support import StandIn, make_message, statuses
 from send.providers.support import send_batches as run
 
 PASSWORD = "correct horse"
 
 
-@pytest.fixture
-def server() -> Iterator[SmtpServer]:
-    with smtp_server() as running:
-        yield running
+STAND_IN = StandIn(smtp_server, spec_checked=False)
 
 
 def provider_for(server: SmtpServer, **options: object) -> SmtpProvider:
