@@ -51,3 +51,7 @@ class Gather(Model):
     max_bytes: int = Field(default=10_000_000, gt=0)
     #: most redirects one fetch follows
     max_redirects: int = Field(default=5, ge=0, le=20)
+    #: sources fetched at the same time, in all
+    concurrency: int = Field(default=16, ge=1, le=256)
+    #: requests to one host at the same time (so one slow host cannot hold the rest)
+    per_host: int = Field(default=4, ge=1, le=64)
