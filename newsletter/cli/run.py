@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import TaskID
 
-from newsletter.audience.explain import explain
 from newsletter.cli.app import _ids, _progress, app, err, now, opened, out, settings
 from newsletter.cli.output import print_table, safe
-from newsletter.digest import DigestReport, preview, run_digest
-from newsletter.gather.run import GatherReport, gather
-from newsletter.render.screenshots import Shot, preview_with_screenshots
+
+if TYPE_CHECKING:
+    from newsletter.digest import DigestReport
+    from newsletter.gather.run import GatherReport
 
 
 def _print_gather(report: GatherReport) -> None:
@@ -34,6 +33,8 @@ def gather_cmd(
     ] = None,
 ) -> None:
     """Fetch every configured source and store new or changed items."""
+    from newsletter.gather.run import gather
+
     cfg = settings()
     with opened(cfg) as store, err.status("gathering…") as status:
         report = gather(
@@ -116,6 +117,10 @@ def digest_cmd(
     no_gather: Annotated[bool, typer.Option("--no-gather", help="Skip gathering first.")] = False,
 ) -> None:
     """Gather, then build and send this period's edition for each segment."""
+    from rich.progress import TaskID
+
+    from newsletter.digest import run_digest
+
     cfg = settings()
     with opened(cfg) as store, _progress() as bar:
         tasks: dict[str, TaskID] = {}
@@ -166,6 +171,11 @@ def preview_cmd(
     ] = True,
 ) -> None:
     """Render this period's digest for every (segment, locale) into HTML files and an index."""
+    import newsletter.digest  # noqa: F401  (first: digest and audience.explain import each other)
+    from newsletter.audience.explain import explain
+    from newsletter.digest import preview
+    from newsletter.render.screenshots import Shot, preview_with_screenshots
+
     cfg = settings()
     shots: list[Shot] = []
     with opened(cfg) as store:
