@@ -28,6 +28,8 @@ _ANY_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # bidirectional overrides and isolates reorder what a terminal shows ("Trojan Source"):
 # a one-line field (a title, a name) never needs them, and they are shown inert on output
 _BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
+# every character that starts an escape or is removed: a text without one needs no cleaning
+_SPECIAL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 # what XML 1.0 forbids outright (controls are gone already): surrogates, U+FFFE, U+FFFF
 _NOT_XML = re.compile("[\ud800-\udfff\ufffe\uffff]")
 
@@ -45,6 +47,8 @@ def clean_text(value: str | None) -> str:
     """
     if not value:
         return ""
+    if _SPECIAL.search(value) is None:  # the usual case: nothing to remove
+        return " ".join(value.split())
     text = _BIDI.sub("", _CONTROLS.sub("", strip_escapes(value).replace("\r", " ")))
     return " ".join(text.split())
 

@@ -73,6 +73,8 @@ def escape_cell(value: str) -> str:
 
 def unescape_cell(cell: str) -> str:
     """The value :func:`escape_cell` wrote as ``cell`` (the exact inverse)."""
+    if _QUOTE not in cell:  # only a quote is ever removed
+        return cell
     out: list[str] = []
     at_start = True
     i = 0

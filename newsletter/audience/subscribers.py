@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,6 +16,7 @@ from email_validator import EmailNotValidError, validate_email
 from newsletter.audience.csvfile import escape_cell, read_table
 from newsletter.config import Settings
 from newsletter.errors import ImportRowError, SubscriberError
+from newsletter.mailbox import simple_normalized
 from newsletter.models import NewSubscriber, Subscriber, SubscriberStatus
 from newsletter.store import Store
 from newsletter.textclean import clean_subscriber
@@ -43,6 +45,9 @@ COLUMN_LIMITS = {
 
 def normalize_email(raw: str) -> str:
     """A valid address in one canonical form (lower case), or SubscriberError."""
+    fast = simple_normalized(raw.strip())
+    if fast is not None:
+        return fast.lower()
     try:
         info = validate_email(raw.strip(), check_deliverability=False)
     except EmailNotValidError as exc:
@@ -53,11 +58,23 @@ def normalize_email(raw: str) -> str:
 def normalize_locale(raw: str, default: str) -> str:
     """A Babel-known locale identifier (``bg``, ``pt_BR``); empty means ``default``."""
     value = raw.strip().replace("-", "_") or default
+    if not _known_locale(value):
+        try:
+            Locale.parse(value)
+        except (UnknownLocaleError, ValueError) as exc:
+            raise SubscriberError(f"unknown locale {raw!r}") from exc
+    return value
+
+
+@functools.lru_cache(maxsize=1024)
+def _known_locale(value: str) -> bool:
+    """Whether Babel knows ``value`` (cached: an import asks for the same few thousands of
+    times)."""
     try:
         Locale.parse(value)
-    except (UnknownLocaleError, ValueError) as exc:
-        raise SubscriberError(f"unknown locale {raw!r}") from exc
-    return value
+    except (UnknownLocaleError, ValueError):
+        return False
+    return True
 
 
 def _split(value: str | None) -> tuple[str, ...]:
@@ -158,6 +175,7 @@ def import_csv(
     )
     report = ImportReport()
     seen: dict[str, int] = {}
+    batch: list[NewSubscriber] = []
     for row in table.rows:
         try:
             if row.error is not None:
@@ -171,9 +189,23 @@ def import_csv(
             report.errors.append(exc)
             continue
         seen[new.email] = row.line
-        outcome = store.subscribers.merge(new, now)
-        setattr(report, outcome, getattr(report, outcome) + 1)
+        batch.append(new)
+        if len(batch) >= IMPORT_BATCH:
+            _merge(store, batch, now, report)
+            batch = []
+    _merge(store, batch, now, report)
     return report
+
+
+#: rows merged per transaction: set queries and batched writes, no round trip per row
+IMPORT_BATCH = 5000
+
+
+def _merge(store: Store, batch: list[NewSubscriber], now: datetime, report: ImportReport) -> None:
+    if not batch:
+        return
+    for outcome in store.subscribers.merge_many(batch, now):
+        setattr(report, outcome, getattr(report, outcome) + 1)
 
 
 def export_csv(subscribers: Iterable[Subscriber], out: TextIO) -> int:

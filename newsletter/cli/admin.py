@@ -8,15 +8,6 @@ from typing import Annotated
 
 import typer
 
-from newsletter.audience.csvfile import text_encoding
-from newsletter.audience.privacy import erase
-from newsletter.audience.selfservice import purge_pending
-from newsletter.audience.subscribers import (
-    export_csv,
-    import_csv,
-    normalize_email,
-    normalize_locale,
-)
 from newsletter.cli.app import (
     db_app,
     editions_app,
@@ -29,14 +20,13 @@ from newsletter.cli.app import (
     subscribers_app,
 )
 from newsletter.cli.output import JsonOpt, print_json, print_table, safe
-from newsletter.models import NewSubscriber, SubscriberStatus
-from newsletter.store import db
-from newsletter.textclean import clean_subscriber
 
 ListOpt = Annotated[str | None, typer.Option("--list", help="Only subscribers on this list.")]
 
 
 def _encoding(value: str | None) -> str | None:
+    from newsletter.audience.csvfile import text_encoding
+
     try:
         return None if value is None else text_encoding(value)
     except ValueError as exc:
@@ -58,6 +48,8 @@ def import_cmd(
     ] = None,
 ) -> None:
     """Import subscribers from CSV: good rows are stored, bad rows reported with their line."""
+    from newsletter.audience.subscribers import import_csv
+
     cfg = settings()
     with opened(cfg) as store:
         report = import_csv(
@@ -86,6 +78,9 @@ def export_cmd(
     output: Annotated[Path | None, typer.Option("--out", help="File (default: stdout).")] = None,
 ) -> None:
     """Write subscribers as CSV (the same columns the import reads)."""
+    from newsletter.audience.subscribers import export_csv
+    from newsletter.models import SubscriberStatus
+
     cfg = settings()
     st = SubscriberStatus(status) if status else None
     with opened(cfg) as store:
@@ -112,6 +107,10 @@ def add_cmd(
     consent_source: Annotated[str, typer.Option(help="Where consent was given.")] = "cli",
 ) -> None:
     """Add one subscriber (active, consent recorded now)."""
+    from newsletter.audience.subscribers import normalize_email, normalize_locale
+    from newsletter.models import NewSubscriber
+    from newsletter.textclean import clean_subscriber
+
     cfg = settings()
     when = now()
     new = clean_subscriber(
@@ -143,6 +142,8 @@ def list_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Print subscribers: a table, tab-separated lines in a pipe, or JSON."""
+    from newsletter.models import SubscriberStatus
+
     cfg = settings()
     with opened(cfg) as store:
         st = SubscriberStatus(status) if status else None
@@ -167,6 +168,9 @@ def remove_cmd(
     ] = None,
 ) -> None:
     """Unsubscribe someone (or take them off one list); their record and history stay."""
+    from newsletter.audience.subscribers import normalize_email
+    from newsletter.models import SubscriberStatus
+
     cfg = settings()
     address = normalize_email(email)
     with opened(cfg) as store:
@@ -186,6 +190,9 @@ def erase_cmd(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Erase someone (GDPR Art. 17): their record and history go, a hashed suppression stays."""
+    from newsletter.audience.privacy import erase
+    from newsletter.audience.subscribers import normalize_email
+
     cfg = settings()
     address = normalize_email(email)
     if not yes:
@@ -211,6 +218,8 @@ def purge_pending_cmd() -> None:
 
     ``newsletter serve`` does this by itself at start and every few hours.
     """
+    from newsletter.audience.selfservice import purge_pending
+
     cfg = settings()
     with opened(cfg) as store:
         report = purge_pending(cfg, store, now())
@@ -313,6 +322,8 @@ def items_list(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the database schema to the newest version."""
+    from newsletter.store import db
+
     cfg = settings()
     engine = db.create_engine(cfg.database_url())
     try:

@@ -11,18 +11,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.logging import RichHandler
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from newsletter import config as config_mod
-from newsletter.config import Settings
-from newsletter.redact import MaskingFilter
-from newsletter.store import Store
 from newsletter.textclean import visible
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from newsletter.config import Settings
+    from newsletter.store import Store
+
+# commands import what they use when they run: `newsletter --help` loads none of it
 
 app = typer.Typer(
     help="Gather cluster news and send localized digests.",
@@ -71,6 +73,10 @@ def _main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show info logs.")] = False,
 ) -> None:
+    from rich.logging import RichHandler
+
+    from newsletter.redact import MaskingFilter
+
     state.config_path = config
     state.debug = debug
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
@@ -82,12 +88,16 @@ def _main(
 
 def settings() -> Settings:
     """The validated configuration for this invocation."""
+    from newsletter import config as config_mod
+
     return config_mod.load(state.config_path)
 
 
 @contextmanager
 def opened(cfg: Settings) -> Iterator[Store]:
     """The store of ``cfg``, migrated, closed afterwards."""
+    from newsletter.store import Store
+
     store = Store.open(cfg.database_url())
     try:
         yield store
@@ -101,6 +111,14 @@ def now() -> datetime:
 
 
 def _progress() -> Progress:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),

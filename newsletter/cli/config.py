@@ -8,7 +8,6 @@ import typer
 
 from newsletter.cli.app import app, out
 from newsletter.cli.output import JsonOpt, print_json, print_table, safe
-from newsletter.config.explain import explain
 
 config_app = typer.Typer(help="Explain the configuration keys.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
@@ -29,6 +28,8 @@ def explain_cmd(
 
     An unknown key exits 2 with the closest known keys as a hint.
     """
+    from newsletter.config.explain import explain  # pydantic: only for this command
+
     docs = explain(key)
     if as_json:
         print_json(docs)

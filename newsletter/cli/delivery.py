@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import TaskID
 
 from newsletter.cli.app import _progress, app, editions_app, now, opened, out, settings
 from newsletter.cli.output import JsonOpt, print_json, print_table, safe
-from newsletter.models import DeliveryStatus, EditionStatus, Progress
-from newsletter.send.compose import edition_label
-from newsletter.send.control import EditionReport, cancel_edition, edition_report, pause_edition
-from newsletter.send.engine import SendReport
-from newsletter.send.reconcile import DEFAULT_SETTLE, ReconcileReport
-from newsletter.send.worker import WorkerOptions, reconcile_edition, resume_edition, run_worker
+
+if TYPE_CHECKING:
+    from newsletter.models import DeliveryStatus, Progress
+    from newsletter.send.control import EditionReport
+    from newsletter.send.engine import SendReport
+    from newsletter.send.reconcile import ReconcileReport
 
 EditionId = Annotated[int, typer.Argument(help="Edition id (see `newsletter editions list`).")]
-SETTLE_SECONDS = DEFAULT_SETTLE.total_seconds()
+# newsletter.send.reconcile.DEFAULT_SETTLE, written out so that `--help` does not import
+# the sending stack (tests/cli/test_startup.py checks that the two agree)
+SETTLE_SECONDS = 120.0
 SettleOpt = Annotated[
     float,
     typer.Option(
@@ -58,6 +59,8 @@ def worker_cmd(
     Start as many as you like against one PostgreSQL database: they share editions
     without sending anything twice. A signal stops a worker after its current batches.
     """
+    from newsletter.send.worker import WorkerOptions, run_worker
+
     cfg = settings()
     options = WorkerOptions(
         once=once,
@@ -85,6 +88,8 @@ def worker_cmd(
 @editions_app.command("pause")
 def editions_pause(edition_id: EditionId) -> None:
     """Stop sending an edition after the batches in flight; resume continues from there."""
+    from newsletter.send.control import pause_edition
+
     cfg = settings()
     with opened(cfg) as store:
         e = pause_edition(store, edition_id, now())
@@ -95,6 +100,8 @@ def editions_pause(edition_id: EditionId) -> None:
 @editions_app.command("cancel")
 def editions_cancel(edition_id: EditionId) -> None:
     """Cancel an edition: rows not sent yet become skipped ("cancelled"), nothing more goes."""
+    from newsletter.send.control import cancel_edition
+
     cfg = settings()
     with opened(cfg) as store:
         res = cancel_edition(store, edition_id, now())
@@ -132,6 +139,10 @@ def editions_resume(
     With --resend-unknown, rows whose outcome is unknown are first looked up at the
     provider where it can tell (Postmark, Mailgun): only what never arrived goes again.
     """
+    from rich.progress import TaskID
+
+    from newsletter.send.worker import WorkerOptions, resume_edition
+
     cfg = settings()
     with _progress() as bar:
         task: TaskID | None = None
@@ -161,6 +172,8 @@ def editions_reconcile(
 ) -> None:
     """Ask the provider which unknown rows it accepted: those become sent, the ones it
     never got are queued again (`editions resume` sends them); nothing is sent here."""
+    from newsletter.send.worker import reconcile_edition
+
     rep = reconcile_edition(settings(), edition_id, settle=timedelta(seconds=settle))
     if as_json:
         print_json(
@@ -241,6 +254,9 @@ def _duration(value: timedelta | None) -> str:
 
 
 def _print_report(rep: EditionReport) -> None:
+    from newsletter.models import DeliveryStatus, EditionStatus
+    from newsletter.send.compose import edition_label
+
     e = rep.edition
     out.print(
         f"Edition {e.id}: {safe(e.segment)} {safe(e.period)} — {e.status.value}, "
@@ -299,6 +315,8 @@ def _print_report(rep: EditionReport) -> None:
 
 
 def _report_json(rep: EditionReport) -> dict[str, Any]:
+    from newsletter.send.compose import edition_label
+
     e = rep.edition
     eta = rep.eta(rep.recent_rate or rep.configured_rate)
     return {
@@ -333,12 +351,16 @@ def _report_json(rep: EditionReport) -> dict[str, Any]:
 
 def _all_counts(counts: dict[DeliveryStatus, int]) -> dict[str, int]:
     """Every status as a key, so a script never has to guess whether one is missing."""
+    from newsletter.models import DeliveryStatus
+
     return {s.value: counts.get(s, 0) for s in DeliveryStatus}
 
 
 @editions_app.command("show")
 def editions_show(edition_id: EditionId, as_json: JsonOpt = False) -> None:
     """Print one edition: counts per status and locale, error reasons, time left."""
+    from newsletter.send.control import edition_report
+
     cfg = settings()
     with opened(cfg) as store:
         rep = edition_report(cfg, store, edition_id, now())

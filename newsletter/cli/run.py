@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import TaskID
 
-from newsletter.audience.explain import explain
 from newsletter.cli.app import _ids, _progress, app, err, now, opened, out, settings
 from newsletter.cli.output import print_table, safe
-from newsletter.digest.edition import DigestReport
-from newsletter.digest.pipeline import run_digest
-from newsletter.digest.trial import preview
-from newsletter.gather.run import GatherReport, gather
-from newsletter.models import Progress
-from newsletter.render.screenshots import Shot, preview_with_screenshots
+
+if TYPE_CHECKING:
+    from newsletter.digest.edition import DigestReport
+    from newsletter.gather.run import GatherReport
+    from newsletter.models import Progress
 
 
 def _print_gather(report: GatherReport) -> None:
@@ -37,6 +34,8 @@ def gather_cmd(
     ] = None,
 ) -> None:
     """Fetch every configured source and store new or changed items."""
+    from newsletter.gather.run import gather
+
     cfg = settings()
     with opened(cfg) as store, err.status("gathering…") as status:
         report = gather(
@@ -119,6 +118,10 @@ def digest_cmd(
     no_gather: Annotated[bool, typer.Option("--no-gather", help="Skip gathering first.")] = False,
 ) -> None:
     """Gather, then build and send this period's edition for each segment."""
+    from rich.progress import TaskID
+
+    from newsletter.digest.pipeline import run_digest
+
     cfg = settings()
     with opened(cfg) as store, _progress() as bar:
         tasks: dict[str, TaskID] = {}
@@ -169,6 +172,11 @@ def preview_cmd(
     ] = True,
 ) -> None:
     """Render this period's digest for every (segment, locale) into HTML files and an index."""
+    import newsletter.digest  # noqa: F401  (first: digest and audience.explain import each other)
+    from newsletter.audience.explain import explain
+    from newsletter.digest.trial import preview
+    from newsletter.render.screenshots import Shot, preview_with_screenshots
+
     cfg = settings()
     shots: list[Shot] = []
     with opened(cfg) as store:

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from zoneinfo import ZoneInfo
 
 import typer
-from rich.text import Text
 
 from newsletter.cli.app import app, now, opened, out, settings, state
 from newsletter.cli.output import JsonOpt, print_json, print_table, safe, styled
-from newsletter.schedule.runner import run_scheduler
-from newsletter.schedule.status import Health, health, scheduler_state
-from newsletter.schedule.triggers import JobView, list_jobs, local_text, span_text
-from newsletter.store.runs import JobRun
+
+if TYPE_CHECKING:
+    from rich.text import Text
+
+    from newsletter.schedule.status import Health
+    from newsletter.schedule.triggers import JobView
+    from newsletter.store.runs import JobRun
 
 schedule_app = typer.Typer(help="Inspect the scheduled jobs.", no_args_is_help=True)
 app.add_typer(schedule_app, name="schedule")
@@ -27,6 +29,10 @@ def _status(run: JobRun) -> Text:
 
 
 def _last(run: JobRun | None, tz: str) -> Text:
+    from rich.text import Text
+
+    from newsletter.schedule.triggers import local_text
+
     if run is None:
         return Text("-")
     when = run.started_at or run.finished_at or run.scheduled_for
@@ -68,6 +74,8 @@ def run_cmd() -> None:
     running send finishes its current batch, records it and stops; it continues on the
     next start.
     """
+    from newsletter.schedule.runner import run_scheduler
+
     cfg = settings()
     if not state.debug:
         # a service's log: say what ran and what was missed, without APScheduler's chatter
@@ -78,6 +86,9 @@ def run_cmd() -> None:
 @schedule_app.command("list")
 def schedule_list(as_json: JsonOpt = False) -> None:
     """Every job: its schedule, next run in its own time zone, last run and status."""
+    from newsletter.schedule.status import scheduler_state
+    from newsletter.schedule.triggers import list_jobs, local_text
+
     cfg = settings()
     with opened(cfg) as store:
         at = now()
@@ -106,6 +117,8 @@ def schedule_history(
     as_json: JsonOpt = False,
 ) -> None:
     """The most recent runs, newest first: when each was due, how it ended."""
+    from newsletter.schedule.triggers import local_text, span_text
+
     cfg = settings()
     zones = {j.id: j.timezone for j in cfg.schedule}
     with opened(cfg) as store:
@@ -178,6 +191,9 @@ def _health_json(report: Health) -> dict[str, object]:
 @app.command("status")
 def status_cmd(as_json: JsonOpt = False) -> None:
     """Health summary: scheduler alive, last gather per source, last edition per segment."""
+    from newsletter.schedule.status import health
+    from newsletter.schedule.triggers import local_text
+
     cfg = settings()
     with opened(cfg) as store:
         at = now()

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from newsletter.audience.explain import explain
 from newsletter.cli.app import app, now, opened, settings
 
 segments_app = typer.Typer(help="Check segment rules and overlaps.", no_args_is_help=True)
@@ -25,6 +24,9 @@ def explain_cmd(
 
     The lists' files are merged into the store first, as the next digest will do.
     """
+    import newsletter.digest  # noqa: F401  (first: digest and audience.explain import each other)
+    from newsletter.audience.explain import explain
+
     cfg = settings()
     with opened(cfg) as store:
         result = explain(cfg, store, now(), segment or None, sync_files=True)

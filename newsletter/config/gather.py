@@ -53,3 +53,12 @@ class Gather(Model):
     max_redirects: int = Field(
         default=5, ge=0, le=20, description="Most redirects one fetch follows."
     )
+    concurrency: int = Field(
+        default=16, ge=1, le=256, description="Sources fetched at the same time, in all."
+    )
+    per_host: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Requests to one host at the same time, so one slow host cannot hold the rest.",
+    )

@@ -12,6 +12,7 @@ import copy
 import functools
 import logging
 import re
+import threading
 from collections.abc import Sequence
 
 import lxml.html
@@ -95,3 +96,27 @@ class LanguageDetector:
             return None
         lang, confidence = self._identifier.classify(plain)
         return str(lang), float(confidence)
+
+
+class LazyLanguageDetector(LanguageDetector):
+    """A :class:`LanguageDetector` that loads the model only when first asked to detect.
+
+    Loading takes most of a second; a gather where every item declares its language, or
+    every feed answers 304, never pays it.
+    """
+
+    def __init__(self, languages: Sequence[str]) -> None:  # deliberately not super()
+        self._wanted = tuple(languages)
+        self._loaded: LanguageDetector | None = None
+        self._loading = threading.Lock()
+
+    def detect(self, text: str) -> tuple[str, float] | None:
+        """As :meth:`LanguageDetector.detect`, loading the model the first time.
+
+        Safe from several threads: the model is loaded once and only read afterwards.
+        """
+        if self._loaded is None:
+            with self._loading:
+                if self._loaded is None:
+                    self._loaded = LanguageDetector(self._wanted)
+        return self._loaded.detect(text)

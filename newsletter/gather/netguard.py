@@ -31,6 +31,7 @@ from newsletter.config import Gather
 from newsletter.config.gather import DEFAULT_PORTS
 from newsletter.errors import DestinationRefusedError
 from newsletter.gather.addresses import literal_address, literal_address_or_none, refusal
+from newsletter.gather.hosts import HostSlots
 from newsletter.redact import MaskingFilter
 
 __all__ = [
@@ -234,6 +235,8 @@ class GuardedClient(httpx.Client):
         **kwargs: typing.Any,
     ) -> None:
         self.policy = policy if policy is not None else Gather()
+        #: requests in flight per host, at most ``policy.per_host`` (shared by every thread)
+        self.hosts = HostSlots(self.policy.per_host)
         self.allowed_origins = frozenset(self.policy.allow_private)
         allowed = {_host_port(origin) for origin in self.allowed_origins}
         self._resolver = _bounded(resolver or _system_resolver)

@@ -11,17 +11,21 @@ next gather and named in the report.
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
+
 from newsletter.config import Settings
 from newsletter.errors import ConfigError, NewsletterError
-from newsletter.gather.langdetect import LanguageDetector
+from newsletter.gather.langdetect import LanguageDetector, LazyLanguageDetector
 from newsletter.gather.netguard import GuardedClient
 from newsletter.gather.sanitize import clean_html, clean_url, http_base, summarize
 from newsletter.gather.sources import build_source
@@ -108,22 +112,31 @@ def gather(
 ) -> GatherReport:
     """Gather every enabled source (or only the named ones, enabled or not).
 
-    Once ``stop`` is set no further source starts; the one in progress is finished and
-    stored, and the others are listed in :attr:`GatherReport.left`.
+    Sources are fetched concurrently: at most ``[gather] concurrency`` at once and at most
+    ``[gather] per_host`` of them (and of all requests) to one host, so a slow host holds
+    only its own sources. Results are stored, and ``on_source`` called, in configuration
+    order, one transaction per source, so which source owns a story found twice is the
+    same as when gathering one source after another.
+
+    Once ``stop`` is set no further source starts; the source next in order is finished
+    and stored, and the others are listed in :attr:`GatherReport.left` (fetches already
+    under way are let finish, and their results dropped).
     """
     configs = _selected(settings, only)
     now = now or datetime.now(UTC)
     own_client = client is None
     http = client if client is not None else default_client(settings.gather)
     report = GatherReport()
-    detector = LanguageDetector(settings.locales.available) if settings.locales.detect else None
+    detector = LazyLanguageDetector(settings.locales.available) if settings.locales.detect else None
+    states = store.items.states_of([c.name for c in configs])
+    fetcher = _Fetcher(settings, configs, states, http, detector)
     try:
-        for n, config in enumerate(configs):
-            if stop is not None and stop.is_set():
+        for n, (config, fetched) in enumerate(fetcher.results(stop)):
+            if fetched is None:  # stopped before this source was stored
                 report.left = [c.name for c in configs[n:]]
                 log.info("stop requested: not gathered: %s", ", ".join(report.left))
                 break
-            source_report = _gather_one(settings, store, config, http, now, detector)
+            source_report = _store_one(store, config, fetched, now)
             report.sources.append(source_report)
             if on_source is not None:
                 on_source(source_report)
@@ -141,6 +154,136 @@ def gather(
     return report
 
 
+@dataclass
+class _Fetched:
+    """What fetching one source gave: its result and prepared records, or why it failed."""
+
+    result: FetchResult | None = None
+    error: str | None = None
+    records: list[ItemRecord] = field(default_factory=list)
+    #: a bug while preparing the items: raised again by the gathering thread, as before
+    crash: BaseException | None = None
+
+
+def _host(config: Any) -> str | None:
+    url = getattr(config, "url", None)
+    if not url:
+        return None
+    try:
+        return httpx.URL(url).host.lower() or None
+    except httpx.InvalidURL:
+        return None
+
+
+class _Fetcher:
+    """Fetches sources concurrently and hands them back in configuration order.
+
+    A source starts when a worker is free and its host has fewer than ``per_host`` of
+    its sources running (the guarded client also bounds every request per host).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        configs: list[Any],
+        states: dict[str, SourceState],
+        client: GuardedClient,
+        detector: LanguageDetector | None,
+    ) -> None:
+        self.settings = settings
+        self.configs = configs
+        self.states = states
+        self.client = client
+        self.detector = detector
+        self.hosts = [_host(c) for c in configs]
+        self.pending = list(range(len(configs)))
+        self.running: dict[concurrent.futures.Future[_Fetched], int] = {}
+        self.per_host: Counter[str] = Counter()
+        self.done: dict[int, _Fetched] = {}
+
+    def results(self, stop: threading.Event | None) -> Iterator[tuple[Any, _Fetched | None]]:
+        """Each source with its result, in order; ``None`` once a stop came (nothing more
+        is to be stored)."""
+        configs = self.configs
+        if stop is not None and stop.is_set():
+            if configs:
+                yield configs[0], None
+            return
+        workers = max(1, min(self.settings.gather.concurrency, len(configs)))
+        with concurrent.futures.ThreadPoolExecutor(workers, "nl-gather") as pool:
+            try:
+                for n, config in enumerate(configs):
+                    while n not in self.done:
+                        if stop is None or not stop.is_set():
+                            self._start(pool)
+                        self._collect()
+                    yield config, self.done.pop(n)
+                    if stop is not None and stop.is_set() and n + 1 < len(configs):
+                        yield configs[n + 1], None
+                        return
+            finally:
+                # sources not started yet are dropped; those under way end by their deadline
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    def _start(self, pool: concurrent.futures.ThreadPoolExecutor) -> None:
+        """Start pending sources, in order, while workers and their hosts have room."""
+        policy = self.settings.gather
+        for i in list(self.pending):
+            if len(self.running) >= policy.concurrency:
+                return
+            host = self.hosts[i]
+            if host is not None and self.per_host[host] >= policy.per_host:
+                continue
+            self.pending.remove(i)
+            if host is not None:
+                self.per_host[host] += 1
+            config = self.configs[i]
+            state = self.states.get(config.name, SourceState())
+            future = pool.submit(
+                _fetch_one, self.settings, config, self.client, state, self.detector
+            )
+            self.running[future] = i
+
+    def _collect(self) -> None:
+        """Wait for at least one running source to finish and keep its result."""
+        finished, _ = concurrent.futures.wait(
+            self.running, return_when=concurrent.futures.FIRST_COMPLETED
+        )
+        for future in finished:
+            i = self.running.pop(future)
+            host = self.hosts[i]
+            if host is not None:
+                self.per_host[host] -= 1
+            self.done[i] = future.result()
+
+
+def _fetch_one(
+    settings: Settings,
+    config: Any,
+    client: GuardedClient,
+    state: SourceState,
+    detector: LanguageDetector | None,
+) -> _Fetched:
+    """Fetch one source and prepare its items (in a worker thread); never raises."""
+    try:
+        with build_source(config, client) as source:
+            fetched = _Fetched(result=source.fetch(state))
+    except NewsletterError as exc:
+        return _Fetched(error=str(exc))
+    except Exception as exc:  # a parser bug in one source must not stop the others
+        log.exception("source %r crashed", config.name)
+        return _Fetched(error=f"unexpected {type(exc).__name__}: {exc}")
+    assert fetched.result is not None
+    if not fetched.result.not_modified:
+        try:
+            fetched.records = [
+                prepare(settings, config, item, detector) for item in fetched.result.items
+            ]
+        except Exception as exc:
+            fetched.crash = exc
+    return fetched
+
+
 def _selected(settings: Settings, only: Sequence[str] | None) -> list[Any]:
     if not only:
         return [s for s in settings.sources if s.enabled]
@@ -152,47 +295,32 @@ def _selected(settings: Settings, only: Sequence[str] | None) -> list[Any]:
     return [by_name[name] for name in dict.fromkeys(only)]
 
 
-def _gather_one(
-    settings: Settings,
-    store: Store,
-    config: Any,
-    client: GuardedClient,
-    now: datetime,
-    detector: LanguageDetector | None,
-) -> SourceReport:
+def _store_one(store: Store, config: Any, fetched: _Fetched, now: datetime) -> SourceReport:
     report = SourceReport(name=config.name, kind=config.kind)
-    state = store.items.state(config.name)
-    try:
-        with build_source(config, client) as source:
-            result: FetchResult = source.fetch(state)
-    except NewsletterError as exc:
-        return _failed(store, report, str(exc), now)
-    except Exception as exc:  # a parser bug in one source must not stop the others
-        log.exception("source %r crashed", config.name)
-        return _failed(store, report, f"unexpected {type(exc).__name__}: {exc}", now)
+    if fetched.result is None:
+        return _failed(store, report, fetched.error or "failed", now)
+    result = fetched.result
 
     report.warnings = [mask_text(" ".join(w.split())) for w in result.warnings]
     for warning in report.warnings:
         log.warning("source %r: %s", config.name, warning)
+    records: list[ItemRecord] = []
     if result.not_modified:
         report.not_modified = True
         log.info("source %r: not modified", config.name)
     else:
-        records = _dedup(
-            [prepare(settings, config, item, detector) for item in result.items],
-            config.name,
-            report,
-        )
-        for record in records:
-            outcome = store.items.upsert(record, now)
-            setattr(report, outcome, getattr(report, outcome) + 1)
-    store.items.record_gather(
+        if fetched.crash is not None:
+            raise fetched.crash
+        records = _dedup(fetched.records, config.name, report)
+    outcomes = store.items.store_gathered(
         config.name,
+        records,
+        now,
         state=SourceState(etag=result.etag, last_modified=result.last_modified),
         count=None if result.not_modified else len(result.items),
-        error=None,
-        at=now,
     )
+    for outcome in outcomes:
+        setattr(report, outcome, getattr(report, outcome) + 1)
     log.info(
         "source %r: %d new, %d updated, %d unchanged",
         config.name,

@@ -127,6 +127,85 @@ class ItemStore:
             .limit(1)
         ).first()
 
+    def store_gathered(
+        self,
+        source: str,
+        records: Sequence[ItemRecord],
+        now: datetime,
+        *,
+        state: SourceState | None,
+        count: int | None,
+    ) -> builtins.list[UpsertOutcome]:
+        """Upsert one source's ``records`` and record its gather, all in one transaction.
+
+        The outcome of each record is the one :meth:`upsert` would give for the records one
+        after another, in order (same dedup rules), but the stored rows they may match are
+        read with a few set queries and written in batches: no round trip per item.
+        ``records`` must hold no two entries sharing a guid, a link (same language) or a
+        content hash, as ``gather`` leaves them.
+        """
+        try:
+            with self.engine.begin() as conn:
+                outcomes = self._upsert_many(conn, records, now)
+                self._record(conn, source, state=state, count=count, error=None, at=now)
+                return outcomes
+        except sa.exc.IntegrityError:
+            # another gatherer inserted the same (source, guid) in between: now it matches
+            with self.engine.begin() as conn:
+                outcomes = self._upsert_many(conn, records, now)
+                self._record(conn, source, state=state, count=count, error=None, at=now)
+                return outcomes
+
+    def _upsert_many(
+        self, conn: sa.Connection, records: Sequence[ItemRecord], now: datetime
+    ) -> builtins.list[UpsertOutcome]:
+        candidates = _Candidates(conn, records)
+        outcomes: builtins.list[UpsertOutcome] = []
+        inserts: builtins.list[dict[str, Any]] = []
+        updates: dict[tuple[str, ...], builtins.list[dict[str, Any]]] = {}
+        for item in records:
+            row = candidates.find(item)
+            if row is None:
+                values = _values(item)
+                values["published_at"] = item.published_at or now
+                inserts.append({**values, "first_seen_at": now, "updated_at": now})
+                outcomes.append("new")
+                continue
+            if row["source"] != item.source:
+                outcomes.append("unchanged")
+                continue
+            values = _values(item)
+            if item.published_at is None:
+                del values["published_at"]
+            changed = {
+                key: value for key, value in values.items() if _differs(key, row[key], value)
+            }
+            if not changed:
+                outcomes.append("unchanged")
+                continue
+            candidates.forget(row)  # matched by its new values from now on, as in the database
+            row.update(changed)
+            candidates.remember(row)
+            updates.setdefault(tuple(sorted(changed)), []).append(
+                {**{f"v_{k}": v for k, v in changed.items()}, "v_id": row["id"], "v_now": now}
+            )
+            outcomes.append("updated")
+        for columns, params in updates.items():
+            statement = (
+                items.update()
+                .where(items.c.id == sa.bindparam("v_id"))
+                .values(
+                    {
+                        **{c: sa.bindparam(f"v_{c}") for c in columns},
+                        "updated_at": sa.bindparam("v_now"),
+                    }
+                )
+            )
+            conn.execute(statement, params)
+        for start in range(0, len(inserts), _CHUNK):
+            conn.execute(items.insert(), inserts[start : start + _CHUNK])
+        return outcomes
+
     def record_gather(
         self,
         source: str,
@@ -137,17 +216,29 @@ class ItemStore:
         at: datetime,
     ) -> None:
         """Remember one gather attempt; ``None`` state or count keeps the stored values."""
+        with self.engine.begin() as conn:
+            self._record(conn, source, state=state, count=count, error=error, at=at)
+
+    def _record(
+        self,
+        conn: sa.Connection,
+        source: str,
+        *,
+        state: SourceState | None,
+        count: int | None,
+        error: str | None,
+        at: datetime,
+    ) -> None:
         values: dict[str, Any] = {"last_gathered_at": at, "last_error": error}
         if state is not None:
             values.update(etag=state.etag, last_modified=state.last_modified)
         if count is not None:
             values["last_count"] = count
-        with self.engine.begin() as conn:
-            updated = conn.execute(
-                source_state.update().where(source_state.c.source == source).values(**values)
-            )
-            if updated.rowcount == 0:
-                conn.execute(source_state.insert().values(source=source, **values))
+        updated = conn.execute(
+            source_state.update().where(source_state.c.source == source).values(**values)
+        )
+        if updated.rowcount == 0:
+            conn.execute(source_state.insert().values(source=source, **values))
 
     # -- reading ----------------------------------------------------------------------
 
@@ -226,6 +317,19 @@ class ItemStore:
             return SourceState()
         return SourceState(etag=row.etag, last_modified=row.last_modified)
 
+    def states_of(self, sources: Collection[str]) -> dict[str, SourceState]:
+        """The validators of each of ``sources`` gathered before, in one query per chunk."""
+        out: dict[str, SourceState] = {}
+        wanted = sorted(set(sources))
+        columns = (source_state.c.source, source_state.c.etag, source_state.c.last_modified)
+        with self.engine.connect() as conn:
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = wanted[start : start + _CHUNK]
+                query = sa.select(*columns).where(source_state.c.source.in_(chunk))
+                for row in conn.execute(query):
+                    out[row.source] = SourceState(etag=row.etag, last_modified=row.last_modified)
+        return out
+
     def states(self) -> builtins.list[SourceStatus]:
         """Gather status of every source ever gathered, by name."""
         with self.engine.connect() as conn:
@@ -241,6 +345,84 @@ class ItemStore:
                 )
                 for row in rows
             ]
+
+
+class _Candidates:
+    """The stored rows a batch of records may match, read in set queries and kept current.
+
+    Matching follows :meth:`ItemStore._find`: (source, guid), then link in the same
+    language, then content hash; among several rows the same source's comes first, then
+    the lowest id.
+    """
+
+    def __init__(self, conn: sa.Connection, records: Sequence[ItemRecord]) -> None:
+        self._by_guid: dict[tuple[str, str], dict[str, Any]] = {}
+        self._by_link: dict[tuple[str, str], builtins.list[dict[str, Any]]] = {}
+        self._by_hash: dict[str, builtins.list[dict[str, Any]]] = {}
+        rows: dict[int, dict[str, Any]] = {}
+        for source in {r.source for r in records}:
+            guids = sorted({r.guid for r in records if r.source == source})
+            self._load(conn, rows, sa.and_(items.c.source == source), items.c.guid, guids)
+        links = sorted({r.link for r in records if r.link})
+        self._load(conn, rows, None, items.c.link, links)
+        hashes = sorted({r.content_hash for r in records})
+        self._load(conn, rows, None, items.c.content_hash, hashes)
+        for row in sorted(rows.values(), key=lambda r: r["id"]):
+            self.remember(row)
+
+    @staticmethod
+    def _load(
+        conn: sa.Connection,
+        rows: dict[int, dict[str, Any]],
+        where: sa.ColumnElement[bool] | None,
+        column: sa.Column[Any],
+        values: builtins.list[str],
+    ) -> None:
+        for start in range(0, len(values), _CHUNK):
+            query = sa.select(items).where(column.in_(values[start : start + _CHUNK]))
+            if where is not None:
+                query = query.where(where)
+            for row in conn.execute(query):
+                rows.setdefault(row.id, dict(row._mapping))
+
+    def remember(self, row: dict[str, Any]) -> None:
+        """Index ``row`` under its current guid, link and hash (kept in id order)."""
+        self._by_guid[(row["source"], row["guid"])] = row
+        if row["link"]:
+            _insort(self._by_link.setdefault((row["link"], row["lang"]), []), row)
+        _insort(self._by_hash.setdefault(row["content_hash"], []), row)
+
+    def forget(self, row: dict[str, Any]) -> None:
+        """Drop ``row`` from the indexes (before it changes)."""
+        if self._by_guid.get((row["source"], row["guid"])) is row:
+            del self._by_guid[(row["source"], row["guid"])]
+        for bucket in (
+            self._by_link.get((row["link"], row["lang"]), []),
+            self._by_hash.get(row["content_hash"], []),
+        ):
+            if any(r is row for r in bucket):
+                bucket[:] = [r for r in bucket if r is not row]
+
+    def find(self, item: ItemRecord) -> dict[str, Any] | None:
+        """The row ``item`` duplicates, as :meth:`ItemStore._find` would pick it."""
+        row = self._by_guid.get((item.source, item.guid))
+        if row is not None:
+            return row
+        if item.link:
+            found = _first(self._by_link.get((item.link, item.lang), []), item.source)
+            if found is not None:
+                return found
+        return _first(self._by_hash.get(item.content_hash, []), item.source)
+
+
+def _insort(bucket: builtins.list[dict[str, Any]], row: dict[str, Any]) -> None:
+    bucket.append(row)
+    bucket.sort(key=lambda r: r["id"])
+
+
+def _first(bucket: builtins.list[dict[str, Any]], source: str) -> dict[str, Any] | None:
+    # the same source's row first, then the lowest id (the query's ORDER BY ... LIMIT 1)
+    return min(bucket, key=lambda r: (r["source"] != source, r["id"]), default=None)
 
 
 def _values(item: ItemRecord) -> dict[str, Any]:

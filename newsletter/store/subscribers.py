@@ -16,6 +16,11 @@ from newsletter.store.tables import subscribers as t
 
 MergeOutcome = Literal["added", "updated", "unchanged", "suppressed"]
 
+# rows per statement: under SQLite's and PostgreSQL's bound-parameter limits
+_CHUNK = 500
+# rows per executemany call
+_BATCH = 5000
+
 
 def _row(row: Any) -> Subscriber:
     return Subscriber(
@@ -39,6 +44,52 @@ def _suppressed(conn: sa.Connection, email: str) -> bool:
         suppressions.c.email_hash == email_hash(email)
     )
     return conn.execute(query).first() is not None
+
+
+def _changes(row: Any, new: NewSubscriber) -> dict[str, Any]:
+    """What merging ``new`` into the stored ``row`` changes: lists and tags added, empty
+    fields filled; never the status."""
+    changes: dict[str, Any] = {}
+    lists = sorted(set(row.lists) | set(new.lists))
+    tags = sorted(set(row.tags) | set(new.tags))
+    if lists != sorted(row.lists):
+        changes["lists"] = lists
+    if tags != sorted(row.tags):
+        changes["tags"] = tags
+    for field in ("name", "locale", "organisation", "country", "consent_source"):
+        if not getattr(row, field) and getattr(new, field):
+            changes[field] = getattr(new, field)
+    if row.consent_at is None and new.consent_at is not None:
+        changes["consent_at"] = new.consent_at
+    return changes
+
+
+def _insert_many(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` (all with the same keys) into ``subscribers`` in bulk.
+
+    PostgreSQL gets one ``COPY``, each value passed through its column's own bind
+    processing first, so what is stored is what an INSERT would store; SQLite gets
+    executemany, which its driver runs in C.
+    """
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql":
+        for start in range(0, len(rows), _BATCH):
+            conn.execute(sa.insert(t), rows[start : start + _BATCH])
+        return
+    names = list(rows[0])
+    processors = [t.c[name].type._cached_bind_processor(conn.dialect) for name in names]
+    columns = ", ".join(conn.dialect.identifier_preparer.quote(name) for name in names)
+    table = conn.dialect.identifier_preparer.format_table(t)
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(
+                [
+                    value if proc is None or value is None else proc(value)
+                    for proc, value in zip(processors, (row[n] for n in names), strict=True)
+                ]
+            )
 
 
 class SubscriberStore:
@@ -97,22 +148,72 @@ class SubscriberStore:
                     return "suppressed"
                 conn.execute(sa.insert(t).values(**self._values(new, now)))
                 return "added"
-            changes: dict[str, Any] = {}
-            lists = sorted(set(row.lists) | set(new.lists))
-            tags = sorted(set(row.tags) | set(new.tags))
-            if lists != sorted(row.lists):
-                changes["lists"] = lists
-            if tags != sorted(row.tags):
-                changes["tags"] = tags
-            for field in ("name", "locale", "organisation", "country", "consent_source"):
-                if not getattr(row, field) and getattr(new, field):
-                    changes[field] = getattr(new, field)
-            if row.consent_at is None and new.consent_at is not None:
-                changes["consent_at"] = new.consent_at
+            changes = _changes(row, new)
             if not changes:
                 return "unchanged"
             conn.execute(sa.update(t).where(t.c.id == row.id).values(**changes, updated_at=now))
             return "updated"
+
+    def merge_many(self, news: Sequence[NewSubscriber], now: datetime) -> list[MergeOutcome]:
+        """:meth:`merge` for many subscribers at once, in one transaction; outcomes in order.
+
+        The rules are exactly :meth:`merge`'s; the stored rows and suppressions are read
+        with set queries and the changes written in batches. Addresses must be distinct
+        (an import reports repeats as errors before they get here).
+        """
+        emails = [new.email for new in news]
+        if len(set(emails)) != len(emails):
+            raise ValueError("merge_many needs distinct addresses")
+        outcomes: list[MergeOutcome] = []
+        inserts: list[dict[str, Any]] = []
+        updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        with self.engine.begin() as conn:
+            stored: dict[str, Any] = {}
+            for start in range(0, len(emails), _CHUNK):
+                chunk = emails[start : start + _CHUNK]
+                for found in conn.execute(sa.select(t).where(t.c.email.in_(chunk))):
+                    stored[found.email] = found
+            hashes = {email: email_hash(email) for email in emails if email not in stored}
+            suppressed: set[str] = set()
+            wanted = sorted(set(hashes.values()))
+            for start in range(0, len(wanted), _CHUNK):
+                query = sa.select(suppressions.c.email_hash).where(
+                    suppressions.c.email_hash.in_(wanted[start : start + _CHUNK])
+                )
+                suppressed.update(conn.execute(query).scalars())
+            for new in news:
+                row = stored.get(new.email)
+                if row is None:
+                    if hashes[new.email] in suppressed:
+                        outcomes.append("suppressed")
+                    else:
+                        inserts.append(self._values(new, now))
+                        outcomes.append("added")
+                    continue
+                changes = _changes(row, new)
+                if not changes:
+                    outcomes.append("unchanged")
+                    continue
+                params = {f"v_{k}": v for k, v in changes.items()}
+                updates.setdefault(tuple(sorted(changes)), []).append(
+                    {**params, "v_id": row.id, "v_now": now}
+                )
+                outcomes.append("updated")
+            _insert_many(conn, inserts)
+            for columns, rows in updates.items():
+                statement = (
+                    sa.update(t)
+                    .where(t.c.id == sa.bindparam("v_id"))
+                    .values(
+                        {
+                            **{c: sa.bindparam(f"v_{c}") for c in columns},
+                            "updated_at": sa.bindparam("v_now"),
+                        }
+                    )
+                )
+                for start in range(0, len(rows), _CHUNK):
+                    conn.execute(statement, rows[start : start + _CHUNK])
+        return outcomes
 
     def get(self, subscriber_id: int) -> Subscriber:
         """The subscriber with this id."""

@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
 
 from newsletter.errors import StoreError
+from newsletter.mailbox import simple_normalized
 from newsletter.store.tables import suppressions as t
 
 #: changing this prefix would orphan every stored hash: bump the version only with a migration
@@ -41,6 +42,9 @@ def normalize(email: str) -> str:
     report an address our validator would not accept, and it must still be suppressible.
     """
     raw = email.strip()
+    fast = simple_normalized(raw)
+    if fast is not None:
+        return fast.lower()
     try:
         return validate_email(raw, check_deliverability=False).normalized.lower()
     except EmailNotValidError:

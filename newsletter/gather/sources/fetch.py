@@ -17,7 +17,9 @@ Every message names the URL with credentials masked.
 
 from __future__ import annotations
 
+import contextlib
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -87,34 +89,62 @@ def _follow(
     hops = client.policy.max_redirects
     for hop in range(hops + 1):
         where = shown if hop == 0 else f"{shown}: redirect to {mask_url(str(current))}"
-        try:
-            client.check_url(current)
-            response = client.send(
-                client.build_request("GET", current, headers=headers, timeout=_timeout()),
-                stream=True,
-            )
-        except DestinationRefusedError as exc:
-            raise DestinationRefusedError(
-                f"{where} refused: {exc} (add the origin to gather.allow_private to permit)"
-            ) from exc
-        try:
-            location = response.headers.get("location")
-            if response.status_code in _REDIRECTS and location:
-                try:
-                    current = current.join(location)
-                except httpx.InvalidURL as exc:
-                    raise SourceError(f"{where}: bad redirect location: {exc}") from exc
-                continue
-            status = response.status_code
-            if status == 304 and allow_not_modified:
-                return Fetched(str(current), status, response.headers, b"")
-            if status >= 400 or status == 304:
-                raise SourceError(f"{where}: HTTP {status} {response.reason_phrase}".rstrip())
-            body = _read_body(response, client.policy.max_bytes, where)
-            return Fetched(str(current), status, response.headers, body)
-        finally:
-            response.close()
+        with _host_slot(client, current):
+            try:
+                client.check_url(current)
+                response = client.send(
+                    client.build_request("GET", current, headers=headers, timeout=_timeout()),
+                    stream=True,
+                )
+            except DestinationRefusedError as exc:
+                raise DestinationRefusedError(
+                    f"{where} refused: {exc} (add the origin to gather.allow_private to permit)"
+                ) from exc
+            fetched = _answer(client, response, current, where, allow_not_modified)
+        if isinstance(fetched, Fetched):
+            return fetched
+        current = fetched
     raise SourceError(f"{shown}: more than {hops} redirects (gather.max_redirects)")
+
+
+@contextlib.contextmanager
+def _host_slot(client: GuardedClient, url: httpx.URL) -> Iterator[None]:
+    """One of the host's slots for one hop, waited for no longer than the deadline."""
+    left = remaining()
+    if left is not None and left <= 0:
+        raise _Deadline()
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(client.hosts.slot(url.host, left))
+        except TimeoutError as exc:
+            raise _Deadline() from exc
+        yield
+
+
+def _answer(
+    client: GuardedClient,
+    response: httpx.Response,
+    current: httpx.URL,
+    where: str,
+    allow_not_modified: bool,
+) -> Fetched | httpx.URL:
+    """The fetched answer, or the URL a redirect points to (the response closed either way)."""
+    try:
+        location = response.headers.get("location")
+        if response.status_code in _REDIRECTS and location:
+            try:
+                return current.join(location)
+            except httpx.InvalidURL as exc:
+                raise SourceError(f"{where}: bad redirect location: {exc}") from exc
+        status = response.status_code
+        if status == 304 and allow_not_modified:
+            return Fetched(str(current), status, response.headers, b"")
+        if status >= 400 or status == 304:
+            raise SourceError(f"{where}: HTTP {status} {response.reason_phrase}".rstrip())
+        body = _read_body(response, client.policy.max_bytes, where)
+        return Fetched(str(current), status, response.headers, body)
+    finally:
+        response.close()
 
 
 def _timeout() -> httpx.Timeout:
