@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from factories import make_item
+
 from newsletter.config import Settings, from_dict
 from newsletter.models import DigestEntry, Item
 from newsletter.render.i18n import catalog_locales
@@ -49,27 +51,21 @@ BODY = (
 
 def story(n: int, *, tags: tuple[str, ...] = (), source: str = "cluster-news") -> Item:
     """One long stored item; the first has a picture, the fourth has no link."""
-    when = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
     link = (
         f"https://cluster.example.org/bg/novini/2026/11/energiyni-obnovyavaniya-{n}"
         "?utm_source=newsletter&utm_medium=email&utm_campaign=weekly-digest"
     )
-    return Item(
-        id=n,
+    return make_item(
+        n,
+        when=datetime(2026, 11, 20, 9, 30, tzinfo=UTC),
+        prefix="design",
         source=source,
-        guid=f"design-{n}",
         title=TITLE.format(n=n),
         body_html=BODY,
         summary_html=BODY,
         link=None if n == 4 else link,
-        published_at=when,
-        lang="bg",
-        translation_key=None,
         tags=tags,
         image=f"https://cluster.example.org/media/2026/11/forum-{n}.jpg" if n == 1 else None,
-        content_hash=f"design-{n}",
-        first_seen_at=when,
-        updated_at=when,
     )
 
 

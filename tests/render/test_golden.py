@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from factories import make_item
 
 # imported first: importing the renderer on its own runs into the render -> digest ->
 # edition -> render import cycle (newsletter.render.storypage), which breaks this module
@@ -36,23 +37,16 @@ LOCALES = catalog_locales()
 
 
 def _item(n: int, *, title: str, summary: str, lang: str, day: int, **extra: str) -> Item:
-    when = datetime(2012, 10, day, 10, 0, tzinfo=UTC)
-    return Item(
-        id=n,
-        source="news",
-        guid=f"golden-{n}",
+    return make_item(
+        n,
+        when=datetime(2012, 10, day, 10, 0, tzinfo=UTC),
+        prefix="golden",
         title=title,
         body_html=summary,
         summary_html=summary,
         link=extra.get("link"),
-        published_at=when,
         lang=lang,
-        translation_key=None,
-        tags=(),
         image=extra.get("image"),
-        content_hash=f"golden-{n}",
-        first_seen_at=when,
-        updated_at=when,
     )
 
 

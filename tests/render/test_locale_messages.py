@@ -10,6 +10,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from factories import make_item
 
 from newsletter.config import Settings
 from newsletter.models import DigestEntry, Item
@@ -26,22 +27,15 @@ NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 
 
 def item(n: int) -> Item:
-    return Item(
-        id=n,
-        source="news",
+    return make_item(
+        n,
+        when=NOW,
         guid=f"g{n}",
         title=f"Соларен парк „Добрич {n}“ е пуснат в експлоатация",
         body_html="<p>Текст.</p>",
         summary_html="<p>Текст.</p>",
         link=f"https://cluster.example.org/n/{n}",
-        published_at=NOW,
-        lang="bg",
-        translation_key=None,
-        tags=(),
-        image=None,
         content_hash=f"h{n}",
-        first_seen_at=NOW,
-        updated_at=NOW,
     )
 
 

@@ -6,12 +6,13 @@ import logging
 import shutil
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import lxml.html
 import pytest
+from factories import make_item
 
 from newsletter.config import Settings
 from newsletter.errors import LocaleError, RenderError, TemplateError
@@ -34,32 +35,24 @@ SUMMARY = (
 )
 
 
-def make_item(n: int, *, lang: str = "bg", image: bool = False, link: bool = True) -> Item:
+def make_story(n: int, *, lang: str = "bg", image: bool = False, link: bool = True) -> Item:
     """A stored-looking item with fixed dates."""
-    when = datetime(2012, 10, 15, 9, 30, tzinfo=UTC)
-    return Item(
-        id=n,
-        source="news",
-        guid=f"news-{n}",
+    return make_item(
+        n,
         title=TITLE.format(n=n),
         body_html=SUMMARY,
         summary_html=SUMMARY,
         link=f"https://cluster.example.org/news/{n}" if link else None,
-        published_at=when,
         lang=lang,
-        translation_key=None,
-        tags=(),
         image=f"https://cluster.example.org/media/{n}.jpg" if image else None,
         content_hash=f"hash-{n}",
-        first_seen_at=when,
-        updated_at=when,
     )
 
 
 def make_entries(count: int, locale: str) -> list[DigestEntry]:
     """``count`` Bulgarian items, labelled as fallback for readers of other languages."""
     return [
-        DigestEntry(item=make_item(n, image=n == 1), shown_lang="bg", is_fallback=locale != "bg")
+        DigestEntry(item=make_story(n, image=n == 1), shown_lang="bg", is_fallback=locale != "bg")
         for n in range(1, count + 1)
     ]
 
@@ -264,11 +257,11 @@ def test_fallback_label_and_localized_dates(renderer: Renderer) -> None:
 def test_item_without_link_reads_more_on_its_story_page(renderer: Renderer) -> None:
     """No link of its own (or only a relative one): title and "read more" open the story's
     public page in the reader's locale, named by the story's original; HTML and text agree."""
-    relative = replace(make_item(2), link="/news/2")
+    relative = replace(make_story(2), link="/news/2")
     entries = [
-        DigestEntry(make_item(1, link=False), "bg", True, story_id=7),
+        DigestEntry(make_story(1, link=False), "bg", True, story_id=7),
         DigestEntry(relative, "bg", True),
-        DigestEntry(make_item(3), "bg", True),
+        DigestEntry(make_story(3), "bg", True),
     ]
     variant = render(renderer, "de", entries=entries)
     base = renderer.settings.web.base_url
@@ -371,7 +364,7 @@ def test_missing_template_is_a_template_error(
 
 def test_machine_translated_entries_are_labelled(renderer: Renderer) -> None:
     """A machine translation is always marked, naming the language it came from."""
-    item = replace(make_item(1, lang="de"), translated_from="bg")
+    item = replace(make_story(1, lang="de"), translated_from="bg")
     entry = DigestEntry(item, shown_lang="de", is_fallback=False)
     variant = render(renderer, "de", entries=[entry])
     assert "Maschinelle Übersetzung (Original: Bulgarisch)" in variant.html

@@ -5,10 +5,10 @@ marker-like string content could try (shared by tests/test_markers.py and the we
 from __future__ import annotations
 
 import html as html_lib
-from dataclasses import replace
 from datetime import UTC, datetime
 
 import lxml.html
+from factories import make_item
 
 from newsletter.models import DigestEntry, Item
 
@@ -46,24 +46,15 @@ READER = {
 
 def hostile(n: int, **fields: object) -> Item:
     """A story with the attack in every field content controls."""
-    item = Item(
-        id=n,
-        source="news",
-        guid=f"hostile-{n}",
-        title=f"Новина {n} {ATTACK}",
-        body_html=f"<p>Тяло {n} {html_lib.escape(ATTACK)}</p>",
-        summary_html=f"<p>Резюме {n} {html_lib.escape(ATTACK)}</p>",
-        link=f"{LEAK}&story={n}",
-        published_at=WHEN,
-        lang="bg",
-        translation_key=None,
-        tags=(ATTACK,),
-        image=f"{LEAK}&image={n}",
-        content_hash=f"hostile-{n}",
-        first_seen_at=WHEN,
-        updated_at=WHEN,
-    )
-    return replace(item, **fields)  # type: ignore[arg-type]
+    attacked: dict[str, object] = {
+        "title": f"Новина {n} {ATTACK}",
+        "body_html": f"<p>Тяло {n} {html_lib.escape(ATTACK)}</p>",
+        "summary_html": f"<p>Резюме {n} {html_lib.escape(ATTACK)}</p>",
+        "link": f"{LEAK}&story={n}",
+        "tags": (ATTACK,),
+        "image": f"{LEAK}&image={n}",
+    }
+    return make_item(n, when=WHEN, prefix="hostile", **{**attacked, **fields})
 
 
 def entries() -> list[DigestEntry]:

@@ -20,6 +20,8 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from factories import make_item
+
 from newsletter.config import Settings
 from newsletter.models import DigestEntry, Edition, EditionStatus, Item, NewSubscriber, Subscriber
 from newsletter.render.renderer import Renderer
@@ -113,22 +115,13 @@ def csrf_of(html: str, action_suffix: str = "") -> str:
 
 def item(n: int) -> Item:
     """A made-up stored item."""
-    return Item(
-        id=n,
-        source="news",
+    return make_item(
+        n,
+        when=NOW,
         guid=f"g{n}",
         title=f"Соларен парк „Добрич {n}“ е пуснат",
-        body_html="<p>Текст на новината.</p>",
-        summary_html="<p>Текст на новината.</p>",
         link=f"https://cluster.example.org/n/{n}",
-        published_at=NOW,
-        lang="bg",
-        translation_key=None,
-        tags=(),
-        image=None,
         content_hash=f"h{n}",
-        first_seen_at=NOW,
-        updated_at=NOW,
     )
 
 
