@@ -40,7 +40,18 @@ __all__ = [
 ]
 
 #: the provider specs shipped beside the project (read-only)
-SPECS = Path("/work/shared/provider-specs")
+#: the providers' own specs, in shared/ beside the checkout (CI lays a copy there too)
+SPECS = next(
+    (
+        folder
+        for folder in (
+            Path(__file__).resolve().parents[4] / "shared" / "provider-specs",
+            Path("/work/shared/provider-specs"),
+        )
+        if folder.is_dir()
+    ),
+    Path("/work/shared/provider-specs"),
+)
 
 
 @dataclass
