@@ -3,6 +3,7 @@ copy of the demo project whose news is dated this week."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -10,6 +11,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+#: what a CLI subprocess inherits besides what a test gives it: the preloaded clock of
+#: scripts/pytest-year-ahead, so the child reads the same (shifted) time as the test
+CLOCK_ENV = ("LD_PRELOAD", "FAKETIME", "FAKETIME_DONT_FAKE_MONOTONIC")
+
+
+def child_env(**values: str) -> dict[str, str]:
+    """A minimal environment for a CLI subprocess: PATH, the test's clock, ``values``."""
+    kept = {k: os.environ[k] for k in CLOCK_ENV if k in os.environ}
+    return {"PATH": "/usr/bin:/bin", **kept, **values}
 
 
 def cli(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -19,7 +29,7 @@ def cli(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         check=False,
         cwd=cfg.parent,
-        env={"PATH": "/usr/bin:/bin", "COLUMNS": "200", "NEWSLETTER_SECRET_KEY": "test-key"},
+        env=child_env(COLUMNS="200", NEWSLETTER_SECRET_KEY="test-key"),
     )
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from fixtures.sources.httpserver import Route, Server, serve
+from support import child_env
 
 from newsletter.config import Settings
 from newsletter.errors import ConfigError
@@ -207,7 +208,7 @@ url = "{_secret_url(server, "/down.xml")}"
             text=True,
             check=False,
             cwd=tmp_path,
-            env={"PATH": "/usr/bin:/bin", "COLUMNS": "250", "NEWSLETTER_SECRET_KEY": "k"},
+            env=child_env(COLUMNS="250", NEWSLETTER_SECRET_KEY="k"),
         )
 
     for args in (("db", "upgrade"), ("gather",), ("status",)):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import child_env
 from typer.testing import CliRunner
 
 from newsletter.cli import app
@@ -136,7 +137,7 @@ def _piped(cfg: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
         capture_output=True,
         check=False,
         cwd=cfg.parent,
-        env={"PATH": "/usr/bin:/bin"},
+        env=child_env(),
     )
 
 
@@ -179,7 +180,7 @@ def test_items_list_on_a_terminal_shows_markup_and_escapes_inert(project: Path) 
         stdout=follower,
         stderr=subprocess.PIPE,
         cwd=project.parent,
-        env={"PATH": "/usr/bin:/bin", "COLUMNS": "400", "TERM": "xterm-256color"},
+        env=child_env(COLUMNS="400", TERM="xterm-256color"),
     )
     os.close(follower)
     chunks = []

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support import child_env
 
 GOOD = '[organisation]\nname = "Клъстер"\nfrom_email = "news@example.org"\n'
 
@@ -21,7 +22,7 @@ def _status(config: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         check=False,
         cwd=config.parent if config.parent.is_dir() else None,
-        env={"PATH": "/usr/bin:/bin"},
+        env=child_env(),
     )
 
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
+from support import child_env
 
 from newsletter.models import NewSubscriber, SubscriberStatus
 from newsletter.store import Store
@@ -115,7 +116,7 @@ def test_cli_purge_pending(tmp_path: Path) -> None:
         text=True,
         check=False,
         cwd=tmp_path,
-        env={"PATH": "/usr/bin:/bin", "COLUMNS": "200", "NEWSLETTER_SECRET_KEY": SECRET},
+        env=child_env(COLUMNS="200", NEWSLETTER_SECRET_KEY=SECRET),
     )
     assert done.returncode == 0, done.stderr
     assert "1 unconfirmed sign-up(s) deleted, 1 expired request(s) deleted" in done.stdout

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import sqlalchemy as sa
+from support import child_env
 
 from newsletter.audience.subscribers import import_csv
 from newsletter.models import NewSubscriber
@@ -133,7 +134,7 @@ def test_cli_erase(tmp_path: Path) -> None:
             text=True,
             check=False,
             cwd=tmp_path,
-            env={"PATH": "/usr/bin:/bin", "COLUMNS": "200", "NEWSLETTER_SECRET_KEY": "k"},
+            env=child_env(COLUMNS="200", NEWSLETTER_SECRET_KEY="k"),
         )
 
     with Store.open(f"sqlite:///{db}") as store:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from factories import make_item
+from support import child_env
 
 from newsletter.config import Settings
 from newsletter.models import DigestEntry, Edition, EditionStatus, Item, NewSubscriber, Subscriber
@@ -225,7 +226,7 @@ def serve(tmp_path: Path, db_url: str) -> Iterator[Served]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "newsletter", *args],
         cwd=tmp_path,
-        env={"PATH": "/usr/bin:/bin", "NEWSLETTER_SECRET_KEY": SECRET},
+        env=child_env(NEWSLETTER_SECRET_KEY=SECRET),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
