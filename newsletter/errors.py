@@ -18,7 +18,8 @@ and the CLI only ever need to catch :class:`NewsletterError`::
     ├── ProviderError          an email provider failed as a whole (not one recipient)
     ├── EditionError           unknown edition, wrong state for the requested action
     ├── SchedulerError         another scheduler holds the lock, or this one lost it
-    └── WebhookError           a provider webhook call refused: bad signature, replay, bad body
+    ├── WebhookError           a provider webhook call refused: bad signature, replay, bad body
+    └── DeskError              desk account unknown or duplicate, bad role or password
 """
 
 from __future__ import annotations
@@ -91,3 +92,7 @@ class WebhookError(NewsletterError):
 
 class SchedulerError(NewsletterError):
     """The scheduler cannot run: another instance holds the lock, or this one lost it."""
+
+
+class DeskError(NewsletterError):
+    """A desk account operation failed: unknown or duplicate account, bad role or password."""

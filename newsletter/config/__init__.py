@@ -39,6 +39,7 @@ from newsletter.config.content import (
     SourceBase,
     Translation,
 )
+from newsletter.config.desk import Desk
 from newsletter.config.gather import Gather
 from newsletter.config.providers import HttpProviderBase, ProviderBase
 from newsletter.config.registry import UNKNOWN_KIND, validate_tagged
@@ -53,6 +54,7 @@ __all__ = [
     "DEFAULT_CONFIG",
     "Colors",
     "Database",
+    "Desk",
     "Gather",
     "HttpProviderBase",
     "ListConfig",
@@ -130,6 +132,9 @@ class Settings(Model):
         default=Translation(), description="Optional machine translation (DeepL), off by default."
     )
     web: Web = Field(default=Web(), description="The subscriber web app of `newsletter serve`.")
+    desk: Desk = Field(
+        default=Desk(), description="The staff's web desk under /desk/, off by default."
+    )
     webhooks: Webhooks = Field(
         default=Webhooks(), description="Which provider webhooks are accepted, and how."
     )

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from newsletter.store import db
 from newsletter.store.archive import ArchiveStore
 from newsletter.store.deliveries import DeliveryStore
+from newsletter.store.desk import DeskStore
 from newsletter.store.editions import EditionStore
 from newsletter.store.history import ConsentStore, EventStore
 from newsletter.store.items import ItemStore
@@ -41,6 +42,7 @@ class Store:
         self.consents = ConsentStore(engine)
         self.events = EventStore(engine)
         self.archive = ArchiveStore(engine)
+        self.desk = DeskStore(engine)
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Store:

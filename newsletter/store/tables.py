@@ -290,3 +290,47 @@ schedule_runs = sa.Table(
     sa.Index("ix_schedule_runs_job_id", "job_id", "id"),
     sa.Index("ix_schedule_runs_status", "status"),
 )
+
+# the desk's staff accounts (argon2 hashes; locales limit what a translator may edit)
+desk_users = sa.Table(
+    "desk_users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("email", sa.String(320), nullable=False, unique=True),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("locales", sa.JSON, nullable=False),
+    sa.Column("password_hash", sa.String(300), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# server-side desk sessions: only a hash of the cookie's random id is stored, so a copy
+# of the database lets nobody log in
+desk_sessions = sa.Table(
+    "desk_sessions",
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column(
+        "user_id",
+        sa.Integer,
+        sa.ForeignKey("desk_users.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("last_seen_at", UTCDateTime, nullable=False),
+    sa.Index("ix_desk_sessions_user_id", "user_id"),
+)
+
+# every change made through the desk or `newsletter desk`: who, what, when; the actor is
+# kept as text so the trail outlives a removed account
+desk_audit = sa.Table(
+    "desk_audit",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("actor", sa.String(320), nullable=False),
+    sa.Column("action", sa.String(100), nullable=False),
+    sa.Column("target", sa.String(500), nullable=False),
+    sa.Column("detail", sa.JSON, nullable=False),
+    sa.Index("ix_desk_audit_at", "at"),
+)

@@ -154,6 +154,12 @@ def create_app(
             *stories.routes(),
             *_webhook_routes(settings, store),
         ]
+        desk = None
+        if settings.desk.enabled:
+            from newsletter.web import desk as desk_mod
+
+            desk, mount = desk_mod.build(settings, store, secrets, ctx.pages)
+            routes.append(mount)
     except BaseException:
         if owns_store:
             store.close()
@@ -199,6 +205,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.ctx = ctx
+    app.state.desk = desk
     return app
 
 

@@ -96,6 +96,12 @@ class Pages:
         env.globals["language_name"] = lambda code: i18n.language_name(code, code)
         return env
 
+    def check(self, names: Iterable[str]) -> None:
+        """Compile ``names`` for every locale now (a broken template fails at start)."""
+        for env in self._envs.values():
+            for name in names:
+                self._template(env, name)
+
     def _template(self, env: jinja2.Environment, name: str) -> jinja2.Template:
         return load_template(env, name, self.settings.paths.templates)
 
