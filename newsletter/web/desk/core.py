@@ -26,6 +26,7 @@ from newsletter.web.common import Form, first, log_path, read_form
 from newsletter.web.context import WebContext, context_of
 from newsletter.web.csrf import FIELD
 from newsletter.web.desk.sessions import Session, Sessions
+from newsletter.web.hostile import has_control
 
 log = logging.getLogger("newsletter.web.desk")
 
@@ -165,6 +166,8 @@ class Visit:
     session: Session
     locale: str
     form: Form = field(default_factory=dict)
+    #: the uploaded file of a form posted to an ``upload=True`` handler: (name, bytes)
+    upload: tuple[str, bytes] | None = None
 
     @property
     def user(self) -> DeskUser:
@@ -233,8 +236,33 @@ def login_url(request: Request) -> str:
     return href(request, "/login") + "?next=" + quote(target, safe="")
 
 
-def guarded(need: str) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
-    """Decorate a desk handler: logged in, role ``need``, CSRF on POST."""
+async def _read_upload(request: Request) -> tuple[Form, tuple[str, bytes] | None] | None:
+    """A multipart form with (at most) one file: its fields and the file, or None."""
+    try:
+        form = await request.form(max_files=1, max_fields=50)
+    except Exception as exc:  # python-multipart raises several types for broken bodies
+        log.info("unreadable upload on %s: %s", log_path(request), exc)
+        return None
+    try:
+        fields: Form = {}
+        upload = None
+        for key, value in form.multi_items():
+            if isinstance(value, str):
+                fields.setdefault(key, []).append(value)
+            else:
+                upload = (value.filename or "upload", await value.read())
+    finally:
+        await form.close()
+    if any(has_control(k) or any(has_control(v) for v in vs) for k, vs in fields.items()):
+        return None
+    return fields, upload
+
+
+def guarded(
+    need: str, *, upload: bool = False
+) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
+    """Decorate a desk handler: logged in, role ``need``, CSRF on POST (``upload``: the
+    form is multipart with one file, see :attr:`Visit.upload`)."""
     if need not in ALLOWED:
         raise ValueError(f"unknown role {need!r}")
 
@@ -265,7 +293,13 @@ def guarded(need: str) -> Callable[[Handler], Callable[[Request], Awaitable[Resp
                 )
                 return visit.error(403, "Your role does not allow this.")
             if request.method == "POST":
-                form = await read_form(request)
+                if upload:
+                    read = await _read_upload(request)
+                    if read is None:
+                        return visit.error(400, "The request could not be understood.")
+                    form, visit.upload = read
+                else:
+                    form = await read_form(request)
                 if form is None:
                     return visit.error(400, "The request could not be understood.")
                 if not ctx.csrf.check(first(form, FIELD), f"desk:{session.key}", session.user.id):
