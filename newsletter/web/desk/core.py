@@ -293,11 +293,11 @@ def guarded(
                 )
                 return visit.error(403, "Your role does not allow this.")
             if request.method == "POST":
+                form: Form | None = None
                 if upload:
                     read = await _read_upload(request)
-                    if read is None:
-                        return visit.error(400, "The request could not be understood.")
-                    form, visit.upload = read
+                    if read is not None:
+                        form, visit.upload = read
                 else:
                     form = await read_form(request)
                 if form is None:
