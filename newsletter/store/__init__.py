@@ -14,9 +14,11 @@ from newsletter.store import db
 from newsletter.store.archive import ArchiveStore
 from newsletter.store.deliveries import DeliveryStore
 from newsletter.store.editions import EditionStore
+from newsletter.store.editorial import EditorialStore
 from newsletter.store.history import ConsentStore, EventStore
 from newsletter.store.items import ItemStore
 from newsletter.store.locks import LockStore
+from newsletter.store.plans import PlanStore
 from newsletter.store.runs import RunStore
 from newsletter.store.subscribers import SubscriberStore
 from newsletter.store.suppressions import SuppressionStore
@@ -41,6 +43,8 @@ class Store:
         self.consents = ConsentStore(engine)
         self.events = EventStore(engine)
         self.archive = ArchiveStore(engine)
+        self.editorial = EditorialStore(engine)
+        self.plans = PlanStore(engine)
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Store:
