@@ -17,6 +17,7 @@ and the CLI only ever need to catch :class:`NewsletterError`::
     │   └── ScreenshotError    preview screenshots: playwright or Chromium missing or failing
     ├── ProviderError          an email provider failed as a whole (not one recipient)
     ├── EditionError           unknown edition, wrong state for the requested action
+    ├── EditorialError         an editor's change refused: unknown story, bad field, wrong state
     ├── SchedulerError         another scheduler holds the lock, or this one lost it
     ├── WebhookError           a provider webhook call refused: bad signature, replay, bad body
     └── DeskError              desk account unknown or duplicate, bad role or password
@@ -84,6 +85,10 @@ class ProviderError(NewsletterError):
 
 class EditionError(NewsletterError):
     """An edition is unknown or in the wrong state."""
+
+
+class EditorialError(NewsletterError):
+    """An editor's change (desk story, version, next-edition override, approval) refused."""
 
 
 class WebhookError(NewsletterError):

@@ -112,6 +112,8 @@ class EditionStatus(enum.StrEnum):
     """Lifecycle of an edition."""
 
     PLANNED = "planned"
+    #: prepared (rows planned, variants rendered) and waiting for a person's approval
+    AWAITING_APPROVAL = "awaiting_approval"
     SENDING = "sending"
     PAUSED = "paused"
     FINISHED = "finished"
@@ -124,12 +126,26 @@ EDITION_TRANSITIONS: Final[Mapping[EditionStatus, frozenset[EditionStatus]]] = {
     # planning finished, resumed after a pause, rows queued again (reconcile), or resumed
     # by an operator while a worker is already at it
     EditionStatus.SENDING: frozenset(
-        {EditionStatus.PLANNED, EditionStatus.PAUSED, EditionStatus.FINISHED, EditionStatus.SENDING}
+        {
+            EditionStatus.PLANNED,
+            EditionStatus.PAUSED,
+            EditionStatus.FINISHED,
+            EditionStatus.SENDING,
+            # approved (or its approval deadline passed) within the send window
+            EditionStatus.AWAITING_APPROVAL,
+        }
     ),
+    # prepared for a segment with approval = "required"
+    EditionStatus.AWAITING_APPROVAL: frozenset({EditionStatus.PLANNED}),
     EditionStatus.PAUSED: frozenset({EditionStatus.SENDING}),
     EditionStatus.FINISHED: frozenset({EditionStatus.SENDING}),
     EditionStatus.CANCELLED: frozenset(
-        {EditionStatus.PLANNED, EditionStatus.SENDING, EditionStatus.PAUSED}
+        {
+            EditionStatus.PLANNED,
+            EditionStatus.AWAITING_APPROVAL,
+            EditionStatus.SENDING,
+            EditionStatus.PAUSED,
+        }
     ),
     EditionStatus.PLANNED: frozenset(),
 }
@@ -290,3 +306,28 @@ class Delivery:
     attempts: int = 0
     provider_message_id: str | None = None
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change an editor made (desk story, version, plan, approval), for the audit log.
+
+    ``actor`` is who made it (a desk user's email, ``"cli"``, ``"deadline"``), ``action``
+    what (``story.create``, ``edition.approve``, ...), ``target`` on what (``item:12``,
+    ``segment:members``, ``edition:7``); ``detail`` holds short values only, never bodies.
+    """
+
+    actor: str
+    action: str
+    target: str
+    at: datetime
+    detail: Mapping[str, str] = field(default_factory=dict)
+    #: the item created or edited (desk stories and versions)
+    item_id: int | None = None
+
+    def summary(self) -> str:
+        """One line: ``story.create item:12 (title='...', lang='bg')``."""
+        if not self.detail:
+            return f"{self.action} {self.target}"
+        parts = ", ".join(f"{k}={v!r}" for k, v in self.detail.items())
+        return f"{self.action} {self.target} ({parts})"

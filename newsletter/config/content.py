@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -10,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from newsletter.audience.csvfile import text_encoding
 from newsletter.config.base import Model, RelPath, check_timezone
+from newsletter.config.schedule import Duration
 
 
 class Colors(Model):
@@ -317,6 +319,39 @@ class Segment(Model):
         default="exclusive",
         description="exclusive: one digest per person per period; allow: this one goes too.",
     )
+
+    #: "required": a prepared edition waits (status awaiting_approval) until a person
+    #: approves it in the desk or with `editions approve`, or ``approve_within`` passes
+    approval: Literal["none", "required"] = Field(
+        default="none",
+        description='"required": each edition waits for a person\'s approval before sending.',
+    )
+    approve_within: Duration | None = Field(
+        default=None,
+        description='With approval = "required": approve it anyway this long after, e.g. "4h".',
+    )
+    approvers: list[str] = Field(
+        default_factory=list,
+        description="Addresses emailed a link to the desk when an edition awaits approval.",
+    )
+
+    @field_validator("approvers")
+    @classmethod
+    def _approvers(cls, value: list[str]) -> list[str]:
+        for address in value:
+            local, at, domain = address.partition("@")
+            if not (local and at and "." in domain) or any(c.isspace() for c in address):
+                raise ValueError(f"not an email address: {address!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _approval(self) -> Segment:
+        if self.approve_within is not None:
+            if self.approval != "required":
+                raise ValueError('approve_within goes with approval = "required"')
+            if self.approve_within < timedelta(minutes=1):
+                raise ValueError("approve_within must be at least 1m")
+        return self
 
     @field_validator("overlap", mode="before")
     @classmethod

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +28,7 @@ from newsletter.audience.segments import Routing
 from newsletter.audience.subscribers import ImportReport
 from newsletter.clock import utcnow
 from newsletter.config import Segment, Settings
+from newsletter.digest.approval import approval_required, request_approval
 from newsletter.digest.select import Story, entries_for, period_key, period_label, skip_reason
 from newsletter.digest.stories import MANUAL_PREFIX, manual_period, select_stories, stories_of
 from newsletter.digest.translate import build_translator, translate_missing
@@ -65,6 +66,8 @@ class SegmentResult:
     resumed: bool = False
     #: a stop ended the run before this segment was done; the next run continues it
     stopped: bool = False
+    #: prepared and waiting for a person's approval (segments with approval = "required")
+    awaiting_approval: bool = False
 
 
 @dataclass
@@ -77,6 +80,15 @@ class DigestReport:
     lists: dict[str, ImportReport] = field(default_factory=dict)
     #: dry runs: who matched more than one segment and where they went
     overlaps: Explanation | None = None
+
+
+def pick_intro(intros: Mapping[str, str], chain: Sequence[str]) -> tuple[str, str] | None:
+    """The first intro along ``chain`` as (locale, text), or None when none is set."""
+    for lang in chain:
+        text = intros.get(lang, "").strip()
+        if text:
+            return lang, text
+    return None
 
 
 @contextlib.asynccontextmanager
@@ -174,18 +186,25 @@ class Digest:
         locales: Sequence[str],
         now: datetime,
         edition_id: int,
+        intros: Mapping[str, str] | None = None,
     ) -> dict[str, RenderedVariant]:
-        """Render and inline each locale's variant once."""
+        """Render and inline each locale's variant once.
+
+        ``intros`` are the editors' intro paragraphs by locale; a reader gets the first
+        one along their language chain, then the default locale's (as stories fall back).
+        """
         out = {}
         for locale in locales:
             shown = self.with_translations(stories, locale)
+            chain = self.settings.locales.chain(locale)
             out[locale] = self.renderer.render(
                 segment=segment,
                 period_label=period_label(segment, now, locale),
                 edition_date=now.astimezone(segment.tz).date(),
-                entries=entries_for(shown, self.settings.locales.chain(locale)),
+                entries=entries_for(shown, chain),
                 locale=locale,
                 view_url=view_url(self.settings, edition_id, locale),
+                intro=pick_intro(intros or {}, [*chain, self.settings.locales.default]),
             )
         return out
 
@@ -215,7 +234,8 @@ class Digest:
             res.skipped = f"edition {edition.id} was cancelled"
             return res
         if edition is None:
-            stories = select_stories(self.settings, self.store, segment, now, item_ids)
+            plan = None if item_ids else self.store.plans.pending(segment.name)
+            stories = select_stories(self.settings, self.store, segment, now, item_ids, plan=plan)
             res.items = len(stories)
             res.skipped = skip_reason(segment, stories)
             if res.skipped:
@@ -227,12 +247,33 @@ class Digest:
             except DuplicateEditionError as exc:
                 res.skipped = str(exc)
                 return res
+            if plan is not None:
+                # the editors' overrides are this edition's now; the next one starts clean
+                self.store.plans.bind(segment.name, edition.id)
         else:
             res.resumed = True
             stories = self.stories_of(edition)
             res.items = len(stories)
         res.edition_id = edition.id
+        if approval_required(segment, edition):
+            return await self._await_approval(segment, edition, stories, res, now)
         return await self._deliver(segment, edition, stories, res, now)
+
+    async def _await_approval(
+        self,
+        segment: Segment,
+        edition: Edition,
+        stories: list[Story],
+        res: SegmentResult,
+        now: datetime,
+    ) -> SegmentResult:
+        """Prepare an edition of a segment that needs approval, and ask for it (once)."""
+        res.awaiting_approval = True
+        res.skipped = f"edition {edition.id} is awaiting approval"
+        if edition.status is EditionStatus.PLANNED:
+            res.recipients, res.variants = self.prepare(segment, edition, stories, now)
+            await request_approval(self.settings, self.store, self.provider, segment, edition, now)
+        return res
 
     def prepare(
         self, segment: Segment, edition: Edition, stories: list[Story], now: datetime
@@ -257,7 +298,10 @@ class Digest:
         variants = self.store.editions.variants(edition.id)
         missing = [loc for loc in per_locale if loc not in variants]
         if missing:
-            fresh = self.render_variants(segment, stories, missing, edition.created_at, edition.id)
+            intros = self.store.plans.of_edition(edition.id).intros
+            fresh = self.render_variants(
+                segment, stories, missing, edition.created_at, edition.id, intros
+            )
             for variant in fresh.values():
                 self.store.editions.save_variant(edition.id, variant)
             variants.update(fresh)

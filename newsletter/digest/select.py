@@ -158,3 +158,24 @@ def entries_for(stories: Sequence[Story], chain: Sequence[str]) -> list[DigestEn
             )
         )
     return entries
+
+
+def apply_plan(
+    stories: Sequence[Story],
+    *,
+    lead: str | None,
+    excluded: Iterable[str],
+    ordering: Sequence[str],
+    limit: int,
+) -> list[Story]:
+    """``stories`` as the editors arranged them: ``excluded`` keys left out, the keys of
+    ``ordering`` first in that order (stories not in it keep theirs, after them), the
+    ``lead`` story first; then cut to ``limit``. Keys no longer selected are ignored."""
+    out = set(excluded)
+    kept = [s for s in stories if s.key not in out]
+    rank = {key: n for n, key in enumerate(ordering)}
+    # a stable sort: stories the editors never placed stay newest first, after the placed
+    kept.sort(key=lambda s: rank.get(s.key, len(rank)))
+    if lead is not None:
+        kept.sort(key=lambda s: s.key != lead)
+    return kept[:limit]

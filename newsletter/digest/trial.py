@@ -45,7 +45,8 @@ def preview_segment(digest: Digest, segment: Segment, locale: str) -> RenderedVa
     stories = select_stories(digest.settings, digest.store, segment, now)
     if not stories:
         return None
-    return digest.render_variants(segment, stories, [locale], now, 0)[locale]
+    intros = digest.store.plans.pending(segment.name).intros
+    return digest.render_variants(segment, stories, [locale], now, 0, intros)[locale]
 
 
 def dry_run_segment(
@@ -63,7 +64,8 @@ def dry_run_segment(
         return res
     # with nobody in the segment yet, show every locale rather than none
     locales = sorted(res.recipients) or digest.settings.locales.available
-    res.variants = digest.render_variants(segment, stories, locales, now, 0)
+    intros = {} if item_ids else digest.store.plans.pending(segment.name).intros
+    res.variants = digest.render_variants(segment, stories, locales, now, 0, intros)
     return res
 
 

@@ -56,6 +56,12 @@ _BLANK_RUNS = re.compile(r"\n[ \t]*(?:\n[ \t]*){2,}")
 _ABSOLUTE = ("https://", "http://")
 
 
+def _paragraphs(text: str) -> list[str]:
+    """Plain text split at blank lines, each paragraph's whitespace runs made one space."""
+    paragraphs = re.split(r"\n[ \t]*\n", text.replace("\r\n", "\n"))
+    return [p for p in (_LINE_BREAKS.sub(" ", para).strip() for para in paragraphs) if p]
+
+
 def _absolute(url: str | None) -> str | None:
     # a relative URL would point nowhere inside a mail client: leave the link or image out
     return url if url and url.startswith(_ABSOLUTE) else None
@@ -349,8 +355,13 @@ class Renderer:
         entries: Sequence[DigestEntry],
         locale: str,
         view_url: str,
+        intro: tuple[str, str] | None = None,
     ) -> RenderedVariant:
-        """Render and inline one variant; trims or refuses above the HTML size budget."""
+        """Render and inline one variant; trims or refuses above the HTML size budget.
+
+        ``intro`` is the editors' opening paragraph(s) as (language, plain text), shown
+        under the heading; blank lines separate paragraphs, and the text is escaped.
+        """
         if locale not in self.translations:
             raise RenderError(
                 f"locale {locale!r} is not configured (available: "
@@ -382,6 +393,9 @@ class Renderer:
             "edition_date": edition_date,
             "date": i18n.format_date(edition_date, locale),
             "view_url": view_url,
+            "intro": _paragraphs(intro[1]) if intro else [],
+            "intro_lang": intro[0] if intro else locale,
+            "intro_dir": i18n.text_direction(intro[0]) if intro else direction,
             # the only source of markers: their nonce is drawn here, after content is fixed
             "placeholders": markers(nonce).context(),
         }

@@ -1,5 +1,8 @@
 """The long-running sender: every edition in ``sending`` status, until told to stop.
 
+Each pass first releases approved editions whose send window is open, and editions past
+their approval deadline (:func:`newsletter.digest.approval.release_due`).
+
 Any number of workers may run at once, on one host or many, against one PostgreSQL
 database: they share each edition through leased claims (``FOR UPDATE SKIP LOCKED``),
 so no row goes to two of them. On SQLite run one worker; it sends with ``concurrency``
@@ -23,6 +26,7 @@ from typing import TypeVar
 
 from newsletter.clock import Clock, utcnow
 from newsletter.config import Settings
+from newsletter.digest.approval import release_due
 from newsletter.digest.edition import finish_planning
 from newsletter.errors import EditionError
 from newsletter.models import DeliveryStatus, EditionStatus, OnProgress
@@ -102,6 +106,7 @@ class Worker:
         self.settings = settings
         self.store = store
         self.options = options
+        self.clock = clock
         self.sender = Sender.configured(
             settings,
             store,
@@ -124,6 +129,8 @@ class Worker:
         wait = self.options.wait if self.options.once else 0.0
         while not stop.is_set():
             batches = 0
+            # approved editions whose send window opened, and those past their deadline
+            release_due(self.settings, self.store, now=self.clock())
             for edition in self.store.editions.with_status(EditionStatus.SENDING):
                 if stop.is_set():
                     break
@@ -259,6 +266,11 @@ def resume_edition(
         unknown = st.deliveries.counts(edition_id).get(DeliveryStatus.UNKNOWN, 0)
         if status is EditionStatus.CANCELLED:
             raise EditionError(f"edition {edition_id} was cancelled; it cannot be resumed")
+        if status is EditionStatus.AWAITING_APPROVAL:
+            raise EditionError(
+                f"edition {edition_id} is awaiting approval: approve it with "
+                f"`newsletter editions approve {edition_id}` (or in the desk)"
+            )
         if status is EditionStatus.PLANNED:
             # its digest died while planning: finish that here, then send as usual
             finish_planning(settings, st, edition_id, now)

@@ -15,9 +15,11 @@ from newsletter.store.archive import ArchiveStore
 from newsletter.store.deliveries import DeliveryStore
 from newsletter.store.desk import DeskStore
 from newsletter.store.editions import EditionStore
+from newsletter.store.editorial import EditorialStore
 from newsletter.store.history import ConsentStore, EventStore
 from newsletter.store.items import ItemStore
 from newsletter.store.locks import LockStore
+from newsletter.store.plans import PlanStore
 from newsletter.store.runs import RunStore
 from newsletter.store.subscribers import SubscriberStore
 from newsletter.store.suppressions import SuppressionStore
@@ -43,6 +45,8 @@ class Store:
         self.events = EventStore(engine)
         self.archive = ArchiveStore(engine)
         self.desk = DeskStore(engine)
+        self.editorial = EditorialStore(engine)
+        self.plans = PlanStore(engine)
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Store:

@@ -466,3 +466,9 @@ def _item(row: sa.Row[Any]) -> Item:
         first_seen_at=row.first_seen_at,
         updated_at=row.updated_at,
     )
+
+
+#: a stored ``items`` row as an :class:`Item` (for repositories reading the same table)
+item_from_row = _item
+#: the column values of an :class:`ItemRecord` (for repositories writing the same table)
+record_values = _values

@@ -106,6 +106,11 @@ editions = sa.Table(
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("finished_at", UTCDateTime),
+    # approval workflow (segments with approval = "required"): asked when, due when, by whom
+    sa.Column("approval_requested_at", UTCDateTime),
+    sa.Column("approval_deadline", UTCDateTime),
+    sa.Column("approved_by", sa.String(320)),
+    sa.Column("approved_at", UTCDateTime),
     sa.UniqueConstraint("segment", "period", name="uq_editions_segment_period"),
 )
 
@@ -333,4 +338,72 @@ desk_audit = sa.Table(
     sa.Column("target", sa.String(500), nullable=False),
     sa.Column("detail", sa.JSON, nullable=False),
     sa.Index("ix_desk_audit_at", "at"),
+)
+
+# stories written in the desk: the Markdown as written (the item holds the rendered HTML)
+desk_stories = sa.Table(
+    "desk_stories",
+    metadata,
+    sa.Column(
+        "item_id", sa.Integer, sa.ForeignKey("items.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("markdown", sa.Text, nullable=False),
+    sa.Column("created_by", sa.String(320), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_by", sa.String(320), nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# a locale version of a story made in the desk (by hand or machine draft): the item is a
+# desk item sharing the story's key; this row says how it was made and who reviewed it
+item_versions = sa.Table(
+    "item_versions",
+    metadata,
+    sa.Column(
+        "item_id", sa.Integer, sa.ForeignKey("items.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column(
+        "original_id", sa.Integer, sa.ForeignKey("items.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("locale", sa.String(16), nullable=False),
+    sa.Column("source_lang", sa.String(16), nullable=False),
+    # human | machine | reviewed (see newsletter.digest.editorial.versions.ReviewState)
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("provider", sa.String(50)),
+    # the original's content hash when this version was made: differs once it is edited
+    sa.Column("original_hash", sa.String(64), nullable=False),
+    sa.Column("created_by", sa.String(320), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("reviewed_by", sa.String(320)),
+    sa.Column("reviewed_at", UTCDateTime),
+    sa.UniqueConstraint("original_id", "locale", name="uq_item_versions_original_locale"),
+)
+
+# items kept out of every future edition (any source), until shown again
+hidden_items = sa.Table(
+    "hidden_items",
+    metadata,
+    sa.Column(
+        "item_id", sa.Integer, sa.ForeignKey("items.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("hidden_by", sa.String(320), nullable=False),
+    sa.Column("hidden_at", UTCDateTime, nullable=False),
+    sa.Column("reason", sa.String(500), nullable=False, server_default=""),
+)
+
+# the editors' overrides of a segment's next edition; edition_id is NULL until an edition
+# is created from them, then they belong to it (its intros are rendered from here)
+edition_plans = sa.Table(
+    "edition_plans",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("segment", sa.String(100), nullable=False),
+    sa.Column("edition_id", sa.Integer, sa.ForeignKey("editions.id", ondelete="CASCADE")),
+    sa.Column("lead_key", sa.String(500)),
+    sa.Column("excluded", sa.JSON, nullable=False),
+    sa.Column("ordering", sa.JSON, nullable=False),
+    sa.Column("intros", sa.JSON, nullable=False),
+    sa.Column("updated_by", sa.String(320), nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index("ix_edition_plans_segment", "segment", "edition_id"),
 )

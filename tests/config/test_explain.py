@@ -50,7 +50,7 @@ def test_variants_of_a_provider_key_name_their_providers() -> None:
     (name,) = explain("provider.name")
     assert name.default == '"outbox"' and '"postmark"' in name.type and '"smtp"' in name.type
     (kind,) = explain("sources[].kind")
-    assert kind.type == '"feed" | "folder" | "page"' and kind.default == "required"
+    assert kind.type == '"desk" | "feed" | "folder" | "page"' and kind.default == "required"
 
 
 def test_indexes_and_missing_brackets_are_accepted() -> None:

@@ -86,6 +86,10 @@ def _translate(translator: Translator, item: Item, target: str) -> CachedTransla
     )
 
 
+#: one item's title, body and summary translated in one request (the desk's machine drafts)
+translate_item = _translate
+
+
 def translate_missing(
     stories: Sequence[Story],
     locales: Sequence[str],
@@ -149,5 +153,6 @@ __all__ = [
     "Translator",
     "build_translator",
     "machine_variant",
+    "translate_item",
     "translate_missing",
 ]

@@ -1,7 +1,7 @@
 """desk: staff accounts, server-side sessions and the audit log
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0011
 Create Date: 2026-12-07 05:40:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import newsletter.store.tables
 
 revision = "0010"
-down_revision = "0008"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
