@@ -59,10 +59,8 @@ def _segments(visit: Visit) -> list[SegmentView]:
 
 
 def _plan(visit: Visit, segment: str) -> Any:
-    try:
-        from newsletter.digest import editorial
-    except ImportError:
-        return None
+    from newsletter.digest import editorial
+
     try:
         return editorial.next_edition(visit.ctx.settings, visit.ctx.store, segment, now=visit.now())
     except NewsletterError as exc:

@@ -107,12 +107,10 @@ async def edition_detail(visit: Visit) -> Response:
 
 
 def _approval(visit: Visit, edition_id: int) -> Any:
+    from newsletter.digest.approval import approval_of
+
     try:
-        from newsletter.digest import editorial
-    except ImportError:
-        return None
-    try:
-        return editorial.approval_of(visit.ctx.settings, visit.ctx.store, edition_id)
+        return approval_of(visit.ctx.settings, visit.ctx.store, edition_id, now=visit.now())
     except NewsletterError:
         return None
 
@@ -159,9 +157,9 @@ async def _act(visit: Visit, action: str) -> Response:
         elif action == "resend":
             send_in_background(visit, edition_id, resend_unknown=True)
         elif action == "approve":
-            from newsletter.digest import editorial
+            from newsletter.digest.approval import approve_edition
 
-            change, approval = editorial.approve_edition(
+            change, approval = approve_edition(
                 visit.ctx.settings, store, edition_id, actor=visit.actor, now=now
             )
             visit.audit_change(change)

@@ -10,7 +10,7 @@ editorial`'s, which keeps a machine version labelled in the email until it is re
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -114,7 +114,9 @@ async def _version_action(visit: Visit, action: str) -> Response:
     settings, store, now = visit.ctx.settings, visit.ctx.store, visit.now()
     try:
         if action == "save":
-            fmt = "html" if visit.field("body_format") == "html" else "markdown"
+            fmt: Literal["markdown", "html"] = (
+                "html" if visit.field("body_format") == "html" else "markdown"
+            )
             change = editorial.save_version(
                 settings,
                 store,
