@@ -21,6 +21,7 @@ from newsletter.web.common import first, read_form
 from newsletter.web.context import context_of
 from newsletter.web.desk.core import Visit, desk_locale, desk_of, guarded, href, render
 from newsletter.web.desk.users import MAX_PASSWORD, verify_password
+from newsletter.web.pages import N_
 
 log = logging.getLogger("newsletter.web.desk")
 
@@ -76,7 +77,10 @@ async def login(request: Request) -> Response:
     form = await read_form(request)
     if form is None or not ctx.csrf.check(first(form, "csrf_token"), LOGIN_PURPOSE, 0):
         return _login_page(
-            request, locale, status=403, error="Please reload the page and submit the form again."
+            request,
+            locale,
+            status=403,
+            error=N_("Please reload the page and submit the form again."),
         )
     raw_email = first(form, "email").strip()[:320]
     password = first(form, "password")[: MAX_PASSWORD + 1]
@@ -96,7 +100,7 @@ async def login(request: Request) -> Response:
             request,
             locale,
             status=429,
-            error="Too many login attempts. Please wait a while and try again.",
+            error=N_("Too many login attempts. Please wait a while and try again."),
             email=raw_email,
             next_path=next_path,
         )
@@ -108,7 +112,7 @@ async def login(request: Request) -> Response:
             request,
             locale,
             status=400,
-            error="The email address or the password is not right.",
+            error=N_("The email address or the password is not right."),
             email=raw_email,
             next_path=next_path,
         )

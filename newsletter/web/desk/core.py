@@ -27,6 +27,7 @@ from newsletter.web.context import WebContext, context_of
 from newsletter.web.csrf import FIELD
 from newsletter.web.desk.sessions import Session, Sessions
 from newsletter.web.hostile import has_control
+from newsletter.web.pages import N_
 
 log = logging.getLogger("newsletter.web.desk")
 
@@ -282,7 +283,7 @@ def guarded(
                     "desk/message.html",
                     status=403,
                     message=ctx.pages.gettext(
-                        locale, "Your session has ended. Please log in again."
+                        locale, N_("Your session has ended. Please log in again.")
                     ),
                     user=None,
                 )
@@ -291,7 +292,7 @@ def guarded(
                 log.info(
                     "desk: %s may not %s %s", session.user.role, request.method, log_path(request)
                 )
-                return visit.error(403, "Your role does not allow this.")
+                return visit.error(403, N_("Your role does not allow this."))
             if request.method == "POST":
                 form: Form | None = None
                 if upload:
@@ -301,10 +302,10 @@ def guarded(
                 else:
                     form = await read_form(request)
                 if form is None:
-                    return visit.error(400, "The request could not be understood.")
+                    return visit.error(400, N_("The request could not be understood."))
                 if not ctx.csrf.check(first(form, FIELD), f"desk:{session.key}", session.user.id):
                     log.info("desk CSRF check failed on %s", log_path(request))
-                    return visit.error(403, "Please reload the page and submit the form again.")
+                    return visit.error(403, N_("Please reload the page and submit the form again."))
                 visit.form = form
             return await handler(visit)
 

@@ -87,11 +87,11 @@ async def edition_detail(visit: Visit) -> Response:
 
     edition_id = _edition_id(visit)
     if edition_id is None:
-        return visit.error(404, "There is nothing at this address.")
+        return visit.error(404, N_("There is nothing at this address."))
     try:
         report = edition_report(visit.ctx.settings, visit.ctx.store, edition_id, visit.now())
     except NewsletterError:
-        return visit.error(404, "There is nothing at this address.")
+        return visit.error(404, N_("There is nothing at this address."))
     status = report.edition.status
     return visit.page(
         "desk/edition.html",
@@ -141,7 +141,7 @@ async def _act(visit: Visit, action: str) -> Response:
 
     edition_id = _edition_id(visit)
     if edition_id is None:
-        return visit.error(404, "There is nothing at this address.")
+        return visit.error(404, N_("There is nothing at this address."))
     store, now = visit.ctx.store, visit.now()
     try:
         store.editions.get(edition_id)
@@ -152,7 +152,7 @@ async def _act(visit: Visit, action: str) -> Response:
         elif action == "resume":
             status = store.editions.status(edition_id)
             if status not in (EditionStatus.PAUSED, EditionStatus.SENDING, EditionStatus.PLANNED):
-                return visit.error(409, "This edition cannot be resumed now.")
+                return visit.error(409, N_("This edition cannot be resumed now."))
             send_in_background(visit, edition_id)
         elif action == "resend":
             send_in_background(visit, edition_id, resend_unknown=True)

@@ -50,7 +50,7 @@ def _segment(visit: Visit) -> str | None:
 async def first_segment(visit: Visit) -> Response:
     """GET /desk/next: the first segment's next edition (links to the others)."""
     if not visit.ctx.settings.segments:
-        return visit.error(404, "There is nothing at this address.")
+        return visit.error(404, N_("There is nothing at this address."))
     return visit.redirect(f"/next/{visit.ctx.settings.segments[0].name}")
 
 
@@ -61,7 +61,7 @@ async def plan_page(visit: Visit) -> Response:
 
     segment = _segment(visit)
     if segment is None:
-        return visit.error(404, "There is nothing at this address.")
+        return visit.error(404, N_("There is nothing at this address."))
     settings = visit.ctx.settings
     plan = await run_in_threadpool(
         lambda: editorial.next_edition(settings, visit.ctx.store, segment, now=visit.now())
@@ -84,7 +84,7 @@ async def preview(visit: Visit) -> Response:
     segment = _segment(visit)
     locale = str(visit.request.path_params["locale"])
     if segment is None or locale not in visit.ctx.settings.locales.available:
-        return visit.error(404, "There is nothing at this address.")
+        return visit.error(404, N_("There is nothing at this address."))
     try:
         variant = await run_in_threadpool(
             lambda: editorial.preview_next(
@@ -94,7 +94,7 @@ async def preview(visit: Visit) -> Response:
     except NewsletterError as exc:
         return visit.page("desk/message.html", status=400, message=str(exc))
     if variant is None:
-        return visit.error(404, "Nothing would be sent now.")
+        return visit.error(404, N_("Nothing would be sent now."))
     return HTMLResponse(variant.html, headers={"Content-Security-Policy": PREVIEW_CSP})
 
 
@@ -103,7 +103,7 @@ async def _plan_action(visit: Visit, action: str) -> Response:
 
     segment = _segment(visit)
     if segment is None:
-        return visit.error(404, "There is nothing at this address.")
+        return visit.error(404, N_("There is nothing at this address."))
     s, st, now, who = visit.ctx.settings, visit.ctx.store, visit.now(), visit.actor
     key = visit.field("key")[:500]
     try:
@@ -159,7 +159,7 @@ async def prepare(visit: Visit) -> Response:
 
     segment = _segment(visit)
     if segment is None:
-        return visit.error(404, "There is nothing at this address.")
+        return visit.error(404, N_("There is nothing at this address."))
     settings, store = visit.ctx.settings, visit.ctx.store
 
     def run() -> None:

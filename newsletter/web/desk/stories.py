@@ -176,11 +176,11 @@ async def story_edit(visit: Visit) -> Response:
 
     item_id = _item_id(visit)
     if item_id is None:
-        return visit.error(404, "There is nothing at this address.")
+        return visit.error(404, N_("There is nothing at this address."))
     try:
         story = editorial.desk_story(visit.ctx.store, item_id)
     except NewsletterError:
-        return visit.error(404, "There is nothing at this address.")
+        return visit.error(404, N_("There is nothing at this address."))
     item = story.item
     values = {
         "title": item.title,
@@ -198,7 +198,7 @@ async def story_update(visit: Visit) -> Response:
     """POST /desk/stories/{id}/edit."""
     item_id = _item_id(visit)
     if item_id is None:
-        return visit.error(404, "There is nothing at this address.")
+        return visit.error(404, N_("There is nothing at this address."))
     return await _save(visit, item_id)
 
 
@@ -207,7 +207,7 @@ async def _visibility(visit: Visit, hide: bool) -> Response:
 
     item_id = _item_id(visit)
     if item_id is None:
-        return visit.error(404, "There is nothing at this address.")
+        return visit.error(404, N_("There is nothing at this address."))
     try:
         if hide:
             change = editorial.hide_item(

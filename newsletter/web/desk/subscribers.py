@@ -95,7 +95,7 @@ async def subscriber_page(visit: Visit, error: str | None = None, status: int = 
     """GET /desk/subscribers/{id}."""
     sub = _subscriber(visit)
     if sub is None:
-        return visit.error(404, "There is nothing at this address.")
+        return visit.error(404, N_("There is nothing at this address."))
     store = visit.ctx.store
     return visit.page(
         "desk/subscriber.html",
@@ -151,10 +151,10 @@ async def subscriber_change(visit: Visit) -> Response:
     """POST /desk/subscribers/{id}: name, locale, lists."""
     sub = _subscriber(visit)
     if sub is None:
-        return visit.error(404, "There is nothing at this address.")
+        return visit.error(404, N_("There is nothing at this address."))
     locale = visit.field("locale")
     if locale not in visit.ctx.settings.locales.available:
-        return visit.error(400, "The request could not be understood.")
+        return visit.error(400, N_("The request could not be understood."))
     from newsletter.textclean import clean_text
 
     changes = {
@@ -177,7 +177,7 @@ async def subscriber_unsubscribe(visit: Visit) -> Response:
     """POST /desk/subscribers/{id}/unsubscribe."""
     sub = _subscriber(visit)
     if sub is None:
-        return visit.error(404, "There is nothing at this address.")
+        return visit.error(404, N_("There is nothing at this address."))
     now = visit.now()
     visit.ctx.store.subscribers.set_status(
         sub.email, SubscriberStatus.UNSUBSCRIBED, source=f"desk:{visit.actor}", now=now
@@ -192,7 +192,7 @@ async def erase_confirm(visit: Visit) -> Response:
     """GET /desk/subscribers/{id}/erase: the confirmation step."""
     sub = _subscriber(visit)
     if sub is None:
-        return visit.error(404, "There is nothing at this address.")
+        return visit.error(404, N_("There is nothing at this address."))
     return visit.page("desk/erase.html", sub=sub, error=None)
 
 
@@ -203,7 +203,7 @@ async def erase(visit: Visit) -> Response:
 
     sub = _subscriber(visit)
     if sub is None:
-        return visit.error(404, "There is nothing at this address.")
+        return visit.error(404, N_("There is nothing at this address."))
     if visit.field("confirm").lower() != sub.email:
         return visit.page(
             "desk/erase.html",
@@ -252,7 +252,7 @@ async def _import(visit: Visit) -> Response:
     name, data = visit.upload or ("upload.csv", b"")
     list_name = visit.field("list") or None
     if list_name is not None and list_name not in {x.name for x in visit.ctx.settings.lists}:
-        return visit.error(400, "The request could not be understood.")
+        return visit.error(400, N_("The request could not be understood."))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "upload.csv"
         path.write_bytes(data)

@@ -84,11 +84,11 @@ async def versions(visit: Visit) -> Response:
 
     item_id = _item_id(visit)
     if item_id is None:
-        return visit.error(404, "There is nothing at this address.")
+        return visit.error(404, N_("There is nothing at this address."))
     try:
         story = editorial.story_versions(visit.ctx.settings, visit.ctx.store, item_id)
     except NewsletterError:
-        return visit.error(404, "There is nothing at this address.")
+        return visit.error(404, N_("There is nothing at this address."))
     shown = visible_locales(visit.user, list(visit.ctx.settings.locales.available))
     original = story.original.lang
     return visit.page(
@@ -108,9 +108,9 @@ async def _version_action(visit: Visit, action: str) -> Response:
     item_id = _item_id(visit)
     locale = str(visit.request.path_params["locale"])
     if item_id is None or locale not in visit.ctx.settings.locales.available:
-        return visit.error(404, "There is nothing at this address.")
+        return visit.error(404, N_("There is nothing at this address."))
     if not can_translate(visit.user, locale):
-        return visit.error(403, "Your role does not allow this.")
+        return visit.error(403, N_("Your role does not allow this."))
     settings, store, now = visit.ctx.settings, visit.ctx.store, visit.now()
     try:
         if action == "save":
