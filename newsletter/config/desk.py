@@ -26,7 +26,7 @@ class Desk(Model):
     secure_cookie: Literal["auto", "always", "never"] = Field(
         default="auto",
         description=(
-            "Mark the session cookie Secure: `auto` when the base URL or the request is https."
+            "Mark the session cookie Secure: `auto` when the request came over https."
         ),
     )
     login_limit_per_ip: int = Field(

@@ -1,4 +1,5 @@
-"""Housekeeping while the web app runs: expired sign-ups and old webhook event ids go.
+"""Housekeeping while the web app runs: expired sign-ups, old webhook event ids and
+desk sessions past their timeouts go.
 
 The app runs it once at start and then every few hours, so a long-running server keeps
 its tables small and holds no unconfirmed sign-up longer than its link is valid. A
@@ -34,14 +35,19 @@ class Housekept:
     pending_subscribers: int
     pending_requests: int
     webhook_events: int
+    desk_sessions: int = 0
 
 
 def housekeep(settings: Settings, store: Store, now: datetime) -> Housekept:
-    """Purge expired sign-ups (:func:`~newsletter.audience.selfservice.purge_pending`) and the
-    webhook event ids older than ``webhooks.retention_days``."""
+    """Purge expired sign-ups (:func:`~newsletter.audience.selfservice.purge_pending`), the
+    webhook event ids older than ``webhooks.retention_days`` and expired desk sessions."""
     purged = purge_pending(settings, store, now)
     pruned = store.webhooks.prune(now - timedelta(days=settings.webhooks.retention_days))
-    return Housekept(purged.subscribers, purged.requests, pruned)
+    sessions = store.desk.purge_sessions(
+        now - timedelta(minutes=settings.desk.idle_timeout_minutes),
+        now - timedelta(hours=settings.desk.absolute_timeout_hours),
+    )
+    return Housekept(purged.subscribers, purged.requests, pruned, sessions)
 
 
 async def housekeep_logged(ctx: WebContext) -> Housekept | None:
@@ -59,6 +65,8 @@ async def housekeep_logged(ctx: WebContext) -> Housekept | None:
             done.pending_requests,
             done.webhook_events,
         )
+    if done.desk_sessions:
+        log.info("housekeeping: %d expired desk session(s) deleted", done.desk_sessions)
     return done
 
 

@@ -1,7 +1,7 @@
 """Desk sessions: a random id in a signed cookie, the session's row in the store.
 
 The cookie (``nl_desk``) is HttpOnly, SameSite=Lax, scoped to ``/desk``, and Secure when the
-site is served over https. Its value is the session id signed with the app's secrets (a
+request came over https (``[desk] secure_cookie``). Its value is the session id signed with the app's secrets (a
 cookie that was not issued here is refused before the store is asked). A session ends after
 ``[desk] idle_timeout_minutes`` without a request or ``absolute_timeout_hours`` after login,
 whichever comes first; a login always starts a new session id (no fixation).
@@ -61,7 +61,9 @@ class Sessions:
         mode = self.settings.desk.secure_cookie
         if mode != "auto":
             return mode == "always"
-        return request.url.scheme == "https" or self.settings.web.base_url.startswith("https:")
+        # the request's scheme is https behind a TLS proxy in [web] forwarded_allow_ips
+        # (X-Forwarded-Proto); plain http is a local trial, where a Secure cookie is lost
+        return request.url.scheme == "https"
 
     def start(self, request: Request, response: Response, user: DeskUser, now: datetime) -> str:
         """A new session for ``user`` (the old one of this browser, if any, ends)."""

@@ -110,3 +110,13 @@ def test_login_redirects_only_inside_the_desk(desk: Desk) -> None:
         follow_redirects=False,
     )
     assert res.headers["location"] == "/desk/"
+
+
+def test_housekeeping_deletes_expired_sessions(desk: Desk) -> None:
+    from newsletter.web.housekeeping import housekeep
+
+    desk.user()
+    desk.login()
+    assert housekeep(desk.settings, desk.store, desk.clock()).desk_sessions == 0
+    desk.clock.advance(minutes=31)
+    assert housekeep(desk.settings, desk.store, desk.clock()).desk_sessions == 1
