@@ -171,8 +171,9 @@ class Served:
     outbox: Path
 
 
-def write_config(tmp_path: Path, db_url: str, port: int) -> Path:
-    """A config file for ``newsletter serve`` on 127.0.0.1:``port`` with a public list."""
+def write_config(tmp_path: Path, db_url: str, port: int, extra: str = "") -> Path:
+    """A config file for ``newsletter serve`` on 127.0.0.1:``port`` with a public list;
+    ``extra`` TOML is appended (its first keys still belong to the ``[[segments]]`` table)."""
     root = Path(__file__).resolve().parents[2]
     cfg = tmp_path / "config.toml"
     cfg.write_text(
@@ -210,18 +211,18 @@ public = true
 [[segments]]
 name = "news"
 rules = [{{ field = "lists", op = "contains", value = "news" }}]
-""",
+{extra}""",
         encoding="utf-8",
     )
     return cfg
 
 
 @contextlib.contextmanager
-def serve(tmp_path: Path, db_url: str) -> Iterator[Served]:
+def serve(tmp_path: Path, db_url: str, extra: str = "") -> Iterator[Served]:
     """Run ``newsletter serve --host 127.0.0.1 --port N`` (overriding [web] host/port) until
     it answers /healthz; stop it with SIGTERM afterwards and check it exits cleanly."""
     port = free_port()
-    cfg = write_config(tmp_path, db_url, port)
+    cfg = write_config(tmp_path, db_url, port, extra)
     args = ["--config", str(cfg), "serve", "--host", "127.0.0.1", "--port", str(port)]
     proc = subprocess.Popen(
         [sys.executable, "-m", "newsletter", *args],
