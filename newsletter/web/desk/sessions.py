@@ -2,8 +2,9 @@
 
 The cookie (``nl_desk``) is HttpOnly, SameSite=Lax, scoped to ``/desk``, and Secure when
 the request came over https (``[desk] secure_cookie``). Its value is the session id signed
-with the app's secrets (a cookie not issued here is refused before the store is asked). A session ends after
-``[desk] idle_timeout_minutes`` without a request or ``absolute_timeout_hours`` after login,
+with the app's secrets (a cookie not issued here is refused before the store is asked). A
+session ends after ``[desk] idle_timeout_minutes`` without a request or
+``absolute_timeout_hours`` after login,
 whichever comes first; a login always starts a new session id (no fixation).
 """
 

@@ -33,4 +33,5 @@ def desk(
 ) -> Iterator[Desk]:
     app = create_app(desk_settings, store, signer=signer, clock=clock)  # type: ignore[arg-type]
     with TestClient(app, base_url="https://news.example.org") as client:
+        client.headers["Accept-Language"] = "en"  # the staff's other language; bg is default
         yield Desk(client, desk_settings, store, clock, app)  # type: ignore[arg-type]

@@ -40,6 +40,7 @@ def approving(
     )
     app = create_app(settings, store, signer=signer, clock=clock)
     with TestClient(app, base_url="https://news.example.org") as client:
+        client.headers["Accept-Language"] = "en"  # the staff's other language; bg is default
         yield Desk(client, settings, store, clock, app)
 
 
