@@ -34,12 +34,12 @@ class SegmentView:
     plan: Any
 
 
-def _segments(visit: Visit) -> list[SegmentView]:
+def _segments(visit: Visit) -> tuple[list[SegmentView], list[str]]:
+    """Each segment's view, and the problems ``newsletter status`` would flag."""
+    from newsletter.schedule.status import health
     from newsletter.schedule.triggers import local_text
 
     settings, store, now = visit.ctx.settings, visit.ctx.store, visit.now()
-    from newsletter.schedule.status import health
-
     report = health(settings, store, now)
     jobs = {j.id: j for j in report.jobs}
     views = []
@@ -55,7 +55,7 @@ def _segments(visit: Visit) -> list[SegmentView]:
         views.append(
             SegmentView(seg.name, nxt, runs[0][1] if runs else None, _plan(visit, seg.name))
         )
-    return views, report.problems  # type: ignore[return-value]
+    return views, report.problems
 
 
 def _plan(visit: Visit, segment: str) -> Any:
