@@ -32,4 +32,6 @@ def serve_cmd(
         f"{cfg.web.port if port is None else port}",
         highlight=False,
     )
+    if cfg.desk.enabled:
+        err.print(f"the desk is at {cfg.web.base_url}/desk/", highlight=False)
     serve(cfg, host=host, port=port)
