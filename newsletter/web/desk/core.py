@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from newsletter.config import Settings
+from newsletter.render import i18n
 from newsletter.store import Store
 from newsletter.store.desk import DeskUser
 from newsletter.web.common import Form, first, log_path, read_form
@@ -130,6 +131,8 @@ def render(
         desk_root=root,
         here=here,
         desk_href=lambda path, **q: href(request, path, **q),
+        # a language named in the desk's language, for running text ("the German version")
+        ui_language=lambda code: i18n.language_name(code, locale),
         **values,
     )
     asked = request.query_params.get("lang", "")
