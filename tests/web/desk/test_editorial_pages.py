@@ -96,3 +96,61 @@ def test_a_translator_edits_only_their_locales(desk: Desk) -> None:
         token=token,
     )
     assert res.status_code == 303
+
+
+def test_edit_keeps_the_item_and_hide_show_are_audited(desk: Desk) -> None:
+    desk.as_user("editor")
+    item_id = _story(desk)
+    form = desk.client.get(f"/desk/stories/{item_id}/edit")
+    assert "Клъстерът откри **нова** централа." in form.text
+    res = desk.post(
+        f"/desk/stories/{item_id}/edit",
+        {
+            "title": "Нова централа (поправено)",
+            "body": "Друг текст.",
+            "lang": "bg",
+            "action": "save",
+        },
+        token=desk.token(f"/desk/stories/{item_id}/edit"),
+    )
+    assert res.status_code == 303 and res.headers["location"].startswith(
+        f"/desk/translations/{item_id}"
+    )
+    listing = desk.client.get("/desk/stories?source=desk")
+    assert "Нова централа (поправено)" in listing.text
+    assert desk.post(f"/desk/stories/{item_id}/hide").status_code == 303
+    assert "hidden" in desk.client.get("/desk/stories?hidden=yes").text
+    assert "Нова централа" not in desk.client.get("/desk/stories?hidden=no").text
+    assert desk.post(f"/desk/stories/{item_id}/show").status_code == 303
+    actions = [e.action for e in desk.store.desk.audit_log()][:4]
+    assert actions == ["item.show", "item.hide", "story.edit", "story.create"]
+
+
+def test_hostile_story_fields_are_refused_or_made_inert(desk: Desk) -> None:
+    desk.as_user("editor")
+    res = desk.post(
+        "/desk/stories/new",
+        {
+            "title": "X",
+            "body": "text",
+            "lang": "bg",
+            "image": "javascript:alert(1)",
+            "action": "save",
+        },
+        token=desk.token("/desk/stories/new"),
+    )
+    assert res.status_code == 400  # one line on the form, nothing stored
+    assert "story.create" not in [e.action for e in desk.store.desk.audit_log()]
+    res = desk.post(
+        "/desk/stories/new",
+        {
+            "title": "<img src=x onerror=alert(1)>",
+            "body": "<script>x()</script>ok",
+            "lang": "bg",
+            "action": "save",
+        },
+        token=desk.token("/desk/stories/new"),
+    )
+    assert res.status_code == 303
+    page = desk.client.get(res.headers["location"])
+    assert "<img src=x" not in page.text and "<script>x()" not in page.text
