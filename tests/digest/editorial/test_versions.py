@@ -170,7 +170,7 @@ def test_an_automatic_translation_shows_and_can_be_reviewed(
         item_id = desk(settings, store, 1)
         # the digest translates on its own for a German reader and caches it
         assert LABEL_EN not in email_html(settings, store, "bg")
-        email_html(settings, store, "de")
+        assert "Maschinelle" in email_html(settings, store, "de")
         de = ed.story_versions(settings, store, item_id).versions["de"]
         assert de.state is ed.ReviewState.MACHINE and de.item_id is None
         cov = ed.coverage(settings, store, "members", now=NOW)
