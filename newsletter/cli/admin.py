@@ -261,7 +261,7 @@ def editions_list(
                 str(e.id),
                 e.segment,
                 e.period,
-                e.status.value,
+                e.status.label,
                 f"{e.created_at:%Y-%m-%d %H:%M}",
                 str(len(e.item_ids)),
                 ", ".join(f"{k.value} {v}" for k, v in sorted(counts.items())),

@@ -25,9 +25,7 @@ def keys(plan: ed.EditionPlan) -> list[str]:
     return [s.key for s in plan.stories]
 
 
-def test_lead_exclusions_and_order_shape_the_next_edition(
-    settings: Settings, store: Store
-) -> None:
+def test_lead_exclusions_and_order_shape_the_next_edition(settings: Settings, store: Store) -> None:
     one, two, three, four = (desk(settings, store, n) for n in (1, 2, 3, 4))
     k = {n: f"item:{i}" for n, i in zip((1, 2, 3, 4), (one, two, three, four), strict=True)}
     plan = ed.next_edition(settings, store, "members", now=NOW)
@@ -79,7 +77,9 @@ def test_the_digest_applies_the_plan_and_then_starts_clean(
     one, two, three = (desk(settings, store, n) for n in (1, 2, 3))
     ed.pin_lead(settings, store, "members", f"item:{three}", actor=EDITOR, now=NOW)
     ed.exclude_story(settings, store, "members", f"item:{two}", actor=EDITOR, now=NOW)
-    ed.set_intro(settings, store, "members", "bg", "Здравейте!\n\nВтори абзац.", actor=EDITOR, now=NOW)
+    ed.set_intro(
+        settings, store, "members", "bg", "Здравейте!\n\nВтори абзац.", actor=EDITOR, now=NOW
+    )
     digest = Digest(
         settings,
         store,
@@ -137,9 +137,7 @@ def test_preview_renders_as_the_email_does(settings: Settings, store: Store) -> 
 def test_a_test_send_goes_to_one_address_only(settings: Settings, store: Store) -> None:
     desk(settings, store, 1)
     outbox = settings.provider.path  # type: ignore[union-attr]
-    change = ed.test_send(
-        settings, store, "members", "en", "me@example.org", actor=EDITOR, now=NOW
-    )
+    change = ed.test_send(settings, store, "members", "en", "me@example.org", actor=EDITOR, now=NOW)
     assert change.action == "edition.test_send" and change.detail["to"] == "me@example.org"
     (path,) = list(Path(outbox).rglob("*.eml"))
     msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)

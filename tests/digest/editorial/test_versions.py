@@ -88,9 +88,7 @@ def test_a_version_written_by_hand_sits_beside_the_original(
     assert store.items.count() == 2
 
 
-def test_a_gathered_story_without_a_key_gets_versions_too(
-    settings: Settings, store: Store
-) -> None:
+def test_a_gathered_story_without_a_key_gets_versions_too(settings: Settings, store: Store) -> None:
     item_id = gathered(store, 1)
     ed.save_version(
         settings,
