@@ -139,11 +139,11 @@ class Runner:
                 self.release_approved()
                 next_release = _time.monotonic() + APPROVAL_POLL
 
-    def release_approved(self) -> list[int]:
+    def release_approved(self, now: datetime | None = None) -> list[int]:
         """Release approved editions whose send window opened and those past their
         approval deadline (:func:`~newsletter.digest.approval.release_due`), and have their
         segment's digest job continue now to send them. Returns the released ids."""
-        now = utcnow()
+        now = now or utcnow()
         try:
             released = release_due(self.settings, self.store, now=now)
         except sa.exc.SQLAlchemyError as exc:

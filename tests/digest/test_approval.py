@@ -180,9 +180,7 @@ def test_outside_the_send_window_the_approval_waits_for_it(
     res = run(settings, store, NOW)
     assert res.edition_id is not None
     friday_night = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)  # 20:00 in Sofia
-    _, state = ed.approve_edition(
-        settings, store, res.edition_id, actor=APPROVER, now=friday_night
-    )
+    _, state = ed.approve_edition(settings, store, res.edition_id, actor=APPROVER, now=friday_night)
     monday = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)  # 09:00 in Sofia
     assert state.status is EditionStatus.AWAITING_APPROVAL and state.starts_at == monday
     # a worker releases and sends it once the window opens, not before
