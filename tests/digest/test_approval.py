@@ -215,3 +215,22 @@ def test_hand_picked_sends_and_other_segments_do_not_wait(
     res = run(settings, store, NOW)
     assert not res.awaiting_approval and res.sent is not None and res.sent.finished
     assert ed.awaiting_approval(settings, store) == []
+
+
+def test_the_desk_prepares_an_edition_and_holds_it_for_approval(
+    configure: Callable[..., Settings], store: Store
+) -> None:
+    settings = configure(segments=[{**segment(), "approval": "none"}])
+    outbox = OutboxProvider(settings.provider.path)  # type: ignore[union-attr]
+    change, edition_id = ed.prepare_edition(
+        settings, store, "members", actor=APPROVER, now=NOW, provider=outbox
+    )
+    assert change.action == "edition.prepare" and change.target == f"edition:{edition_id}"
+    assert change.detail == {"segment": "members", "period": "2026-W48", "stories": "1"}
+    assert store.editions.status(edition_id) is EditionStatus.AWAITING_APPROVAL
+    # asking again while it waits gives the same edition
+    assert ed.prepare_edition(settings, store, "members", actor=APPROVER, now=NOW)[1] == edition_id
+    ed.approve_edition(settings, store, edition_id, actor=APPROVER, now=NOW)
+    assert ed.send_edition(settings, store, edition_id, provider=outbox).finished
+    with pytest.raises(EditorialError, match="is finished: one edition per period"):
+        ed.prepare_edition(settings, store, "members", actor=APPROVER, now=NOW)
