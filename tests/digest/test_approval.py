@@ -113,6 +113,8 @@ def test_an_edition_waits_for_approval_then_goes(
     # prepared: every row planned, every variant rendered, nothing sent but the request
     assert store.deliveries.counts(edition_id) == {DeliveryStatus.QUEUED: 3}
     assert sorted(store.editions.variants(edition_id)) == ["bg"]
+    # not public before it is approved
+    assert store.archive.variant(edition_id, "bg") is None
     assert sent_to(settings) == [APPROVER]
     (path,) = Path(settings.provider.path).rglob("*.eml")  # type: ignore[union-attr]
     request = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
