@@ -63,3 +63,17 @@ def test_the_scheduler_releases_an_edition_past_its_deadline(
         assert "no digest job sends members" in caplog.text
         assert store.editions.status(res.edition_id) is EditionStatus.SENDING
         assert ed.approval_of(settings, store, res.edition_id).approved_by == "deadline"
+
+
+def test_a_scheduled_run_that_prepares_an_edition_for_approval_is_done() -> None:
+    from newsletter.digest.edition import DigestReport, SegmentResult
+    from newsletter.schedule.jobs import digest_outcome
+    from newsletter.store.runs import RunStatus
+
+    res = SegmentResult("members", "2026-W48", edition_id=4, items=2)
+    res.awaiting_approval = True
+    res.skipped = "edition 4 is awaiting approval"
+    settings_like = None
+    outcome = digest_outcome(settings_like, DigestReport(None, [res]), NOW)  # type: ignore[arg-type]
+    assert outcome.status is RunStatus.DONE
+    assert outcome.detail == "members: edition 4 awaiting approval"
