@@ -259,12 +259,12 @@ def approve_edition(
         raise EditorialError(
             f"edition {edition_id} is {row.status.value.replace('_', ' ')}, not awaiting approval"
         )
+    _segment(settings, row.segment, edition_id)
     if not store.plans.approve(edition_id, actor, now):
         done = store.plans.approval(edition_id)
         raise EditorialError(
             f"edition {edition_id} was approved already by {done.approved_by or 'someone'}"
         )
-    _segment(settings, row.segment, edition_id)
     released = _release(settings, store, edition_id, now)
     state = _state(settings, store.plans.approval(edition_id), now)
     change = Change(

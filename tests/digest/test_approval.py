@@ -185,6 +185,8 @@ def test_outside_the_send_window_the_approval_waits_for_it(
     _, state = ed.approve_edition(settings, store, res.edition_id, actor=APPROVER, now=friday_night)
     monday = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)  # 09:00 in Sofia
     assert state.status is EditionStatus.AWAITING_APPROVAL and state.starts_at == monday
+    with pytest.raises(EditorialError, match=f"approved already by {APPROVER}"):
+        ed.approve_edition(settings, store, res.edition_id, actor="cli", now=friday_night)
     # a worker releases and sends it once the window opens, not before
     worker = Worker(
         settings,
