@@ -111,3 +111,17 @@ def test_an_edition_awaiting_approval_is_listed_and_approved_from_the_shell(
     assert again.stderr.strip().splitlines() == [
         "error: edition 1 is finished, not awaiting approval"
     ]
+
+
+def test_items_are_hidden_and_shown_from_the_shell(tmp_path: Path) -> None:
+    cfg = project(tmp_path)
+    assert cli(cfg, "gather").returncode == 0
+    hidden = cli(cfg, "items", "hide", "1", "--reason", "duplicate")
+    assert hidden.returncode == 0 and "item 1 hidden" in hidden.stdout
+    dry = cli(cfg, "digest", "--dry-run", "--no-gather", "--segment", "members")
+    assert dry.returncode == 0, dry.stderr
+    shown = cli(cfg, "items", "show", "1")
+    assert shown.returncode == 0 and "item 1 is shown again" in shown.stdout
+    missing = cli(cfg, "items", "hide", "999")
+    assert missing.returncode == 1
+    assert missing.stderr.strip().splitlines() == ["error: no item with id 999"]
