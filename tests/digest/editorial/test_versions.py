@@ -192,3 +192,18 @@ def test_coverage_counts_what_each_locale_has(settings: Settings, store: Store) 
     assert (bg.have, bg.reviewed, bg.missing) == (3, 3, ())
     assert (en.have, en.machine, en.missing) == (2, 0, (f"item:{two}",))
     assert de.have == 0 and len(de.missing) == 3
+
+
+def test_what_the_translator_returns_is_sanitized(translating: Settings, deepl: FakeDeepL) -> None:
+    settings = translating
+    deepl.reply = '<img src=x onerror="steal()"><script>bad()</script><p>Hi</p>'
+    with Store.open(settings.database_url()) as store:
+        item_id = desk(settings, store, 1)
+        ed.machine_draft(settings, store, item_id, "en", actor=EDITOR, now=NOW)
+        en = ed.story_versions(settings, store, item_id).versions["en"]
+        assert "onerror" not in en.body_html and "<script" not in en.body_html
+        assert "<p>Hi</p>" in en.body_html
+        html = email_html(settings, store, "en")
+        # the title came back as markup too: it is text, escaped like any title
+        assert "<script>bad()" not in html and '<img src=x onerror="steal()">' not in html
+        assert "&lt;script&gt;bad()" in html
