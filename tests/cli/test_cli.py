@@ -100,6 +100,8 @@ def test_an_edition_awaiting_approval_is_listed_and_approved_from_the_shell(
     assert listed.returncode == 0 and "awaiting approval" in listed.stdout
     status = cli(cfg, "status")
     assert "awaiting approval" in status.stdout
+    shown = cli(cfg, "editions", "show", "1")
+    assert shown.returncode == 0 and "awaiting approval" in shown.stdout
     emls = list((tmp_path / "outbox").rglob("*.eml"))
     assert len(emls) == 1  # the request to the approver, nothing to readers yet
     approved = cli(cfg, "editions", "approve", "1")

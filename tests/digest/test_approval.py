@@ -238,3 +238,19 @@ def test_the_desk_prepares_an_edition_and_holds_it_for_approval(
     assert ed.send_edition(settings, store, edition_id, provider=outbox).finished
     with pytest.raises(EditorialError, match="is finished: one edition per period"):
         ed.prepare_edition(settings, store, "members", actor=APPROVER, now=NOW)
+
+
+def test_an_edition_awaiting_approval_can_be_cancelled(
+    configure: Callable[..., Settings], store: Store
+) -> None:
+    from newsletter.send.control import cancel_edition
+
+    settings = configure()
+    res = run(settings, store, NOW)
+    assert res.edition_id is not None
+    cancel_edition(store, res.edition_id, NOW)
+    assert store.editions.status(res.edition_id) is EditionStatus.CANCELLED
+    assert store.deliveries.counts(res.edition_id) == {DeliveryStatus.SKIPPED: 3}
+    with pytest.raises(EditorialError, match="cancelled, not awaiting approval"):
+        ed.approve_edition(settings, store, res.edition_id, actor=APPROVER, now=NOW)
+    assert ed.release_due(settings, store, now=NOW + timedelta(days=30)) == []
