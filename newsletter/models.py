@@ -119,6 +119,11 @@ class EditionStatus(enum.StrEnum):
     FINISHED = "finished"
     CANCELLED = "cancelled"
 
+    @property
+    def label(self) -> str:
+        """The status as people read it: ``awaiting approval``."""
+        return self.value.replace("_", " ")
+
 
 #: every move an edition may make, as target -> the statuses it may come from; the store
 #: refuses any other (``EditionStore.transition``). An edition is created ``planned``.

@@ -261,7 +261,7 @@ def editions_list(
                 str(e.id),
                 e.segment,
                 e.period,
-                e.status.value,
+                e.status.label,
                 f"{e.created_at:%Y-%m-%d %H:%M}",
                 str(len(e.item_ids)),
                 ", ".join(f"{k.value} {v}" for k, v in sorted(counts.items())),
@@ -317,6 +317,34 @@ def items_list(
             for i in items
         ),
     )
+
+
+ItemId = Annotated[int, typer.Argument(help="Item id (see `newsletter items list`).")]
+
+
+@items_app.command("hide")
+def items_hide(
+    item_id: ItemId,
+    reason: Annotated[str, typer.Option(help="Why, for the other editors.")] = "",
+) -> None:
+    """Keep an item (any source) out of every future edition; `items show` undoes it."""
+    from newsletter.digest.editorial import hide_item
+
+    cfg = settings()
+    with opened(cfg) as store:
+        hide_item(store, item_id, actor="cli", now=now(), reason=reason)
+    out.print(f"item {item_id} hidden from future editions", highlight=False)
+
+
+@items_app.command("show")
+def items_show(item_id: ItemId) -> None:
+    """Let a hidden item into future editions again."""
+    from newsletter.digest.editorial import show_item
+
+    cfg = settings()
+    with opened(cfg) as store:
+        show_item(store, item_id, actor="cli", now=now())
+    out.print(f"item {item_id} is shown again", highlight=False)
 
 
 @db_app.command("upgrade")

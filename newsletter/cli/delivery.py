@@ -166,6 +166,51 @@ def editions_resume(
     _print_resumed(edition_id, res)
 
 
+@editions_app.command("approve")
+def editions_approve(
+    edition_id: EditionId,
+    no_send: Annotated[
+        bool,
+        typer.Option(
+            "--no-send",
+            help="Only approve; a running worker or scheduler sends it.",
+        ),
+    ] = False,
+) -> None:
+    """Approve an edition awaiting approval (segments with approval = "required").
+
+    Inside the segment's send window (or without one) sending starts: here, with a
+    progress bar, unless --no-send. Outside it the approval is recorded and the worker or
+    scheduler starts sending when the window opens.
+    """
+    from rich.progress import TaskID
+
+    from newsletter.digest.approval import approve_edition, send_edition
+
+    cfg = settings()
+    with opened(cfg) as store:
+        _change, state = approve_edition(cfg, store, edition_id, actor="cli", now=now())
+        out.print(f"edition {edition_id} approved", highlight=False)
+        if state.starts_at is not None:
+            opens = f"{state.starts_at:%Y-%m-%d %H:%M} UTC"
+            out.print(f"outside its send window: sending starts at {opens}", highlight=False)
+            return
+        if no_send:
+            out.print("sending: a worker or the scheduler sends it", highlight=False)
+            return
+        with _progress() as bar:
+            task: TaskID | None = None
+
+            def progress(p: Progress) -> None:
+                nonlocal task
+                if task is None:
+                    task = bar.add_task(f"sending edition {edition_id}", total=p.total)
+                bar.update(task, completed=p.done, total=p.total)
+
+            res = send_edition(cfg, store, edition_id, on_progress=progress)
+    _print_resumed(edition_id, res)
+
+
 @editions_app.command("reconcile")
 def editions_reconcile(
     edition_id: EditionId, settle: SettleOpt = SETTLE_SECONDS, as_json: JsonOpt = False
@@ -259,7 +304,7 @@ def _print_report(rep: EditionReport) -> None:
 
     e = rep.edition
     out.print(
-        f"Edition {e.id}: {safe(e.segment)} {safe(e.period)} — {e.status.value}, "
+        f"Edition {e.id}: {safe(e.segment)} {safe(e.period)} — {e.status.label}, "
         f"{len(e.item_ids)} item(s), created {e.created_at:%Y-%m-%d %H:%M} UTC "
         f"({safe(edition_label(e.id, e.segment, e.period))})",
         highlight=False,

@@ -71,7 +71,9 @@ def _print_digest(report: DigestReport, *, dry_run: bool) -> None:
     rows = []
     for r in report.segments:
         per_locale = ", ".join(f"{loc} {n}" for loc, n in sorted(r.recipients.items()))
-        if r.skipped:
+        if r.awaiting_approval:
+            result = "awaiting approval: `newsletter editions approve ID` or the desk"
+        elif r.skipped:
             result = f"skipped: {r.skipped}"
         elif dry_run:
             result = "dry run: " + ", ".join(

@@ -232,7 +232,7 @@ def status_cmd(as_json: JsonOpt = False) -> None:
                 seg.segment,
                 str(seg.edition.id),
                 seg.edition.period,
-                seg.edition.status.value,
+                seg.edition.status.label,
                 counts or "no recipients",
             )
         )

@@ -61,12 +61,12 @@ class Approval:
     starts_at: datetime | None
 
 
-def approval_required(segment: Segment, edition: Edition) -> bool:
+def approval_required(segment: Segment, edition: Edition, *, hold: bool = False) -> bool:
     """Whether ``edition`` must wait for approval before sending: its segment requires
-    it, it was not hand-picked (``digest --items`` is already a person's decision), and it
-    is still being prepared or waiting."""
+    it (or ``hold`` asks for it), it was not hand-picked (``digest --items`` is already a
+    person's decision), and it is still being prepared or waiting."""
     return (
-        segment.approval == "required"
+        (hold or segment.approval == "required")
         and not edition.period.startswith(_MANUAL_PREFIX)
         and edition.status in (EditionStatus.PLANNED, EditionStatus.AWAITING_APPROVAL)
     )
@@ -259,12 +259,12 @@ def approve_edition(
         raise EditorialError(
             f"edition {edition_id} is {row.status.value.replace('_', ' ')}, not awaiting approval"
         )
+    _segment(settings, row.segment, edition_id)
     if not store.plans.approve(edition_id, actor, now):
         done = store.plans.approval(edition_id)
         raise EditorialError(
             f"edition {edition_id} was approved already by {done.approved_by or 'someone'}"
         )
-    _segment(settings, row.segment, edition_id)
     released = _release(settings, store, edition_id, now)
     state = _state(settings, store.plans.approval(edition_id), now)
     change = Change(

@@ -141,8 +141,12 @@ class Digest:
         clock: Callable[[], datetime] = utcnow,
         on_progress: OnProgress | None = None,
         stop: threading.Event | None = None,
+        hold: bool = False,
     ) -> None:
         self.settings = settings
+        #: hold every new edition for approval, whatever its segment says (the desk's
+        #: "prepare for approval")
+        self.hold = hold
         self.store = store
         self.renderer = renderer or Renderer(settings)
         self._provider = provider
@@ -255,7 +259,7 @@ class Digest:
             stories = self.stories_of(edition)
             res.items = len(stories)
         res.edition_id = edition.id
-        if approval_required(segment, edition):
+        if approval_required(segment, edition, hold=self.hold):
             return await self._await_approval(segment, edition, stories, res, now)
         return await self._deliver(segment, edition, stories, res, now)
 

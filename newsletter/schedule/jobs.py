@@ -157,6 +157,11 @@ def digest_outcome(settings: Settings, report: DigestReport, now: datetime) -> R
         if res.stopped and res.sent is None:
             parts.append(f"{res.segment}: {res.skipped}")
             continue
+        if res.awaiting_approval:
+            # prepared as it should be: the rest is a person's decision, not a skip
+            statuses.add(RunStatus.DONE)
+            parts.append(f"{res.segment}: edition {res.edition_id} awaiting approval")
+            continue
         if res.skipped:
             segment = settings.segment(res.segment)
             empty = res.edition_id is None and res.items < max(segment.min_items, 1)

@@ -38,6 +38,7 @@ from apscheduler.triggers.date import DateTrigger
 from newsletter.clock import utcnow
 from newsletter.config import ScheduleJob, Settings
 from newsletter.config.schedule import format_duration
+from newsletter.digest.approval import release_due
 from newsletter.errors import ConfigError, SchedulerError
 from newsletter.gather.netguard import GuardedClient
 from newsletter.schedule.jobs import FireTimeExecutor, Jobs, run_job
@@ -59,6 +60,9 @@ from newsletter.store.runs import RunStatus
 __all__ = ["Runner", "run_scheduler"]
 
 log = logging.getLogger("newsletter.scheduler")
+
+#: seconds between looks for approved editions to release (see :meth:`Runner.release_approved`)
+APPROVAL_POLL = 30.0
 
 
 class Runner:
@@ -119,6 +123,7 @@ class Runner:
         """Renew the lock until a stop is asked for (signal, lost lock, :meth:`request_stop`)."""
         interval = self.ttl.total_seconds() / 3
         next_beat = _time.monotonic() + interval
+        next_release = _time.monotonic()
         while not self.stop.is_set():
             if self.signalled is not None:
                 name = signal.Signals(self.signalled).name
@@ -130,6 +135,41 @@ class Runner:
             if _time.monotonic() >= next_beat:
                 self.heartbeat()
                 next_beat = _time.monotonic() + interval
+            if _time.monotonic() >= next_release:
+                self.release_approved()
+                next_release = _time.monotonic() + APPROVAL_POLL
+
+    def release_approved(self, now: datetime | None = None) -> list[int]:
+        """Release approved editions whose send window opened and those past their
+        approval deadline (:func:`~newsletter.digest.approval.release_due`), and have their
+        segment's digest job continue now to send them. Returns the released ids."""
+        now = now or utcnow()
+        try:
+            released = release_due(self.settings, self.store, now=now)
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("approval check failed: %s", " ".join(str(exc).split())[:200])
+            return []
+        for edition_id in released:
+            segment = self.store.editions.get(edition_id).segment
+            job = next(
+                (
+                    j
+                    for j in self.jobs.by_id.values()
+                    if j.job == "digest" and j.segment in (None, segment)
+                ),
+                None,
+            )
+            if job is None or self.scheduler is None:
+                log.warning(
+                    "edition %s is approved but no digest job sends %s: `newsletter worker` "
+                    "or `newsletter editions resume %s` sends it",
+                    edition_id,
+                    segment,
+                    edition_id,
+                )
+                continue
+            self._one_off(job, "continue", now, now)
+        return released
 
     def request_stop(self) -> None:
         """Ask the running job to stop after its current batch and the loop to end."""

@@ -137,6 +137,10 @@ def _edition_problems(store: Store, edition: Edition, newest: bool) -> list[str]
         out.append(f"{label}: still {edition.status.value} while a newer edition exists")
     if edition.status is EditionStatus.PAUSED:
         out.append(f"{label}: paused")
+    if edition.status is EditionStatus.AWAITING_APPROVAL:
+        out.append(
+            f"{label}: awaiting approval (`newsletter editions approve {edition.id}` or the desk)"
+        )
     return out
 
 

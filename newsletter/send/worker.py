@@ -26,7 +26,7 @@ from typing import TypeVar
 
 from newsletter.clock import Clock, utcnow
 from newsletter.config import Settings
-from newsletter.digest.approval import release_due
+from newsletter.digest.approval import approval_required, release_due
 from newsletter.digest.edition import finish_planning
 from newsletter.errors import EditionError
 from newsletter.models import DeliveryStatus, EditionStatus, OnProgress
@@ -272,6 +272,12 @@ def resume_edition(
                 f"`newsletter editions approve {edition_id}` (or in the desk)"
             )
         if status is EditionStatus.PLANNED:
+            segment = next((s for s in settings.segments if s.name == edition.segment), None)
+            if segment is not None and approval_required(segment, edition):
+                raise EditionError(
+                    f"edition {edition_id} needs approval: `newsletter digest --segment "
+                    f"{edition.segment}` finishes preparing it and asks for it"
+                )
             # its digest died while planning: finish that here, then send as usual
             finish_planning(settings, st, edition_id, now)
         waiting = st.deliveries.pending(edition_id)

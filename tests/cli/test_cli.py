@@ -77,3 +77,53 @@ def test_db_upgrade(tmp_path: Path) -> None:
     first = cli(cfg, "db", "upgrade")
     assert first.returncode == 0 and "migrated empty" in first.stdout
     assert "already at" in cli(cfg, "db", "upgrade").stdout
+
+
+def test_an_edition_awaiting_approval_is_listed_and_approved_from_the_shell(
+    tmp_path: Path,
+) -> None:
+    cfg = project(tmp_path)
+    text = cfg.read_text(encoding="utf-8")
+    text = text.replace(
+        'rules = [{ field = "lists", op = "contains", value = "members" }]\n',
+        'rules = [{ field = "lists", op = "contains", value = "members" }]\n'
+        'approval = "required"\napprovers = ["approver@example.org"]\n',
+        1,
+    )
+    # no send window: whatever the hour the test runs at, approving starts sending
+    text = text.replace('window = { days = "mon-fri", start = "08:00", end = "18:00" }\n', "")
+    cfg.write_text(text, encoding="utf-8")
+    proc = cli(cfg, "digest", "--segment", "members")
+    assert proc.returncode == 0, proc.stderr
+    assert "awaiting approval" in proc.stdout
+    listed = cli(cfg, "editions", "list")
+    assert listed.returncode == 0 and "awaiting approval" in listed.stdout
+    status = cli(cfg, "status")
+    assert "awaiting approval" in status.stdout
+    shown = cli(cfg, "editions", "show", "1")
+    assert shown.returncode == 0 and "awaiting approval" in shown.stdout
+    emls = list((tmp_path / "outbox").rglob("*.eml"))
+    assert len(emls) == 1  # the request to the approver, nothing to readers yet
+    approved = cli(cfg, "editions", "approve", "1")
+    assert approved.returncode == 0, approved.stderr
+    assert "edition 1 approved" in approved.stdout
+    assert len(list((tmp_path / "outbox").rglob("*.eml"))) > 30
+    again = cli(cfg, "editions", "approve", "1")
+    assert again.returncode == 1
+    assert again.stderr.strip().splitlines() == [
+        "error: edition 1 is finished, not awaiting approval"
+    ]
+
+
+def test_items_are_hidden_and_shown_from_the_shell(tmp_path: Path) -> None:
+    cfg = project(tmp_path)
+    assert cli(cfg, "gather").returncode == 0
+    hidden = cli(cfg, "items", "hide", "1", "--reason", "duplicate")
+    assert hidden.returncode == 0 and "item 1 hidden" in hidden.stdout
+    dry = cli(cfg, "digest", "--dry-run", "--no-gather", "--segment", "members")
+    assert dry.returncode == 0, dry.stderr
+    shown = cli(cfg, "items", "show", "1")
+    assert shown.returncode == 0 and "item 1 is shown again" in shown.stdout
+    missing = cli(cfg, "items", "hide", "999")
+    assert missing.returncode == 1
+    assert missing.stderr.strip().splitlines() == ["error: no item with id 999"]

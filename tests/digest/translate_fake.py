@@ -16,6 +16,8 @@ class FakeDeepL:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.status = 200
+        #: when set, every text is answered with this (a hostile or broken service)
+        self.reply: str | None = None
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -35,7 +37,12 @@ class FakeDeepL:
                     200,
                     {
                         "translations": [
-                            {"detected_source_language": "BG", "text": f"[{target}] {text}"}
+                            {
+                                "detected_source_language": "BG",
+                                "text": fake.reply
+                                if fake.reply is not None
+                                else f"[{target}] {text}",
+                            }
                             for text in request["text"]
                         ]
                     },

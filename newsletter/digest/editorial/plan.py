@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from newsletter.config import Segment, Settings
-from newsletter.digest.edition import Digest
+from newsletter.digest.edition import Digest, SegmentResult
 from newsletter.digest.editorial.stories import check_locale
 from newsletter.digest.editorial.versions import Coverage, coverage_of
 from newsletter.digest.select import Story, apply_plan, period_key, skip_reason
@@ -266,6 +266,48 @@ def preview_next(
     finally:
         if digest.translator is not None:
             digest.translator.close()
+
+
+def prepare_edition(
+    settings: Settings,
+    store: Store,
+    segment: str,
+    *,
+    actor: str,
+    now: datetime,
+    provider: Provider | None = None,
+) -> tuple[Change, int]:
+    """Make this period's edition of ``segment`` now, as the scheduled digest would (the
+    plan applied, stories frozen, rows planned, variants rendered), and hold it for
+    approval whatever the segment's ``approval`` says; the approvers are asked. Returns
+    the change and the edition id. Synchronous: call it from a worker thread.
+
+    An edition of this period that exists already is returned when it still awaits
+    approval (or was left half-prepared); one sending, sent or cancelled is an error.
+    """
+    seg = _segment(settings, segment)
+    existing = store.editions.find(seg.name, period_key(seg, now))
+    waiting = (EditionStatus.PLANNED, EditionStatus.AWAITING_APPROVAL)
+    if existing is not None and existing.status not in waiting:
+        raise EditorialError(
+            f"edition {existing.id} of {seg.name} for {existing.period} is "
+            f"{existing.status.label}: one edition per period"
+        )
+    digest = Digest(settings, store, provider=provider, clock=lambda: now, hold=True)
+
+    async def go() -> SegmentResult:
+        try:
+            return await digest.run_segment(seg)
+        finally:
+            await digest.aclose()
+
+    res = asyncio.run(go())
+    if res.edition_id is None or not res.awaiting_approval:
+        raise EditorialError(f"no edition of {seg.name} made: {res.skipped or 'nothing to do'}")
+    detail = {"segment": seg.name, "period": res.period, "stories": str(res.items)}
+    return Change(
+        actor, "edition.prepare", f"edition:{res.edition_id}", now, detail
+    ), res.edition_id
 
 
 def _one_address(to: str) -> str:
