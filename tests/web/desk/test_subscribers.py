@@ -96,3 +96,16 @@ def test_pages_render_for_an_admin(desk: Desk) -> None:
         page = desk.client.get(path)
         assert page.status_code == 200, path
         assert 'href="#main"' in page.text and '<html lang="' in page.text
+
+
+def test_an_upload_over_the_limit_is_refused_unread(desk: Desk) -> None:
+    from newsletter.web.desk.subscribers import MAX_UPLOAD
+
+    desk.as_user("editor")
+    big = b"email\n" + b"x@example.org\n" * (MAX_UPLOAD // 14 + 1)
+    res = desk.client.post(
+        "/desk/subscribers/import",
+        data={"csrf_token": desk.token("/desk/subscribers")},
+        files={"file": ("big.csv", big, "text/csv")},
+    )
+    assert res.status_code == 413
