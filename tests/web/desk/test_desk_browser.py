@@ -167,6 +167,11 @@ def test_write_translate_preview_approve_deliver(tmp_path: Path) -> None:
             _shot(page, "dashboard")
             page.get_by_role("link", name="Subscribers").click()
             _shot(page, "subscribers")
+            # the staff's own language, from the catalogs
+            page.goto(f"{served.base_url}/desk/?lang=bg")
+            page.get_by_role("heading", name="Табло").wait_for()
+            _shot(page, "dashboard-bg")
+            page.get_by_role("link", name="English", exact=True).click()
             page.get_by_role("button", name="Log out").click()
             page.get_by_role("heading", name="Log in to the desk").wait_for()
             page.goto(f"{served.base_url}/desk/")
