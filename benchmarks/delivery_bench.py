@@ -16,7 +16,7 @@ record every result. Modes:
 - ``sendgrid``: the real SendGrid adapter, one body per request and each recipient's
   values as substitutions (batch substitution), 1000 per request.
 
-Both HTTP modes post to the local fake provider (``tests/delivery/fakeprovider.py``) in a
+Both HTTP modes post to the local fake provider (``tests/send/delivery/fakeprovider.py``) in a
 third process. Their **ceiling** is measured the same way: the very request bodies the
 adapter builds for one batch, posted ``N / batch`` times by a bare ``httpx.AsyncClient``
 loop with the same concurrency; the engine's messages per second divided by the
@@ -205,12 +205,18 @@ def ceiling(cfg: Settings, mode: str, n: int) -> dict[str, Any]:
 
 def serve_forever() -> None:
     """Run the fake provider until stdin closes; print its URL first."""
-    from delivery.fakeprovider import serve
+    from send.delivery.fakeprovider import serve
 
     with serve() as fake:
         print(fake.base_url, flush=True)
         sys.stdin.read()
         print(json.dumps({"delivered": len(fake.delivered)}), flush=True)
+
+
+def profile_args(what: str) -> list[str]:
+    """``-m cProfile -o FILE`` when ``BENCH_PROFILE=FILE`` asks for a profile of the engine."""
+    out = os.environ.get("BENCH_PROFILE")
+    return ["-m", "cProfile", "-o", out] if out and what == "engine" else []
 
 
 def in_child(what: str, n: int, mode: str, batch: int, conc: int) -> dict[str, Any]:
@@ -235,7 +241,7 @@ def in_child(what: str, n: int, mode: str, batch: int, conc: int) -> dict[str, A
             env = {**os.environ, TOKEN_ENV: "bench-token", "NEWSLETTER_SECRET_KEY": "bench"}
             args = [what, mode, str(folder), url, base_url, str(n), str(batch), str(conc)]
             out = subprocess.run(
-                [sys.executable, __file__, "--child", *args],
+                [sys.executable, *profile_args(what), __file__, "--child", *args],
                 capture_output=True,
                 text=True,
                 check=True,

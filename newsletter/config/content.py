@@ -192,6 +192,12 @@ class Security(Model):
         default="NEWSLETTER_SECRET_KEY",
         description="Environment variable with comma-separated signing keys, newest first.",
     )
+    legacy_token_days: int = Field(
+        default=365,
+        ge=0,
+        description="Days that links signed in the earlier, longer format (itsdangerous) "
+        "keep working after they were issued.",
+    )
 
 
 class Render(Model):

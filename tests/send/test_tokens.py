@@ -131,3 +131,67 @@ def test_pinned_signer_repeats_its_tokens_and_shares_the_keys() -> None:
     data = keys.verify("unsubscribe", first)
     assert (data.subscriber_id, data.edition_id) == (7, 3)
     assert int(data.issued_at.timestamp()) == 1_790_000_000
+
+
+def test_token_is_compact() -> None:
+    token = TokenSigner(["k"], clock=lambda: T0).sign("unsubscribe", 2**40, 2**31)
+    assert len(token) == 44 and "." not in token
+
+
+def test_every_flipped_bit_is_rejected() -> None:
+    # the attack: change any bit of any byte (ids, timestamp, version or MAC) and resubmit
+    import base64
+
+    signer = TokenSigner(["k1-secret"], clock=lambda: T0)
+    raw = base64.urlsafe_b64decode(signer.sign("unsubscribe", 42, 3))
+    for i in range(len(raw)):
+        for bit in range(8):
+            forged = bytearray(raw)
+            forged[i] ^= 1 << bit
+            token = base64.urlsafe_b64encode(bytes(forged)).decode()
+            with pytest.raises(TokenError):
+                signer.verify("unsubscribe", token)
+
+
+def test_truncated_extended_and_non_ascii_tokens_rejected() -> None:
+    signer = TokenSigner(["k"])
+    token = signer.sign("preferences", 42)
+    for bad in (token[:-1], token + "A", token[:-4], "", "é" * 44, token.replace("A", "%")):
+        with pytest.raises(TokenError):
+            signer.verify("preferences", bad)
+
+
+def test_a_token_for_the_confirm_purpose_cannot_be_made_from_an_unsubscribe_mac() -> None:
+    # same payload bytes, MAC copied across purposes: the purpose is inside the MAC
+    import base64
+
+    signer = TokenSigner(["k"], clock=lambda: T0)
+    unsub = base64.urlsafe_b64decode(signer.sign("unsubscribe", 42))
+    confirm = base64.urlsafe_b64decode(signer.sign("confirm", 42))
+    assert unsub[:17] == confirm[:17] and unsub[17:] != confirm[17:]
+
+
+def test_old_format_links_verify_inside_the_rotation_window_only() -> None:
+    now = [T0]
+    signer = TokenSigner(["new-key", "old-key"], clock=lambda: now[0], legacy_days=30)
+    old = TokenSigner(["old-key"], clock=lambda: T0).sign_legacy("unsubscribe", 42, 7)
+    assert "." in old
+    data = signer.verify("unsubscribe", old)
+    assert (data.subscriber_id, data.edition_id, data.issued_at.timestamp()) == (42, 7, T0)
+    with pytest.raises(TokenError):
+        signer.verify("preferences", old)
+    now[0] = T0 + 30 * 86_400 + 1
+    with pytest.raises(TokenError, match="expired"):
+        signer.verify("unsubscribe", old)
+    # the compact format is not bound by the legacy window
+    now[0] = T0
+    fresh = signer.sign("unsubscribe", 42, 7)
+    now[0] = T0 + 400 * 86_400
+    assert signer.verify("unsubscribe", fresh).subscriber_id == 42
+
+
+def test_ids_outside_the_format_are_refused_when_signing() -> None:
+    signer = TokenSigner(["k"])
+    for sub, ed in ((-1, None), (2**64, None), (1, 2**32), (1, -1)):
+        with pytest.raises(ValueError):
+            signer.sign("unsubscribe", sub, ed)
