@@ -25,9 +25,7 @@ class Desk(Model):
     )
     secure_cookie: Literal["auto", "always", "never"] = Field(
         default="auto",
-        description=(
-            "Mark the session cookie Secure: `auto` when the request came over https."
-        ),
+        description=("Mark the session cookie Secure: `auto` when the request came over https."),
     )
     login_limit_per_ip: int = Field(
         default=20, ge=1, description="Login attempts allowed per client IP per window."

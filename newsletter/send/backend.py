@@ -20,7 +20,6 @@ from newsletter.models import (
     EditionStatus,
     RenderedVariant,
     SendResult,
-    Subscriber,
 )
 from newsletter.send.holders import Holder
 from newsletter.store.deliveries import Claim
@@ -132,8 +131,10 @@ class DeliveryRows(Protocol):
 class SubscriberRows(Protocol):
     """Subscribers, read once per batch."""
 
-    def get_many(self, ids: Sequence[int]) -> dict[int, Subscriber]:
-        """Subscribers by id."""
+    def addressees(
+        self, ids: Sequence[int], now: datetime
+    ) -> dict[int, tuple[str, str, str | None]]:
+        """id -> (email, name, why not to send now or None); deleted ids are absent."""
         ...
 
 

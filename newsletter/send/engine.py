@@ -38,7 +38,6 @@ from newsletter.models import (
     OutgoingMessage,
     Progress,
     RenderedVariant,
-    SubscriberStatus,
 )
 from newsletter.send.backend import SendStore
 from newsletter.send.compose import Composer, ComposerFactory, Recipient, composer_factory
@@ -378,29 +377,23 @@ class Sender:
         """
         now = self.clock()
         keep_whole = claim.again and self.provider.supports_idempotency
-        subs = self.store.subscribers.get_many([d.subscriber_id for d in claim.rows])
+        subs = self.store.subscribers.addressees([d.subscriber_id for d in claim.rows], now)
         messages = []
         skips: defaultdict[str, list[int]] = defaultdict(list)
+        compose = run.composer.compose
         for d in claim.rows:
             sub = subs.get(d.subscriber_id)
             if sub is None:
-                reason: str | None = "subscriber deleted before sending"
-            elif keep_whole:
-                reason = None
-            elif sub.status is not SubscriberStatus.ACTIVE:
-                reason = f"subscriber {sub.status} before sending"
-            elif sub.is_paused(now):
-                reason = "subscriber paused before sending"
-            else:
-                reason = None
-            if sub is None or reason is not None:
-                skips[reason or ""].append(d.id)
+                skips["subscriber deleted before sending"].append(d.id)
+                continue
+            email, name, reason = sub
+            if reason is not None and not keep_whole:
+                skips[reason].append(d.id)
                 continue
             variant = run.variants.get(d.locale)
             if variant is None:
                 raise EditionError(f"edition {run.edition.id} has no rendered {d.locale} variant")
-            to = Recipient(d.id, sub.id, sub.email, sub.name)
-            messages.append(run.composer.compose(variant, to))
+            messages.append(compose(variant, Recipient(d.id, d.subscriber_id, email, name)))
         for reason, ids in skips.items():  # one write per reason, not per row
             self.store.deliveries.skip_many(ids, reason, now)
         return messages

@@ -21,8 +21,8 @@ import hashlib
 import hmac
 import logging
 import os
-import struct
 import secrets as _secrets
+import struct
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
