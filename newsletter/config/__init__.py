@@ -43,8 +43,8 @@ from newsletter.config.gather import Gather
 from newsletter.config.providers import HttpProviderBase, ProviderBase
 from newsletter.config.registry import UNKNOWN_KIND, validate_tagged
 from newsletter.config.schedule import ScheduleJob, SchedulerConfig
-from newsletter.config.web import Web
 from newsletter.config.tracking import Tracking
+from newsletter.config.web import Web
 from newsletter.config.webhooks import Webhooks
 from newsletter.errors import ConfigError
 from newsletter.redact import mask_text

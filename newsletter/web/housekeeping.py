@@ -34,14 +34,19 @@ class Housekept:
     pending_subscribers: int
     pending_requests: int
     webhook_events: int
+    #: engagement events older than ``[tracking] retention_days`` folded into counts
+    engagement_folded: int = 0
 
 
 def housekeep(settings: Settings, store: Store, now: datetime) -> Housekept:
     """Purge expired sign-ups (:func:`~newsletter.audience.selfservice.purge_pending`) and the
-    webhook event ids older than ``webhooks.retention_days``."""
+    webhook event ids older than ``webhooks.retention_days``; engagement events older than
+    ``tracking.retention_days`` are folded into per-edition counts first."""
     purged = purge_pending(settings, store, now)
+    # fold first: prune keeps engagement rows, fold unlinks them, the next prune drops them
+    folded = store.engagement.fold(now - timedelta(days=settings.tracking.retention_days))
     pruned = store.webhooks.prune(now - timedelta(days=settings.webhooks.retention_days))
-    return Housekept(purged.subscribers, purged.requests, pruned)
+    return Housekept(purged.subscribers, purged.requests, pruned, folded)
 
 
 async def housekeep_logged(ctx: WebContext) -> Housekept | None:
@@ -51,6 +56,8 @@ async def housekeep_logged(ctx: WebContext) -> Housekept | None:
     except Exception:
         log.exception("housekeeping failed; it runs again in %d hours", EVERY // 3600)
         return None
+    if done.engagement_folded:
+        log.info("housekeeping: %d old engagement event(s) folded", done.engagement_folded)
     if done.pending_subscribers or done.pending_requests or done.webhook_events:
         log.info(
             "housekeeping: %d unconfirmed sign-up(s) and %d request(s) purged, "
