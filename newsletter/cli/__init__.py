@@ -12,6 +12,7 @@ from newsletter.cli import (  # noqa: F401  (importing registers the commands)
     admin,
     config,
     delivery,
+    engagement,
     run,
     schedule,
     segments,

@@ -17,7 +17,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from newsletter.store.tables import deliveries, editions, engagement_counts
+from newsletter.store.tables import (
+    deliveries,
+    edition_items,
+    editions,
+    engagement_counts,
+    items,
+    subscriber_events,
+    translations,
+)
 from newsletter.store.tables import webhook_events as t
 
 __all__ = ["FIRST_PARTY", "Counts", "EditionCounts", "EngagementStore"]
@@ -50,6 +58,7 @@ class EditionCounts:
     """What the store knows about one edition, by locale."""
 
     edition_id: int
+    period: str = ""
     #: locale -> deliveries sent
     sent: dict[str, int] = field(default_factory=dict)
     #: (locale, kind, machine) -> counts
@@ -133,6 +142,23 @@ class EngagementStore:
             )
             for story, locale, total, n in rows:
                 _add(out.clicks, (story or "", locale or ""), total, n)
+            # unsubscribes through our own link name the edition they came from
+            se = subscriber_events
+            rows = conn.execute(
+                sa.select(d.c.locale, sa.func.count(), sa.func.count(sa.distinct(d.c.id)))
+                .select_from(se)
+                .join(
+                    d,
+                    sa.and_(d.c.subscriber_id == se.c.subscriber_id, d.c.edition_id == edition_id),
+                )
+                .where(
+                    se.c.kind == "unsubscribed",
+                    se.c.detail["edition_id"].as_integer() == edition_id,
+                )
+                .group_by(d.c.locale)
+            )
+            for locale, total, n in rows:
+                _add(out.events, (locale, "unsubscribe", False), total, n)
             c = engagement_counts
             for row in conn.execute(sa.select(c).where(c.c.edition_id == edition_id)):
                 _add(out.events, (row.locale, row.kind, row.machine), row.total, row.readers)
@@ -140,22 +166,52 @@ class EngagementStore:
                     _add(out.clicks, (row.story, row.locale), row.total, row.readers)
         return out
 
+    def stories(self, edition_id: int) -> list[dict[str, Any]]:
+        """The edition's items in order: id, title, link, language, story key, and the
+        languages it was machine-translated into."""
+        ei, it, tr = edition_items, items, translations
+        with self.engine.connect() as conn:
+            rows = [
+                dict(r._mapping)
+                for r in conn.execute(
+                    sa.select(it.c.id, it.c.title, it.c.link, it.c.lang, ei.c.group_key)
+                    .join(ei, ei.c.item_id == it.c.id)
+                    .where(ei.c.edition_id == edition_id)
+                    .order_by(ei.c.position)
+                )
+            ]
+            ids = [r["id"] for r in rows]
+            langs: dict[int, set[str]] = {}
+            if ids:
+                for item_id, lang in conn.execute(
+                    sa.select(tr.c.item_id, tr.c.target_lang).where(tr.c.item_id.in_(ids))
+                ):
+                    langs.setdefault(int(item_id), set()).add(str(lang))
+        for r in rows:
+            r["translated"] = sorted(langs.get(r["id"], set()))
+        return rows
+
     def trend(self, segment: str, last: int) -> list[EditionCounts]:
         """The counts of the segment's ``last`` editions that were sent, oldest first."""
         e = editions
         with self.engine.connect() as conn:
-            ids = [
-                int(i)
-                for i in conn.execute(
-                    sa.select(e.c.id)
+            found = [
+                (int(i), str(p))
+                for i, p in conn.execute(
+                    sa.select(e.c.id, e.c.period)
                     .where(
                         e.c.segment == segment, e.c.status.in_(["finished", "sending", "paused"])
                     )
                     .order_by(e.c.id.desc())
                     .limit(last)
-                ).scalars()
+                )
             ]
-        return [self.counts(i) for i in reversed(ids)]
+        out = []
+        for edition_id, period in reversed(found):
+            counts = self.counts(edition_id)
+            counts.period = period
+            out.append(counts)
+        return out
 
     def for_deliveries(self, delivery_ids: list[int]) -> list[dict[str, Any]]:
         """Engagement rows of these deliveries (one person's, for a data export)."""
