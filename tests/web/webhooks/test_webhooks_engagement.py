@@ -116,6 +116,7 @@ def test_each_kind_of_signed_event_changes_the_report(
     assert sum(x.clicks_total + x.opens_total for x in rep.locales) == 0
     assert all(not s.clicks for s in rep.stories)
 
+
 def test_opens_and_clicks_are_thrown_away_when_not_tracked(
     make_config: Callable[..., Settings], store: Store
 ) -> None:
