@@ -4,7 +4,9 @@
 editions) and of one edition (clicks per story per locale, translation coverage against
 clicks); :func:`page` wraps them in a standalone HTML document without scripts, for a
 desk page to embed (``charts`` alone) or to serve as it is. ``translate`` is the page
-language's gettext, so the desk shows the labels in its own language.
+language's gettext, so the desk shows the labels in its own language (the msgids are the
+English labels here; they are not in the catalogs yet, so they stay English until a desk
+page adds them).
 """
 
 from __future__ import annotations
@@ -37,28 +39,28 @@ class Charts:
     coverage: Markup | None
 
 
-def trend_chart(lines: list[TrendLine], _: Translate = _same) -> Markup:
+def trend_chart(lines: list[TrendLine], tr: Translate = _same) -> Markup:
     """Delivery and bounce rates over the editions of ``lines``."""
     labels = [f"#{x.edition_id} {x.period}" for x in lines]
     return Markup(
         line_chart(
-            _("Delivery and bounce rates over the last editions"),
+            tr("Delivery and bounce rates over the last editions"),
             labels,
             [
-                Series(_("delivered"), [x.delivery_rate if x.sent else None for x in lines]),
-                Series(_("bounced"), [x.bounce_rate if x.sent else None for x in lines]),
+                Series(tr("delivered"), [x.delivery_rate if x.sent else None for x in lines]),
+                Series(tr("bounced"), [x.bounce_rate if x.sent else None for x in lines]),
             ],
         )
     )
 
 
-def story_chart(rep: EditionEngagement, _: Translate = _same) -> Markup:
+def story_chart(rep: EditionEngagement, tr: Translate = _same) -> Markup:
     """Unique clicks per story, one bar per locale."""
     clicked = [s for s in rep.stories if s.clicks]
     locales = sorted({loc for s in clicked for loc in s.clicks})
     return Markup(
         grouped_bars(
-            _("Readers who clicked, per story and language"),
+            tr("Readers who clicked, per story and language"),
             [s.title or s.link for s in clicked],
             [
                 Series(loc, [float(s.clicks.get(loc, {}).get("unique", 0)) for s in clicked])
@@ -68,22 +70,22 @@ def story_chart(rep: EditionEngagement, _: Translate = _same) -> Markup:
     )
 
 
-def coverage_chart(rep: EditionEngagement, _: Translate = _same) -> Markup:
+def coverage_chart(rep: EditionEngagement, tr: Translate = _same) -> Markup:
     """Per locale: the share of stories in that language, and the share of readers who
     clicked, side by side."""
     lines = [x for x in rep.locales if x.sent]
     total = max(1, rep.story_count)
     return Markup(
         grouped_bars(
-            _("Translation coverage and clicks per language"),
+            tr("Translation coverage and clicks per language"),
             [x.locale for x in lines],
             [
                 Series(
-                    _("stories in the language"),
+                    tr("stories in the language"),
                     [round(100 * x.stories_in_locale / total, 1) for x in lines],
                 ),
                 Series(
-                    _("readers who clicked"),
+                    tr("readers who clicked"),
                     [round(100 * x.clicks_unique / x.sent, 1) for x in lines],
                 ),
             ],
