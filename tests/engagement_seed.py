@@ -76,6 +76,8 @@ def provider_events(
     store: Store, edition_id: int, kind: str, delivery_ids: list[int], *, days_ago: int = 0
 ) -> None:
     """Provider events of ``kind`` for these deliveries, as the applier stores them."""
+    if not delivery_ids:
+        return
     at = NOW - timedelta(days=days_ago)
     with store.engine.begin() as conn:
         place = dict(
