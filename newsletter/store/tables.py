@@ -268,7 +268,8 @@ webhook_events = sa.Table(
     sa.UniqueConstraint("provider", "event_id", name="uq_webhook_events_provider_event_id"),
     sa.Index("ix_webhook_events_subscriber_kind", "subscriber_id", "kind"),
     sa.Index("ix_webhook_events_received_at", "received_at"),
-    sa.Index("ix_webhook_events_edition_kind", "edition_id", "kind"),
+    # covering for the reports: counts and distinct readers per edition and kind
+    sa.Index("ix_webhook_events_edition_kind", "edition_id", "kind", "machine", "delivery_id"),
     sa.Index("ix_webhook_events_delivery_id", "delivery_id"),
 )
 

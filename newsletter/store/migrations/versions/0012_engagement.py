@@ -40,7 +40,9 @@ def upgrade() -> None:
             ["id"],
             ondelete="SET NULL",
         )
-        batch.create_index("ix_webhook_events_edition_kind", ["edition_id", "kind"])
+        batch.create_index(
+            "ix_webhook_events_edition_kind", ["edition_id", "kind", "machine", "delivery_id"]
+        )
         batch.create_index("ix_webhook_events_delivery_id", ["delivery_id"])
     op.create_table(
         "engagement_counts",
