@@ -96,6 +96,13 @@ def test_a_story_link_redirects_to_the_story_counts_once_and_shows_in_the_report
     assert clicked["clicks"] == {locale: {"unique": 1, "total": 2}}
     text = cli(demo, "editions", "report", str(edition.id))
     assert text.returncode == 0 and "clickers" in text.stdout
+    trend = cli(demo, "report", "--segment", "members", "--json")
+    assert trend.returncode == 0, trend.stderr
+    [last] = json.loads(trend.stdout)
+    assert (last["edition_id"], last["clicks_unique"]) == (edition.id, 1)
+    assert last["sent"] == sum(x["sent"] for x in data["locales"]) > 0
+    unknown = cli(demo, "report", "--segment", "nobody")
+    assert unknown.returncode == 2 and "nobody" in unknown.stderr
 
 
 def test_the_archive_and_previews_carry_no_tracked_links(demo: Path) -> None:
