@@ -13,6 +13,7 @@ from newsletter.cli import (  # noqa: F401  (importing registers the commands)
     config,
     delivery,
     desk,
+    engagement,
     run,
     schedule,
     segments,

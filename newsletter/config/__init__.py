@@ -44,6 +44,7 @@ from newsletter.config.gather import Gather
 from newsletter.config.providers import HttpProviderBase, ProviderBase
 from newsletter.config.registry import UNKNOWN_KIND, validate_tagged
 from newsletter.config.schedule import ScheduleJob, SchedulerConfig
+from newsletter.config.tracking import Tracking
 from newsletter.config.web import Web
 from newsletter.config.webhooks import Webhooks
 from newsletter.errors import ConfigError
@@ -137,6 +138,9 @@ class Settings(Model):
     )
     webhooks: Webhooks = Field(
         default=Webhooks(), description="Which provider webhooks are accepted, and how."
+    )
+    tracking: Tracking = Field(
+        default=Tracking(), description="Click and open measurement (off by default)."
     )
     render: Render = Field(default=Render(), description="Rendering limits and section titles.")
     gather: Gather = Field(

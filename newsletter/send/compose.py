@@ -15,7 +15,8 @@ from newsletter.config import Settings
 from newsletter.models import Edition, OutgoingMessage, RenderedVariant, SharedBody
 from newsletter.send.mime import make_message_id
 from newsletter.send.personalize import personalize, require_markers, shared_body
-from newsletter.send.tokens import TokenSigner
+from newsletter.send.tokens import TokenSigner, load_secrets
+from newsletter.send.tracking import LinkTracker, TrackingSigner
 
 
 @dataclass(frozen=True)
@@ -50,12 +51,15 @@ class Composer:
         segment: str,
         period: str,
         subject_prefix: str = "",
+        tracker: LinkTracker | None = None,
     ) -> None:
         self.settings = settings
         self.signer = signer
         self.edition_id = edition_id
         self.segment = segment
         self.subject_prefix = subject_prefix
+        #: rewrites links when ``[tracking]`` is on (only here: the archive stays plain)
+        self.tracker = tracker
         self.label = edition_label(edition_id, segment, period)
         self.domain = settings.organisation.from_email.rpartition("@")[2]
         list_host = settings.web.base_url.split("://", 1)[1].split("/")[0].split(":")[0]
@@ -69,6 +73,11 @@ class Composer:
         found = self._shared.get((variant, present))
         if found is None:
             html, text = shared_body(variant, present)
+            if self.tracker is not None:
+                # one body for many recipients: its links cannot name one of them
+                html = self.tracker.rewrite(
+                    html, edition_id=self.edition_id, locale=variant.locale, delivery_id=None
+                )
             digest = hashlib.sha256(f"{html}\0{text}".encode()).hexdigest()[:20]
             found = SharedBody(key=f"{self.label}.{variant.locale}.{digest}", html=html, text=text)
             self._shared[(variant, present)] = found
@@ -91,6 +100,10 @@ class Composer:
             "preferences_url": preferences,
         }
         html, text = personalize(variant, values)
+        if self.tracker is not None and to.subscriber_id:
+            html = self.tracker.rewrite(
+                html, edition_id=self.edition_id, locale=variant.locale, delivery_id=to.delivery_id
+            )
         # keyed by the variant's own markers: a provider substituting them server-side
         # cannot match anything a story wrote
         substitutions = {
@@ -136,9 +149,26 @@ ComposerFactory = Callable[[Edition, TokenSigner], Composer]
 def composer_factory(settings: Settings) -> ComposerFactory:
     """Composers for the editions of these settings (the engine never sees the settings)."""
 
+    tracking = settings.tracking
+    tracker: LinkTracker | None = None
+    if tracking.clicks or tracking.opens:
+        keys = load_secrets(settings.security.secret_key_env, settings.paths.var)
+        tracker = LinkTracker(
+            TrackingSigner(keys),
+            settings.web.base_url,
+            clicks=tracking.clicks,
+            opens=tracking.opens,
+            anonymous=tracking.anonymous,
+        )
+
     def make(edition: Edition, signer: TokenSigner) -> Composer:
         return Composer(
-            settings, signer, edition_id=edition.id, segment=edition.segment, period=edition.period
+            settings,
+            signer,
+            edition_id=edition.id,
+            segment=edition.segment,
+            period=edition.period,
+            tracker=tracker,
         )
 
     return make

@@ -16,6 +16,7 @@ from newsletter.store.deliveries import DeliveryStore
 from newsletter.store.desk import DeskStore
 from newsletter.store.editions import EditionStore
 from newsletter.store.editorial import EditorialStore
+from newsletter.store.engagement import EngagementStore
 from newsletter.store.history import ConsentStore, EventStore
 from newsletter.store.items import ItemStore
 from newsletter.store.locks import LockStore
@@ -41,6 +42,7 @@ class Store:
         self.runs = RunStore(engine)
         self.suppressions = SuppressionStore(engine)
         self.webhooks = WebhookEventStore(engine)
+        self.engagement = EngagementStore(engine)
         self.consents = ConsentStore(engine)
         self.events = EventStore(engine)
         self.archive = ArchiveStore(engine)

@@ -11,7 +11,13 @@ import sqlalchemy as sa
 from newsletter.errors import SubscriberError
 from newsletter.models import NewSubscriber, Subscriber, SubscriberStatus
 from newsletter.store.suppressions import email_hash
-from newsletter.store.tables import consents, deliveries, subscriber_events, suppressions
+from newsletter.store.tables import (
+    consents,
+    deliveries,
+    subscriber_events,
+    suppressions,
+    webhook_events,
+)
 from newsletter.store.tables import subscribers as t
 
 MergeOutcome = Literal["added", "updated", "unchanged", "suppressed"]
@@ -369,6 +375,16 @@ class SubscriberStore:
                         created_at=now,
                     )
                 )
+            # their provider events and clicks/opens go too (counts drop with them)
+            theirs = sa.select(deliveries.c.id).where(deliveries.c.subscriber_id == subscriber_id)
+            conn.execute(
+                sa.delete(webhook_events).where(
+                    sa.or_(
+                        webhook_events.c.subscriber_id == subscriber_id,
+                        webhook_events.c.delivery_id.in_(theirs),
+                    )
+                )
+            )
             gone = conn.execute(
                 sa.delete(deliveries).where(deliveries.c.subscriber_id == subscriber_id)
             ).rowcount

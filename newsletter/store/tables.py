@@ -263,9 +263,36 @@ webhook_events = sa.Table(
     sa.Column("subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id", ondelete="SET NULL")),
     sa.Column("occurred_at", UTCDateTime, nullable=False),
     sa.Column("received_at", UTCDateTime, nullable=False),
+    # engagement (issue 17): the event's delivery and, through it, edition and locale; the
+    # story is the link's target; ``machine`` marks opens a provider says were automatic
+    sa.Column("edition_id", sa.Integer, sa.ForeignKey("editions.id", ondelete="CASCADE")),
+    sa.Column("delivery_id", sa.Integer, sa.ForeignKey("deliveries.id", ondelete="SET NULL")),
+    sa.Column("locale", sa.String(16)),
+    sa.Column("story", sa.String(2000)),
+    sa.Column("machine", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("provider", "event_id", name="uq_webhook_events_provider_event_id"),
     sa.Index("ix_webhook_events_subscriber_kind", "subscriber_id", "kind"),
     sa.Index("ix_webhook_events_received_at", "received_at"),
+    # covering for the reports: counts and distinct readers per edition and kind
+    sa.Index("ix_webhook_events_edition_kind", "edition_id", "kind", "machine", "delivery_id"),
+    sa.Index("ix_webhook_events_delivery_id", "delivery_id"),
+)
+
+# engagement events older than ``[tracking] retention_days``, folded into counts: one row
+# per (edition, locale, story, kind, machine); ``readers`` adds the distinct deliveries of
+# each fold (a reader whose events straddle two folds counts in both)
+engagement_counts = sa.Table(
+    "engagement_counts",
+    metadata,
+    sa.Column(
+        "edition_id", sa.Integer, sa.ForeignKey("editions.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("locale", sa.String(16), primary_key=True),
+    sa.Column("story", sa.String(2000), primary_key=True),
+    sa.Column("kind", sa.String(20), primary_key=True),
+    sa.Column("machine", sa.Boolean, primary_key=True),
+    sa.Column("total", sa.Integer, nullable=False),
+    sa.Column("readers", sa.Integer, nullable=False),
 )
 
 # named leases held by one process at a time (the scheduler's single-instance lock): a

@@ -35,6 +35,12 @@ class EventRow:
     kind: str
     subscriber_id: int | None
     occurred_at: datetime
+    #: engagement: the delivery the event is about, its edition and locale, the story
+    delivery_id: int | None = None
+    edition_id: int | None = None
+    locale: str | None = None
+    story: str | None = None
+    machine: bool = False
 
 
 def _request_id(key: str) -> str:
@@ -65,17 +71,20 @@ class WebhookEventStore:
         """
         insert = self._insert()
 
-        def add(
-            conn: sa.Connection, event_id: str, kind: str, sub: int | None, at: datetime
-        ) -> bool:
+        def add(conn: sa.Connection, row: EventRow) -> bool:
             stmt = (
                 insert.values(
                     provider=provider,
-                    event_id=event_id[:300],
-                    kind=kind,
-                    subscriber_id=sub,
-                    occurred_at=at,
+                    event_id=row.event_id[:300],
+                    kind=row.kind,
+                    subscriber_id=row.subscriber_id,
+                    occurred_at=row.occurred_at,
                     received_at=now,
+                    delivery_id=row.delivery_id,
+                    edition_id=row.edition_id,
+                    locale=row.locale,
+                    story=row.story[:2000] if row.story else None,
+                    machine=row.machine,
                 )
                 .on_conflict_do_nothing(index_elements=["provider", "event_id"])
                 .returning(t.c.id)
@@ -83,11 +92,10 @@ class WebhookEventStore:
             return conn.execute(stmt).first() is not None
 
         with self.engine.begin() as conn:
-            if request_key is not None and not add(
-                conn, _request_id(request_key), REQUEST_KIND, None, now
-            ):
+            nonce = EventRow(_request_id(request_key or ""), REQUEST_KIND, None, now)
+            if request_key is not None and not add(conn, nonce):
                 return None
-            return [add(conn, r.event_id, r.kind, r.subscriber_id, r.occurred_at) for r in rows]
+            return [add(conn, r) for r in rows]
 
     def release(
         self, provider: str, event_ids: Sequence[str], *, request_key: str | None = None
@@ -108,9 +116,11 @@ class WebhookEventStore:
             return conn.execute(query).first() is not None
 
     def for_subscriber(self, subscriber_id: int) -> list[dict[str, Any]]:
-        """What providers reported about a subscriber, oldest first (for a data export)."""
+        """What providers reported about a subscriber and their own tracked clicks and opens,
+        oldest first (for a data export)."""
         query = (
             sa.select(t.c.provider, t.c.kind, t.c.occurred_at, t.c.received_at)
+            .add_columns(t.c.edition_id, t.c.locale, t.c.story, t.c.machine)
             .where(t.c.subscriber_id == subscriber_id, t.c.kind != REQUEST_KIND)
             .order_by(t.c.occurred_at, t.c.id)
         )
@@ -183,6 +193,15 @@ class WebhookEventStore:
                     return int(found)
         return None
 
+    def delivery_place(self, delivery_id: int) -> tuple[int, str] | None:
+        """(edition id, locale) of a delivery row, or None when it is gone."""
+        d = deliveries
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(d.c.edition_id, d.c.locale).where(d.c.id == delivery_id)
+            ).first()
+        return (int(row.edition_id), str(row.locale)) if row is not None else None
+
     def note_delivery(
         self, delivery_id: int, kind: str, at: datetime, now: datetime, *, keep: Sequence[str]
     ) -> bool:
@@ -209,7 +228,10 @@ class WebhookEventStore:
         Keep at least the soft-bounce window and the providers' retry period (days).
         """
         with self.engine.begin() as conn:
-            result = conn.execute(sa.delete(t).where(t.c.received_at < before))
+            # engagement rows wait for ``[tracking] retention_days`` (EngagementStore.fold)
+            result = conn.execute(
+                sa.delete(t).where(t.c.received_at < before, t.c.edition_id.is_(None))
+            )
         return int(result.rowcount)
 
 

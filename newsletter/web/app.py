@@ -29,11 +29,13 @@ from newsletter.clock import Clock, utcnow
 from newsletter.config import Settings
 from newsletter.send.providers.base import Provider
 from newsletter.send.tokens import TokenSigner, load_secrets
+from newsletter.send.tracking import TrackingSigner
 from newsletter.store import Store
 from newsletter.web import (
     archive,
     housekeeping,
     preferences,
+    redirect,
     rights,
     stories,
     subscribe,
@@ -152,6 +154,7 @@ def create_app(
             *subscribe.routes(),
             *archive.routes(),
             *stories.routes(),
+            *redirect.routes(TrackingSigner(secrets)),
             *_webhook_routes(settings, store),
         ]
         desk = None

@@ -36,18 +36,24 @@ class Housekept:
     pending_requests: int
     webhook_events: int
     desk_sessions: int = 0
+    #: engagement events older than ``[tracking] retention_days`` folded into counts
+    engagement_folded: int = 0
 
 
 def housekeep(settings: Settings, store: Store, now: datetime) -> Housekept:
     """Purge expired sign-ups (:func:`~newsletter.audience.selfservice.purge_pending`), the
-    webhook event ids older than ``webhooks.retention_days`` and expired desk sessions."""
+    webhook event ids older than ``webhooks.retention_days`` and expired desk sessions;
+    engagement events older than ``tracking.retention_days`` are folded into per-edition
+    counts first."""
     purged = purge_pending(settings, store, now)
+    # fold first: prune keeps engagement rows, fold unlinks them, the next prune drops them
+    folded = store.engagement.fold(now - timedelta(days=settings.tracking.retention_days))
     pruned = store.webhooks.prune(now - timedelta(days=settings.webhooks.retention_days))
     sessions = store.desk.purge_sessions(
         now - timedelta(minutes=settings.desk.idle_timeout_minutes),
         now - timedelta(hours=settings.desk.absolute_timeout_hours),
     )
-    return Housekept(purged.subscribers, purged.requests, pruned, sessions)
+    return Housekept(purged.subscribers, purged.requests, pruned, sessions, folded)
 
 
 async def housekeep_logged(ctx: WebContext) -> Housekept | None:
@@ -57,6 +63,8 @@ async def housekeep_logged(ctx: WebContext) -> Housekept | None:
     except Exception:
         log.exception("housekeeping failed; it runs again in %d hours", EVERY // 3600)
         return None
+    if done.engagement_folded:
+        log.info("housekeeping: %d old engagement event(s) folded", done.engagement_folded)
     if done.pending_subscribers or done.pending_requests or done.webhook_events:
         log.info(
             "housekeeping: %d unconfirmed sign-up(s) and %d request(s) purged, "

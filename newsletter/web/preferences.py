@@ -60,6 +60,7 @@ def render(
         action=ctx.href(base, request),
         export_action=ctx.href(f"{base}/export", request),
         erase_action=ctx.href(f"{base}/erase", request),
+        tracking=ctx.settings.tracking,
         unsubscribe_url=ctx.href(f"/unsubscribe/{ctx.signer.sign('unsubscribe', sub.id)}", request),
         csrf=ctx.csrf.issue("preferences", sub.id),
         csrf_export=ctx.csrf.issue("export", sub.id),

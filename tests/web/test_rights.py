@@ -60,6 +60,11 @@ def test_export_downloads_everything_about_the_subscriber(web: Web) -> None:
             "kind": "soft_bounce",
             "occurred_at": NOW.isoformat(),
             "received_at": NOW.isoformat(),
+            # engagement fields: this claim named no delivery
+            "edition_id": None,
+            "locale": None,
+            "story": None,
+            "machine": False,
         }
     ]
 

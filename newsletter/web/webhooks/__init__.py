@@ -55,6 +55,6 @@ def routes(
     if verifiers is None:
         verifiers = build_verifiers(config, environ=environ, http=http, clock=clock)
     now = (lambda: datetime.fromtimestamp(clock(), UTC)) if clock else None
-    applier = EventApplier(store, config, now=now)
+    applier = EventApplier(store, config, tracking=settings.tracking, now=now)
     endpoint = WebhookEndpoint(verifiers, applier, max_body_bytes=config.max_body_bytes)
     return [Route("/webhooks/{provider}", endpoint.handle, methods=["POST"], name="webhook")]

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from newsletter.audience.subscribers import normalize_email
+from newsletter.config.tracking import Tracking
 from newsletter.config.webhooks import Webhooks
 from newsletter.errors import SubscriberError
 from newsletter.models import Subscriber, SubscriberStatus
@@ -66,11 +67,53 @@ class EventApplier:
     """Applies events to ``store`` under the ``[webhooks]`` rules."""
 
     def __init__(
-        self, store: Store, config: Webhooks, *, now: Callable[[], datetime] | None = None
+        self,
+        store: Store,
+        config: Webhooks,
+        *,
+        tracking: Tracking | None = None,
+        now: Callable[[], datetime] | None = None,
     ) -> None:
         self.store = store
         self.config = config
+        self.tracking = tracking or Tracking()
         self.now = now or (lambda: datetime.now(UTC))
+
+    def _kept(self, kind: EventKind) -> bool:
+        """Whether events of ``kind`` are kept: opens and clicks only when tracked."""
+        if kind is EventKind.OTHER:
+            return False
+        if kind is EventKind.OPENED:
+            return self.tracking.opens
+        if kind is EventKind.CLICKED:
+            return self.tracking.clicks
+        return True
+
+    def _row(self, event: Event, sub: Subscriber | None) -> tuple[EventRow, int | None]:
+        """The row to claim for ``event``, linked to its delivery when one is found."""
+        email = sub.email if sub else event.email.strip().lower()
+        delivery_id = self.store.webhooks.find_delivery(
+            email=email,
+            delivery_id=event.delivery_id,
+            edition_id=event.edition_id,
+            subscriber_id=event.subscriber_id,
+            provider_message_id=event.provider_message_id,
+        )
+        place = self.store.webhooks.delivery_place(delivery_id) if delivery_id else None
+        engagement = event.kind in (EventKind.OPENED, EventKind.CLICKED)
+        anonymous = engagement and self.tracking.anonymous
+        row = EventRow(
+            event.event_id,
+            event.kind.value,
+            None if anonymous or sub is None else sub.id,
+            event.timestamp,
+            delivery_id=None if anonymous else delivery_id,
+            edition_id=place[0] if place else None,
+            locale=place[1] if place else None,
+            story=event.url if event.kind is EventKind.CLICKED else None,
+            machine=event.machine,
+        )
+        return row, delivery_id
 
     def apply(
         self, provider: str, events: Sequence[Event], *, request_key: str | None = None
@@ -81,16 +124,16 @@ class EventApplier:
         """
         now = self.now()
         outcome = Applied()
-        tracked: list[tuple[Event, Subscriber | None]] = []
+        tracked: list[tuple[Event, Subscriber | None, int | None]] = []
+        rows: list[EventRow] = []
         for event in events:
-            if event.kind is EventKind.OTHER:
+            if not self._kept(event.kind):
                 outcome.ignored += 1
-            else:
-                tracked.append((event, self._subscriber(event.email)))
-        rows = [
-            EventRow(ev.event_id, ev.kind.value, sub.id if sub else None, ev.timestamp)
-            for ev, sub in tracked
-        ]
+                continue
+            sub = self._subscriber(event.email)
+            row, delivery_id = self._row(event, sub)
+            tracked.append((event, sub, delivery_id))
+            rows.append(row)
         claimed = self.store.webhooks.claim(provider, rows, now, request_key=request_key)
         if claimed is None:
             raise ReplayError("this request was already received")
@@ -99,14 +142,14 @@ class EventApplier:
         new = [pair for pair, ok in zip(tracked, claimed, strict=True) if ok]
         outcome.duplicates = len(tracked) - len(new)
         try:
-            for event, sub in sorted(new, key=lambda pair: pair[0].timestamp):
-                if self._apply_one(event, sub, now):
+            for event, sub, delivery_id in sorted(new, key=lambda pair: pair[0].timestamp):
+                if self._apply_one(event, sub, delivery_id, now):
                     outcome.applied += 1
                 else:
                     outcome.unknown += 1
         except Exception:
             self.store.webhooks.release(
-                provider, [ev.event_id for ev, _ in new], request_key=request_key
+                provider, [ev.event_id for ev, _, _ in new], request_key=request_key
             )
             raise
         return outcome
@@ -117,9 +160,15 @@ class EventApplier:
         except SubscriberError:
             return None  # not an address we could have stored
 
-    def _apply_one(self, event: Event, sub: Subscriber | None, now: datetime) -> bool:
+    def _apply_one(
+        self, event: Event, sub: Subscriber | None, delivery_id: int | None, now: datetime
+    ) -> bool:
         """Apply one new event; False when it concerns no subscriber of ours."""
-        self._note_delivery(event, sub)
+        if delivery_id is not None and event.kind in _RANK:
+            stronger = [k.value for k in _RANK[_RANK.index(event.kind) + 1 :]]
+            self.store.webhooks.note_delivery(
+                delivery_id, event.kind.value, event.timestamp, self.now(), keep=stronger
+            )
         if sub is None:
             log.info(
                 "webhook %s: event %s for an unknown address ignored",
@@ -148,19 +197,3 @@ class EventApplier:
             except SubscriberError:
                 log.info("webhook: subscriber %d was removed meanwhile", sub.id)
         self.store.suppressions.add(sub.email, reason, source, now)
-
-    def _note_delivery(self, event: Event, sub: Subscriber | None) -> None:
-        email = sub.email if sub else event.email.strip().lower()
-        delivery_id = self.store.webhooks.find_delivery(
-            email=email,
-            delivery_id=event.delivery_id,
-            edition_id=event.edition_id,
-            subscriber_id=event.subscriber_id,
-            provider_message_id=event.provider_message_id,
-        )
-        if delivery_id is None:
-            return
-        stronger = [k.value for k in _RANK[_RANK.index(event.kind) + 1 :]]
-        self.store.webhooks.note_delivery(
-            delivery_id, event.kind.value, event.timestamp, self.now(), keep=stronger
-        )

@@ -28,6 +28,13 @@ _KINDS = {
     "spam": EventKind.COMPLAINT,
     "unsubscribed": EventKind.UNSUBSCRIBE,
     "delivered": EventKind.DELIVERED,
+    "deferred": EventKind.DEFERRED,
+    "opened": EventKind.OPENED,
+    "unique_opened": EventKind.OPENED,
+    # Brevo reports opens its proxy detection attributes to a machine (Apple MPP) apart
+    "proxy_open": EventKind.OPENED,
+    "unique_proxy_open": EventKind.OPENED,
+    "click": EventKind.CLICKED,
 }
 
 
@@ -65,6 +72,8 @@ def _event(item: Any, now: datetime) -> Event:
         provider_message_id=message_id,
         **ids,
         detail=f"{name} {reason}".strip()[:200],
+        machine="proxy" in name.lower(),
+        url=item["link"] if isinstance(item.get("link"), str) else None,
     )
 
 

@@ -24,7 +24,7 @@ from newsletter.send.providers.events.base import (
     WebhookRequest,
     json_body,
 )
-from newsletter.send.providers.events.model import Event, EventKind, from_epoch, refs
+from newsletter.send.providers.events.model import Event, EventKind, from_epoch, obj, refs
 
 __all__ = ["MailgunVerifier", "sign"]
 
@@ -56,6 +56,8 @@ def _kind(data: Mapping[str, Any]) -> EventKind:
         "delivered": EventKind.DELIVERED,
         "complained": EventKind.COMPLAINT,
         "unsubscribed": EventKind.UNSUBSCRIBE,
+        "opened": EventKind.OPENED,
+        "clicked": EventKind.CLICKED,
     }.get(str(name), EventKind.OTHER)
 
 
@@ -91,6 +93,9 @@ def parse(body: Any, now: datetime) -> list[Event]:
             detail=" ".join(
                 str(x) for x in (data.get("event"), data.get("severity"), description) if x
             )[:200],
+            # Mailgun names the automated system behind an engagement (apple, gmail)
+            machine=bool(obj(data.get("client-info")).get("bot")),
+            url=data["url"] if isinstance(data.get("url"), str) else None,
         )
     ]
 

@@ -41,7 +41,12 @@ class EventKind(enum.StrEnum):
     COMPLAINT = "complaint"
     UNSUBSCRIBE = "unsubscribe"
     DELIVERED = "delivered"
-    #: opens, clicks, deferrals ...: accepted and not acted on
+    #: the provider will retry (kept for the report; changes no subscriber)
+    DEFERRED = "deferred"
+    #: engagement: kept only when ``[tracking]`` switches it on
+    OPENED = "opened"
+    CLICKED = "clicked"
+    #: anything else: accepted and not acted on
     OTHER = "other"
 
 
@@ -61,6 +66,10 @@ class Event:
     delivery_id: int | None = None
     #: the provider's own words (event name, bounce type), for the status source and logs
     detail: str = ""
+    #: an open the provider marks as automatic (Apple Mail Privacy Protection, proxies)
+    machine: bool = False
+    #: the link a click event reports
+    url: str | None = None
 
 
 _OUR_MESSAGE_ID = re.compile(r"^<?nl\.(\d+)\.(\d+)\.[0-9a-f]{12}@([^<>\s]+?)>?$")

@@ -62,6 +62,10 @@ def _classify(record: dict[str, Any]) -> tuple[EventKind, str, str | None, Any]:
             record.get("Recipient"),
             record.get("ChangedAt"),
         )
+    if kind == "Open":
+        return EventKind.OPENED, "Open", record.get("Recipient"), record.get("ReceivedAt")
+    if kind == "Click":
+        return EventKind.CLICKED, "Click", record.get("Recipient"), record.get("ReceivedAt")
     address = record.get("Recipient") or record.get("Email")
     return EventKind.OTHER, str(kind), address, record.get("ReceivedAt")
 

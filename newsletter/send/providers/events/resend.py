@@ -81,6 +81,9 @@ def _classify(kind: str, data: Mapping[str, Any]) -> tuple[EventKind, str]:
     simple = {
         "email.delivered": EventKind.DELIVERED,
         "email.complained": EventKind.COMPLAINT,
+        "email.delivery_delayed": EventKind.DEFERRED,
+        "email.opened": EventKind.OPENED,
+        "email.clicked": EventKind.CLICKED,
     }
     return simple.get(kind, EventKind.OTHER), kind
 

@@ -74,6 +74,9 @@ def _kind(event: Mapping[str, Any]) -> EventKind:
         "spamreport": EventKind.COMPLAINT,
         "unsubscribe": EventKind.UNSUBSCRIBE,
         "group_unsubscribe": EventKind.UNSUBSCRIBE,
+        "deferred": EventKind.DEFERRED,
+        "open": EventKind.OPENED,
+        "click": EventKind.CLICKED,
     }.get(name, EventKind.OTHER)
 
 
@@ -111,6 +114,9 @@ def parse(body: Any, now: datetime) -> list[Event]:
                 detail=" ".join(str(item[k]) for k in ("event", "type", "reason") if item.get(k))[
                     :200
                 ],
+                # SendGrid marks Apple Mail Privacy Protection prefetches
+                machine=item.get("sg_machine_open") is True,
+                url=item["url"] if isinstance(item.get("url"), str) else None,
             )
         )
     return events

@@ -73,6 +73,14 @@ def _classify(kind: str, note: Mapping[str, Any]) -> tuple[EventKind, str, str, 
         event_kind = EventKind.UNSUBSCRIBE if unsubscribed else EventKind.OTHER
         destination = _recipients(obj(note.get("mail")), "destination")
         return event_kind, "list management", "subscription", destination
+    engagement = {
+        "Open": (EventKind.OPENED, "open"),
+        "Click": (EventKind.CLICKED, "click"),
+        "DeliveryDelay": (EventKind.DEFERRED, "deliveryDelay"),
+    }
+    if kind in engagement:
+        event_kind, key = engagement[kind]
+        return event_kind, "", key, _recipients(obj(note.get("mail")), "destination")
     return EventKind.OTHER, kind, "", []
 
 
