@@ -41,6 +41,19 @@ __all__ = ["CANCELLED", "FINAL", "Claim", "DeliveryStore", "UnknownRow"]
 FINAL = (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED)
 
 
+#: the columns a :class:`Delivery` is made of (claims return no timestamps to convert)
+_COLUMNS = (
+    t.c.id,
+    t.c.edition_id,
+    t.c.subscriber_id,
+    t.c.locale,
+    t.c.status,
+    t.c.attempts,
+    t.c.provider_message_id,
+    t.c.error,
+)
+
+
 def _row(row: Any) -> Delivery:
     return Delivery(
         id=row.id,
@@ -193,7 +206,7 @@ class DeliveryStore(DeliveryRecords, DeliveryQueries, DeliveryLeases):
         # the due condition again: on SQLite another process may have claimed these rows
         # between our SELECT and UPDATE; RETURNING tells what we really got
         rows = conn.execute(
-            sa.update(t).where(t.c.id.in_(ids), due).values(**values).returning(*t.c)
+            sa.update(t).where(t.c.id.in_(ids), due).values(**values).returning(*_COLUMNS)
         ).all()
         return sorted((_row(r) for r in rows), key=lambda d: d.id)
 

@@ -9,7 +9,7 @@ live worker still holds.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -45,6 +45,10 @@ def end_expired_claims(
     )
 
 
+#: ids per IN list: under SQLite's and PostgreSQL's bound-parameter limits
+_CHUNK = 500
+
+
 class DeliveryRecords:
     """Changes to claimed or pending rows once their fate is known."""
 
@@ -77,64 +81,106 @@ class DeliveryRecords:
         written: Counter[DeliveryStatus] = Counter()
         if not results:
             return written
+        claimed = [t.c.status == DeliveryStatus.CLAIMED.value]
+        if claimed_by is not None:
+            claimed.append(t.c.claimed_by == claimed_by)
+        done = {"claimed_by": None, "lease_until": None, "updated_at": now}
+        # A provider answering per request (SendGrid, Mailgun) names each message
+        # "<request id>/<delivery id>": those rows take one UPDATE per batch, the id
+        # rebuilt in SQL. Any other id (Postmark's own per message) goes row by row.
+        by_request: defaultdict[str, list[int]] = defaultdict(list)
+        one_by_one: list[dict[str, Any]] = []
+        rest = []
+        for res in results:
+            if res.status is not ResultStatus.ACCEPTED:
+                rest.append(res)
+                continue
+            mid = res.provider_message_id or ""
+            prefix, _, tail = mid.rpartition("/")
+            if prefix and tail == str(res.delivery_id):
+                by_request[prefix].append(res.delivery_id)
+            else:
+                one_by_one.append({"b_id": res.delivery_id, "b_message_id": mid or None})
+        sent = {
+            "attempts": t.c.attempts + 1,
+            "status": DeliveryStatus.SENT.value,
+            "sent_at": now,
+            "next_attempt_at": None,
+            "error": None,
+            **done,
+        }
         with self.engine.begin() as conn:
-            query = sa.select(t.c.id, t.c.attempts).where(
-                t.c.id.in_([r.delivery_id for r in results])
-            )
-            attempts = {row.id: row.attempts for row in conn.execute(query)}
-            params = []
-            delays: dict[tuple[int, float | None], float] = {}
-            for res in results:
-                tries = attempts.get(res.delivery_id, 0) + 1
-                values: dict[str, Any] = {
-                    "b_id": res.delivery_id,
-                    "b_attempts": tries,
-                    "b_status": DeliveryStatus.FAILED.value,
-                    "b_message_id": None,
-                    "b_sent_at": None,
-                    "b_next": None,
-                    "b_error": res.error,
-                }
-                throttled = res.retry_after is not None
-                if res.status is ResultStatus.ACCEPTED:
-                    values |= {
-                        "b_status": DeliveryStatus.SENT.value,
-                        "b_message_id": res.provider_message_id,
-                        "b_sent_at": now,
-                        "b_error": None,
-                    }
-                elif res.status is ResultStatus.UNKNOWN:
-                    values["b_status"] = DeliveryStatus.UNKNOWN.value
-                elif res.status is ResultStatus.RETRYABLE and (throttled or tries < max_attempts):
-                    wait = (tries, res.retry_after)
-                    delay = delays.setdefault(wait, backoff(*wait))
-                    values |= {
-                        "b_status": DeliveryStatus.RETRY.value,
-                        "b_next": now + timedelta(seconds=delay),
-                    }
-                params.append(values)
-                written[DeliveryStatus(values["b_status"])] += 1
-            cond = [t.c.id == sa.bindparam("b_id"), t.c.status == DeliveryStatus.CLAIMED.value]
-            if claimed_by is not None:
-                cond.append(t.c.claimed_by == claimed_by)
-            stmt = (
-                sa.update(t)
-                .where(*cond)
-                .values(
-                    attempts=sa.bindparam("b_attempts"),
-                    status=sa.bindparam("b_status"),
-                    provider_message_id=sa.bindparam("b_message_id"),
-                    sent_at=sa.bindparam("b_sent_at", type_=t.c.sent_at.type),
-                    next_attempt_at=sa.bindparam("b_next", type_=t.c.next_attempt_at.type),
-                    error=sa.bindparam("b_error"),
-                    claimed_by=None,
-                    lease_until=None,
-                    updated_at=now,
+            for prefix, ids in by_request.items():
+                mid_sql = sa.literal(prefix + "/") + sa.cast(t.c.id, sa.String)
+                for start in range(0, len(ids), _CHUNK):
+                    chunk = ids[start : start + _CHUNK]
+                    conn.execute(
+                        sa.update(t)
+                        .where(t.c.id.in_(chunk), *claimed)
+                        .values(provider_message_id=mid_sql, **sent)
+                    )
+            if one_by_one:
+                conn.execute(
+                    sa.update(t)
+                    .where(t.c.id == sa.bindparam("b_id"), *claimed)
+                    .values(provider_message_id=sa.bindparam("b_message_id"), **sent),
+                    one_by_one,
                 )
-            )
-            # one executemany: a batch of 500 results is one round trip, not 500
-            conn.execute(stmt, params)
+            written[DeliveryStatus.SENT] += len(results) - len(rest)
+            if rest:
+                self._record_rest(conn, rest, now, max_attempts, backoff, claimed, done, written)
         return written
+
+    def _record_rest(
+        self,
+        conn: sa.Connection,
+        results: Sequence[SendResult],
+        now: datetime,
+        max_attempts: int,
+        backoff: Callable[[int, float | None], float],
+        claimed: list[Any],
+        done: dict[str, Any],
+        written: Counter[DeliveryStatus],
+    ) -> None:
+        """The results that were not accepted: each row's attempts decide retry or fail."""
+        query = sa.select(t.c.id, t.c.attempts).where(t.c.id.in_([r.delivery_id for r in results]))
+        attempts = {row.id: row.attempts for row in conn.execute(query)}
+        params = []
+        delays: dict[tuple[int, float | None], float] = {}
+        for res in results:
+            tries = attempts.get(res.delivery_id, 0) + 1
+            values: dict[str, Any] = {
+                "b_id": res.delivery_id,
+                "b_attempts": tries,
+                "b_status": DeliveryStatus.FAILED.value,
+                "b_next": None,
+                "b_error": res.error,
+            }
+            throttled = res.retry_after is not None
+            if res.status is ResultStatus.UNKNOWN:
+                values["b_status"] = DeliveryStatus.UNKNOWN.value
+            elif res.status is ResultStatus.RETRYABLE and (throttled or tries < max_attempts):
+                wait = (tries, res.retry_after)
+                delay = delays.setdefault(wait, backoff(*wait))
+                values |= {
+                    "b_status": DeliveryStatus.RETRY.value,
+                    "b_next": now + timedelta(seconds=delay),
+                }
+            params.append(values)
+            written[DeliveryStatus(values["b_status"])] += 1
+        stmt = (
+            sa.update(t)
+            .where(t.c.id == sa.bindparam("b_id"), *claimed)
+            .values(
+                attempts=sa.bindparam("b_attempts"),
+                status=sa.bindparam("b_status"),
+                next_attempt_at=sa.bindparam("b_next", type_=t.c.next_attempt_at.type),
+                error=sa.bindparam("b_error"),
+                **done,
+            )
+        )
+        # one executemany: a batch of 500 results is one round trip, not 500
+        conn.execute(stmt, params)
 
     def skip(self, delivery_id: int, reason: str, now: datetime) -> None:
         """Mark a row skipped (the subscriber is no longer active)."""
