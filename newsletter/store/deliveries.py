@@ -94,12 +94,17 @@ def _fresh() -> sa.ColumnElement[bool]:
     return sa.and_(t.c.status == DeliveryStatus.QUEUED.value, t.c.batch_key.is_(None))
 
 
-def _again(now: datetime) -> sa.ColumnElement[bool]:
-    """Rows of an earlier batch that are due to go again (as that batch)."""
-    return sa.or_(
+def _again_branches(now: datetime) -> tuple[sa.ColumnElement[bool], sa.ColumnElement[bool]]:
+    """The two kinds of rows due to go again: retries whose time came, released batches."""
+    return (
         sa.and_(t.c.status == DeliveryStatus.RETRY.value, t.c.next_attempt_at <= now),
         sa.and_(t.c.status == DeliveryStatus.QUEUED.value, t.c.batch_key.is_not(None)),
     )
+
+
+def _again(now: datetime) -> sa.ColumnElement[bool]:
+    """Rows of an earlier batch that are due to go again (as that batch)."""
+    return sa.or_(*_again_branches(now))
 
 
 def _not_yet(edition_id: int, now: datetime) -> sa.Select[tuple[str | None]]:
@@ -244,18 +249,22 @@ class DeliveryStore(DeliveryRecords, DeliveryQueries, DeliveryLeases):
     ) -> list[Delivery]:
         due = _again(now)
         for _ in range(5):
-            key = conn.execute(
-                sa.select(t.c.batch_key)
-                .where(
-                    t.c.edition_id == edition_id,
-                    due,
-                    t.c.batch_key.not_in(_not_yet(edition_id, now)),
-                )
-                .order_by(t.c.id)
-                .limit(1)
-            ).scalar()
-            if key is None:
+            # one query per branch of ``due``: an OR over both would walk the edition's
+            # rows in id order, every claim (quadratic in the edition's size)
+            waiting = _not_yet(edition_id, now)
+            firsts = [
+                conn.execute(
+                    sa.select(t.c.id, t.c.batch_key)
+                    .where(t.c.edition_id == edition_id, branch, t.c.batch_key.not_in(waiting))
+                    .order_by(t.c.id)
+                    .limit(1)
+                ).first()
+                for branch in _again_branches(now)
+            ]
+            found = [row for row in firsts if row is not None]
+            if not found:
                 return []
+            key = min(found, key=lambda row: row.id).batch_key
             # locking in id order (no SKIP LOCKED): a second worker racing for the same
             # batch waits, then finds its rows no longer due, so a batch is never split
             ids = list(

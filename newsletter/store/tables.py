@@ -178,6 +178,8 @@ deliveries = sa.Table(
     sa.Index("ix_deliveries_edition_status", "edition_id", "status"),
     sa.Index("ix_deliveries_provider_message_id", "provider_message_id"),
     sa.Index("ix_deliveries_edition_batch", "edition_id", "batch_key"),
+    # claiming: queued rows of a released batch, retries due, without scanning sent rows
+    sa.Index("ix_deliveries_edition_status_batch", "edition_id", "status", "batch_key"),
 )
 
 # machine translations of items, made once per (item, language, content) and reused
