@@ -247,6 +247,7 @@ class OutgoingMessage:
     from_email: str
     from_name: str
     subject: str
+    #: the personal bodies; empty when the provider sends only ``shared`` (substituted)
     html: str
     text: str
     locale: str

@@ -60,6 +60,9 @@ class Composer:
         self.subject_prefix = subject_prefix
         #: rewrites links when ``[tracking]`` is on (only here: the archive stays plain)
         self.tracker = tracker
+        #: whether each message gets its personal ``html``/``text``; the engine turns it
+        #: off for a provider that sends only the shared body and the substitutions
+        self.bodies = True
         self.label = edition_label(edition_id, segment, period)
         self.domain = settings.organisation.from_email.rpartition("@")[2]
         list_host = settings.web.base_url.split("://", 1)[1].split("/")[0].split(":")[0]
@@ -99,17 +102,23 @@ class Composer:
             "unsubscribe_url": unsubscribe,
             "preferences_url": preferences,
         }
-        html, text = personalize(variant, values)
-        if self.tracker is not None and to.subscriber_id:
-            html = self.tracker.rewrite(
-                html, edition_id=self.edition_id, locale=variant.locale, delivery_id=to.delivery_id
-            )
+        escaped = {k: html_lib.escape(v, quote=True) for k, v in values.items()}
+        if self.bodies:
+            html, text = personalize(variant, values, escaped)
+            if self.tracker is not None and to.subscriber_id:
+                html = self.tracker.rewrite(
+                    html,
+                    edition_id=self.edition_id,
+                    locale=variant.locale,
+                    delivery_id=to.delivery_id,
+                )
+        else:
+            html = text = ""  # the provider sends the shared body with the substitutions
         # keyed by the variant's own markers: a provider substituting them server-side
         # cannot match anything a story wrote
-        substitutions = {
-            found.placeholders[k]: html_lib.escape(v, quote=True) for k, v in values.items()
-        }
-        substitutions.update({found.text_placeholders[k]: v for k, v in values.items()})
+        placeholders, text_placeholders = found.placeholders, found.text_placeholders
+        substitutions = {placeholders[k]: v for k, v in escaped.items()}
+        substitutions.update({text_placeholders[k]: v for k, v in values.items()})
         present = frozenset(k for k, v in values.items() if v)
         return OutgoingMessage(
             delivery_id=to.delivery_id,

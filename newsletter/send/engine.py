@@ -223,9 +223,11 @@ class Sender:
         variants = variants or self.store.editions.variants(edition.id)
         for variant in variants.values():  # before anything is claimed or sent
             require_markers(variant, f"edition {edition.id}")
+        composer = self.composer(edition, edition_signer(self.signer, edition))
+        composer.bodies = self.provider.personal_bodies
         run = _Run(
             edition,
-            self.composer(edition, edition_signer(self.signer, edition)),
+            composer,
             variants,
             SendReport(),
             on_progress,

@@ -117,7 +117,9 @@ def require_markers(variant: RenderedVariant, where: str) -> Markers:
     return markers(variant.nonce)
 
 
-def personalize(variant: RenderedVariant, values: Mapping[str, str]) -> tuple[str, str]:
+def personalize(
+    variant: RenderedVariant, values: Mapping[str, str], escaped: Mapping[str, str] | None = None
+) -> tuple[str, str]:
     """Substitute per-recipient ``values`` into a variant: (html, text).
 
     Values are HTML-escaped in the HTML part and inserted raw in the text part. Every
@@ -125,10 +127,12 @@ def personalize(variant: RenderedVariant, values: Mapping[str, str]) -> tuple[st
     greeting then has no name). The variant is split at its placeholders once (cached),
     so each call is a join of a few dozen strings. A variant without a nonce (stored
     before nonces existed) is returned as it is: its fixed-form markers are plain text.
+    ``escaped`` is ``values`` HTML-escaped, when the caller has it already.
     """
     if not variant.nonce:
         return variant.html, variant.text
-    escaped = {key: html_lib.escape(value, quote=True) for key, value in values.items()}
+    if escaped is None:
+        escaped = {key: html_lib.escape(value, quote=True) for key, value in values.items()}
     return (
         _join(_split(variant.html, variant.nonce), escaped),
         _join(_split(variant.text, variant.nonce), values),

@@ -76,6 +76,9 @@ class Provider(abc.ABC):
     max_batch: ClassVar[int] = 1
     #: whether resending with the same ``idempotency_key`` is deduplicated
     supports_idempotency: ClassVar[bool] = False
+    #: False when the provider sends only :attr:`OutgoingMessage.shared` bodies and the
+    #: recipients' substitutions: the engine then skips building each personal body
+    personal_bodies: ClassVar[bool] = True
 
     #: how far back :meth:`lookup` can see (the provider's shortest retention of what it
     #: searches); None when the provider cannot tell what it accepted

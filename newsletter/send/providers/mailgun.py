@@ -119,6 +119,7 @@ class MailgunProvider(HttpProvider):
 
     name: ClassVar[str] = "mailgun"
     max_batch: ClassVar[int] = 1000
+    personal_bodies: ClassVar[bool] = False
     default_base_url: ClassVar[str] = HOSTS["us"]
     #: Mailgun keeps events for at least three days
     lookup_horizon: ClassVar[timedelta | None] = timedelta(days=3)

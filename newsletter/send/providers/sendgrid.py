@@ -72,6 +72,7 @@ class SendgridProvider(HttpProvider):
 
     name: ClassVar[str] = "sendgrid"
     max_batch: ClassVar[int] = 1000
+    personal_bodies: ClassVar[bool] = False
     default_base_url: ClassVar[str] = HOSTS["global"]
     config_type: ClassVar[type[SendgridProviderConfig]] = SendgridProviderConfig
 
